@@ -1,0 +1,367 @@
+//! Where the data sets live, how their files are named and checked, and how
+//! missing files are fetched from the public mirrors (streamed with progress,
+//! checked against the SHA-256 of the decoded IDX bytes, written atomically).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::idx;
+
+/// The data sets aelab knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum DatasetKind {
+    #[default]
+    #[serde(rename = "mnist")]
+    Mnist,
+    #[serde(rename = "fashion-mnist")]
+    FashionMnist,
+}
+
+impl DatasetKind {
+    pub const ALL: [DatasetKind; 2] = [DatasetKind::Mnist, DatasetKind::FashionMnist];
+
+    /// Folder name under the data directory, also the CLI spelling.
+    pub fn slug(self) -> &'static str {
+        match self {
+            DatasetKind::Mnist => "mnist",
+            DatasetKind::FashionMnist => "fashion-mnist",
+        }
+    }
+
+    pub fn display_name(self) -> &'static str {
+        match self {
+            DatasetKind::Mnist => "MNIST",
+            DatasetKind::FashionMnist => "Fashion-MNIST",
+        }
+    }
+
+    /// Public mirrors, tried in order; `AELAB_MIRRORS` (comma-separated base
+    /// URLs, each followed by the file name) replaces them.
+    pub fn mirrors(self) -> Vec<String> {
+        if let Ok(list) = std::env::var("AELAB_MIRRORS") {
+            return list
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+        }
+        match self {
+            DatasetKind::Mnist => vec![
+                "https://ossci-datasets.s3.amazonaws.com/mnist/".into(),
+                "https://storage.googleapis.com/cvdf-datasets/mnist/".into(),
+            ],
+            DatasetKind::FashionMnist => vec![
+                "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/".into(),
+                "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"
+                    .into(),
+            ],
+        }
+    }
+
+    /// The four files with the SHA-256 of their decoded content.
+    pub fn files(self) -> [DataFile; 4] {
+        let sums = match self {
+            DatasetKind::Mnist => [
+                "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+                "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+                "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+                "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+            ],
+            DatasetKind::FashionMnist => [
+                "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+                "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+                "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+                "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+            ],
+        };
+        let names = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS];
+        std::array::from_fn(|i| DataFile {
+            name: names[i],
+            sha256: sums[i],
+        })
+    }
+}
+
+impl std::str::FromStr for DatasetKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "mnist" => Ok(DatasetKind::Mnist),
+            "fashion-mnist" | "fashion_mnist" | "fashion" => Ok(DatasetKind::FashionMnist),
+            _ => Err(format!(
+                "unknown data set {s:?}: use mnist or fashion-mnist"
+            )),
+        }
+    }
+}
+
+pub const TRAIN_IMAGES: &str = "train-images-idx3-ubyte.gz";
+pub const TRAIN_LABELS: &str = "train-labels-idx1-ubyte.gz";
+pub const TEST_IMAGES: &str = "t10k-images-idx3-ubyte.gz";
+pub const TEST_LABELS: &str = "t10k-labels-idx1-ubyte.gz";
+
+#[derive(Clone, Copy, Debug)]
+pub struct DataFile {
+    pub name: &'static str,
+    /// SHA-256 of the uncompressed IDX bytes.
+    pub sha256: &'static str,
+}
+
+/// Where the data directory came from, shown in the status bar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DataDirSource {
+    Flag,
+    Env,
+    Platform,
+}
+
+impl std::fmt::Display for DataDirSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DataDirSource::Flag => "--data-dir",
+            DataDirSource::Env => "AELAB_DATA_DIR",
+            DataDirSource::Platform => "platform data folder",
+        })
+    }
+}
+
+/// The data directory: `--data-dir`, then `AELAB_DATA_DIR`, then the
+/// platform's data folder (e.g. `~/.local/share/aelab/data`).
+pub fn resolve_data_dir(flag: Option<&Path>) -> (PathBuf, DataDirSource) {
+    if let Some(p) = flag {
+        return (p.to_path_buf(), DataDirSource::Flag);
+    }
+    if let Some(p) = std::env::var_os("AELAB_DATA_DIR").filter(|p| !p.is_empty()) {
+        return (PathBuf::from(p), DataDirSource::Env);
+    }
+    (platform_dir().join("data"), DataDirSource::Platform)
+}
+
+/// The platform folder for aelab's data and models.
+pub fn platform_dir() -> PathBuf {
+    directories::ProjectDirs::from("org", "aelab", "aelab")
+        .map(|d| d.data_dir().to_path_buf())
+        .unwrap_or_else(|| PathBuf::from(".aelab"))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    #[error("{kind} is missing {} in {dir}; download failed ({reason}). Put the official files (same names) in that folder, or pass --data-dir / set AELAB_DATA_DIR to a folder holding mnist/ and fashion-mnist/", missing.join(", "))]
+    Offline {
+        kind: &'static str,
+        dir: PathBuf,
+        missing: Vec<String>,
+        reason: String,
+    },
+    #[error("{file}: checksum mismatch from {url}: expected {expected}, got {got}")]
+    Checksum {
+        file: String,
+        url: String,
+        expected: String,
+        got: String,
+    },
+    #[error("{url}: {reason}")]
+    Transfer { url: String, reason: String },
+    #[error("{path}: cannot write the downloaded file: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("download cancelled")]
+    Cancelled,
+}
+
+/// Progress of a download, for a terminal bar or the app.
+#[derive(Clone, Debug)]
+pub struct DownloadProgress {
+    pub file: String,
+    pub file_index: usize,
+    pub file_count: usize,
+    pub bytes: u64,
+    pub total: Option<u64>,
+}
+
+/// Files of `kind` not present in `root/<slug>/`.
+pub fn missing_files(root: &Path, kind: DatasetKind) -> Vec<String> {
+    let dir = root.join(kind.slug());
+    kind.files()
+        .iter()
+        .filter(|f| !dir.join(f.name).is_file())
+        .map(|f| f.name.to_string())
+        .collect()
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .timeout_recv_body(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// Fetch `url` into memory, reporting progress; errors when the connection
+/// drops before `Content-Length` bytes arrived.
+fn fetch(
+    agent: &ureq::Agent,
+    url: &str,
+    progress: &mut dyn FnMut(u64, Option<u64>) -> bool,
+) -> Result<Vec<u8>, DownloadError> {
+    let transfer = |reason: String| DownloadError::Transfer {
+        url: url.to_string(),
+        reason,
+    };
+    let resp = agent.get(url).call().map_err(|e| transfer(e.to_string()))?;
+    let (_, body) = resp.into_parts();
+    let total = body.content_length();
+    let mut reader = body.into_with_config().limit(256 << 20).reader();
+    let mut out = Vec::with_capacity(total.unwrap_or(1 << 20).min(64 << 20) as usize);
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = reader.read(&mut buf).map_err(|e| transfer(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if !progress(out.len() as u64, total) {
+            return Err(DownloadError::Cancelled);
+        }
+    }
+    if let Some(t) = total {
+        if out.len() as u64 != t {
+            return Err(transfer(format!(
+                "connection closed after {} of {t} bytes",
+                out.len()
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// Hex SHA-256 of a buffer.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Write `bytes` to `path` through a temporary file in the same folder and a
+/// rename, so a reader never sees a half-written file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Download one file from the first mirror that serves it with the right
+/// decoded checksum; the file lands in `dir` only when it checks out.
+pub fn download_file(
+    mirrors: &[String],
+    file: &DataFile,
+    dir: &Path,
+    progress: &mut dyn FnMut(u64, Option<u64>) -> bool,
+) -> Result<PathBuf, DownloadError> {
+    let agent = agent();
+    let mut last = None;
+    for base in mirrors {
+        let url = format!("{base}{}", file.name);
+        let err = match fetch(&agent, &url, progress) {
+            Ok(bytes) => {
+                let decoded = idx::gunzip(&bytes, Path::new(file.name));
+                let got = match &decoded {
+                    Ok(d) => sha256_hex(d),
+                    Err(e) => format!("undecodable data ({e})"),
+                };
+                if got == file.sha256 {
+                    let path = dir.join(file.name);
+                    write_atomic(&path, &bytes).map_err(|source| DownloadError::Write {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    return Ok(path);
+                }
+                DownloadError::Checksum {
+                    file: file.name.into(),
+                    url,
+                    expected: file.sha256.into(),
+                    got,
+                }
+            }
+            Err(DownloadError::Cancelled) => return Err(DownloadError::Cancelled),
+            Err(e) => e,
+        };
+        log::warn!("{err}");
+        last = Some(err);
+    }
+    Err(last.unwrap_or(DownloadError::Transfer {
+        url: String::new(),
+        reason: "no mirror configured".into(),
+    }))
+}
+
+/// Make sure every file of `kind` is in `root`, downloading what is missing.
+/// `progress` returns false to cancel.
+pub fn ensure_files(
+    root: &Path,
+    kind: DatasetKind,
+    progress: &mut dyn FnMut(&DownloadProgress) -> bool,
+) -> Result<(), DownloadError> {
+    let missing = missing_files(root, kind);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let dir = root.join(kind.slug());
+    let offline = |reason: String| DownloadError::Offline {
+        kind: kind.display_name(),
+        dir: dir.clone(),
+        missing: missing.clone(),
+        reason,
+    };
+    if std::env::var_os("AELAB_OFFLINE").is_some_and(|v| v != "0") {
+        return Err(offline("AELAB_OFFLINE is set".into()));
+    }
+    let files = kind.files();
+    let todo: Vec<&DataFile> = files
+        .iter()
+        .filter(|f| missing.iter().any(|m| m == f.name))
+        .collect();
+    let mirrors = kind.mirrors();
+    for (i, file) in todo.iter().enumerate() {
+        let mut cb = |bytes, total| {
+            progress(&DownloadProgress {
+                file: file.name.to_string(),
+                file_index: i,
+                file_count: todo.len(),
+                bytes,
+                total,
+            })
+        };
+        match download_file(&mirrors, file, &dir, &mut cb) {
+            Ok(_) => {}
+            Err(DownloadError::Cancelled) => return Err(DownloadError::Cancelled),
+            Err(e @ DownloadError::Write { .. }) => return Err(e),
+            Err(e) => return Err(offline(e.to_string())),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! aelab: a workbench for understanding autoencoders. The library holds the
+//! whole engine (data, PCA, models, training, checkpoints) and the desktop
+//! app; the `aelab` binary is a thin wrapper over [`cli::main`].
+
+pub mod cli;
+pub mod data;
+pub mod model;
+pub mod pca;
+pub mod rng;
+pub mod train;
+pub mod worker;
+
+/// The default allocator returns every large freed tensor to the kernel, so
+/// each op pays page faults; mimalloc keeps freed memory for reuse (about 4x
+/// faster training on these CPUs, see DESIGN.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The compute device: `cpu`, or `cuda` / `metal` when built with that feature.
+pub fn device(name: &str) -> anyhow::Result<candle_core::Device> {
+    match name {
+        "cpu" => Ok(candle_core::Device::Cpu),
+        "cuda" => Ok(candle_core::Device::new_cuda(0)?),
+        "metal" => Ok(candle_core::Device::new_metal(0)?),
+        other => anyhow::bail!("unknown device {other:?}: use cpu, cuda or metal"),
+    }
+}
+
+/// The models folder: `--models-dir`, then `AELAB_MODELS_DIR`, then the
+/// platform data folder's `models/`.
+pub fn models_dir(flag: Option<&std::path::Path>) -> std::path::PathBuf {
+    if let Some(p) = flag {
+        return p.to_path_buf();
+    }
+    if let Some(p) = std::env::var_os("AELAB_MODELS_DIR").filter(|p| !p.is_empty()) {
+        return p.into();
+    }
+    data::registry::platform_dir().join("models")
+}
+
+pub mod app;
+
+/// `aelab` with no subcommand: the desktop app.
+pub fn app_entry(common: &cli::Common) -> anyhow::Result<()> {
+    app::run_native(common)
+}

@@ -1,0 +1,312 @@
+//! One serde config type for every autoencoder of the study, and the presets
+//! with their exact parameter counts.
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::noise::{Noise, NoiseKind};
+use crate::data::{DatasetKind, PIXELS};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    #[default]
+    Relu,
+    Sigmoid,
+    Tanh,
+}
+
+impl Activation {
+    pub const ALL: [Activation; 3] = [Activation::Relu, Activation::Sigmoid, Activation::Tanh];
+    pub fn label(self) -> &'static str {
+        match self {
+            Activation::Relu => "ReLU",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+        }
+    }
+}
+
+/// How the convolutional decoder climbs back from 4x4 to 28x28.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum ConvDecoder {
+    /// Max-unpooling with the encoder's switches, then 3x3 convolutions.
+    Unpool,
+    /// Transposed convolutions with stride 2.
+    Deconv,
+    /// Max-unpooling, then stride-1 transposed convolutions.
+    Both,
+}
+
+impl ConvDecoder {
+    pub const ALL: [ConvDecoder; 3] = [ConvDecoder::Unpool, ConvDecoder::Deconv, ConvDecoder::Both];
+    pub fn slug(self) -> &'static str {
+        match self {
+            ConvDecoder::Unpool => "unpool",
+            ConvDecoder::Deconv => "deconv",
+            ConvDecoder::Both => "both",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Arch {
+    /// 784 -> encoder sizes (the last is the code) -> decoder sizes -> 784.
+    Dense {
+        encoder: Vec<usize>,
+        decoder: Vec<usize>,
+        activation: Activation,
+    },
+    /// conv8-pool-conv16-pool-conv16-pool (28->14->7->4), then a decoder.
+    Conv { decoder: ConvDecoder },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum LossKind {
+    /// Mean squared error of the sigmoid output.
+    #[default]
+    Mse,
+    /// Binary cross-entropy on the logits (numerically stable).
+    Bce,
+}
+
+/// What a model is and what it is trained to do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Preset name this config started from (for display and the library).
+    pub preset: String,
+    pub arch: Arch,
+    /// λ of the L1 penalty on the code activations (0 = none).
+    #[serde(default)]
+    pub l1: f64,
+    /// Noise applied to inputs during training (targets stay clean).
+    #[serde(default)]
+    pub noise: Noise,
+    #[serde(default)]
+    pub loss: LossKind,
+}
+
+/// Optimiser and schedule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainParams {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    pub seed: u64,
+}
+
+impl Default for TrainParams {
+    fn default() -> Self {
+        TrainParams {
+            epochs: 10,
+            batch_size: 32,
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            seed: 1,
+        }
+    }
+}
+
+/// Everything one training run needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub model: ModelConfig,
+    pub train: TrainParams,
+    pub dataset: DatasetKind,
+}
+
+pub const SPARSE_LAMBDAS: [f64; 3] = [1e-6, 1e-4, 1e-3];
+pub const DENOISE_LEVELS: [f32; 5] = [0.3, 0.5, 0.7, 0.8, 0.9];
+pub const SHALLOW_SIZES: [usize; 3] = [64, 128, 256];
+pub const SPARSE_HIDDEN: usize = 1024;
+
+impl ModelConfig {
+    fn dense(preset: &str, encoder: Vec<usize>, decoder: Vec<usize>) -> Self {
+        ModelConfig {
+            preset: preset.into(),
+            arch: Arch::Dense {
+                encoder,
+                decoder,
+                activation: Activation::Relu,
+            },
+            l1: 0.0,
+            noise: Noise::none(),
+            loss: LossKind::Mse,
+        }
+    }
+
+    /// A preset by name: `deep`, `shallow-64|128|256` (any size works),
+    /// `sparse` / `sparse-1e-4`, `denoise` / `denoise-0.7`,
+    /// `conv-unpool|deconv|both`.
+    pub fn preset(name: &str) -> Result<ModelConfig, String> {
+        let bad = || format!("unknown preset {name:?}; run `aelab presets` for the list");
+        Ok(match name {
+            "deep" => Self::dense("deep", vec![512, 256, 128, 30], vec![128, 256]),
+            "sparse" => Self::preset("sparse-1e-4")?,
+            "denoise" => Self::preset("denoise-0.5")?,
+            _ => {
+                if let Some(size) = name.strip_prefix("shallow-") {
+                    let size: usize = size.parse().map_err(|_| bad())?;
+                    if size == 0 || size > 8192 {
+                        return Err(bad());
+                    }
+                    Self::dense(name, vec![size], vec![])
+                } else if let Some(l) = name.strip_prefix("sparse-") {
+                    let l1: f64 = l.parse().map_err(|_| bad())?;
+                    let mut c = Self::dense(name, vec![SPARSE_HIDDEN], vec![]);
+                    c.l1 = l1;
+                    c
+                } else if let Some(l) = name.strip_prefix("denoise-") {
+                    let level: f32 = l.parse().map_err(|_| bad())?;
+                    if !(0.0..=1.0).contains(&level) {
+                        return Err(bad());
+                    }
+                    let mut c = Self::dense(name, vec![256], vec![]);
+                    c.noise = Noise {
+                        kind: NoiseKind::Gaussian,
+                        level,
+                    };
+                    c
+                } else if let Some(d) = name.strip_prefix("conv-") {
+                    let decoder = ConvDecoder::ALL
+                        .into_iter()
+                        .find(|x| x.slug() == d)
+                        .ok_or_else(bad)?;
+                    ModelConfig {
+                        preset: name.into(),
+                        arch: Arch::Conv { decoder },
+                        l1: 0.0,
+                        noise: Noise::none(),
+                        // Sigmoid + MSE collapses conv AEs to black; BCE trains.
+                        loss: LossKind::Bce,
+                    }
+                } else {
+                    return Err(bad());
+                }
+            }
+        })
+    }
+
+    /// Parameter count (weights and biases).
+    pub fn param_count(&self) -> usize {
+        super::param_shapes(self)
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum()
+    }
+
+    /// Size of the code (the bottleneck).
+    pub fn bottleneck(&self) -> usize {
+        match &self.arch {
+            Arch::Dense { encoder, .. } => *encoder.last().unwrap_or(&PIXELS),
+            Arch::Conv { .. } => 16 * 4 * 4,
+        }
+    }
+
+    pub fn is_conv(&self) -> bool {
+        matches!(self.arch, Arch::Conv { .. })
+    }
+
+    /// A one-line description, e.g. `784-512-256-128-30-128-256-784 ReLU`.
+    pub fn describe(&self) -> String {
+        match &self.arch {
+            Arch::Dense {
+                encoder,
+                decoder,
+                activation,
+            } => {
+                let sizes: Vec<String> = std::iter::once(PIXELS)
+                    .chain(encoder.iter().copied())
+                    .chain(decoder.iter().copied())
+                    .chain(std::iter::once(PIXELS))
+                    .map(|s| s.to_string())
+                    .collect();
+                let mut s = format!("dense {} {}", sizes.join("-"), activation.label());
+                if self.l1 > 0.0 {
+                    s += &format!(", L1 λ={}", self.l1);
+                }
+                if !self.noise.is_none() {
+                    s += &format!(
+                        ", trained on {} noise {}",
+                        self.noise.kind.label(),
+                        self.noise.level
+                    );
+                }
+                s
+            }
+            Arch::Conv { decoder } => format!(
+                "conv 8-16-16 (28→14→7→4), {} decoder",
+                match decoder {
+                    ConvDecoder::Unpool => "max-unpooling",
+                    ConvDecoder::Deconv => "transposed-convolution",
+                    ConvDecoder::Both => "unpooling + transposed-convolution",
+                }
+            ),
+        }
+    }
+}
+
+/// Every preset of the study, in the order the study runs them.
+pub fn study_presets() -> Vec<String> {
+    let mut v = vec!["deep".to_string()];
+    v.extend(SHALLOW_SIZES.iter().map(|s| format!("shallow-{s}")));
+    v.extend(SPARSE_LAMBDAS.iter().map(|l| format!("sparse-{l:e}")));
+    v.extend(DENOISE_LEVELS.iter().map(|l| format!("denoise-{l}")));
+    v.extend(
+        ConvDecoder::ALL
+            .iter()
+            .map(|d| format!("conv-{}", d.slug())),
+    );
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preset_parameter_counts() {
+        let count = |n: &str| ModelConfig::preset(n).unwrap().param_count();
+        assert_eq!(count("deep"), 808_494);
+        assert_eq!(count("shallow-64"), 101_200);
+        assert_eq!(count("shallow-128"), 201_616);
+        assert_eq!(count("shallow-256"), 402_448);
+        assert_eq!(count("sparse-1e-4"), 784 * 1024 + 1024 + 1024 * 784 + 784);
+        assert_eq!(count("denoise-0.3"), 402_448);
+        // encoder 80 + 1168 + 2320; decoders mirror it back to one channel
+        assert_eq!(count("conv-unpool"), 3568 + 2320 + 1160 + 73);
+        assert_eq!(count("conv-deconv"), 3568 + 2320 + 1160 + 73);
+        assert_eq!(count("conv-both"), 3568 + 2320 + 1160 + 73);
+    }
+
+    #[test]
+    fn study_list_parses_and_is_complete() {
+        let all = study_presets();
+        assert_eq!(all.len(), 1 + 3 + 3 + 5 + 3);
+        for name in &all {
+            let c = ModelConfig::preset(name).unwrap();
+            assert_eq!(&c.preset, name);
+        }
+        assert_eq!(ModelConfig::preset("sparse-1e-6").unwrap().l1, 1e-6);
+        assert_eq!(ModelConfig::preset("denoise-0.8").unwrap().noise.level, 0.8);
+        assert!(ModelConfig::preset("bogus").is_err());
+        assert!(ModelConfig::preset("shallow-x").is_err());
+    }
+
+    #[test]
+    fn serde_roundtrip() {
+        let c = ModelConfig::preset("conv-both").unwrap();
+        let s = serde_json::to_string(&c).unwrap();
+        let back: ModelConfig = serde_json::from_str(&s).unwrap();
+        assert_eq!(c, back);
+    }
+}

@@ -1,0 +1,399 @@
+//! Autoencoders as candle graphs over one flat list of named parameters.
+//!
+//! Weight names and layouts follow PyTorch: a dense layer `enc.{i}` or
+//! `dec.{i}` has `weight [out, in]` and `bias [out]`; a convolution has
+//! `weight [out, in, 3, 3]`, a transposed convolution `weight [in, out, 3, 3]`.
+
+pub mod checkpoint;
+pub mod config;
+
+use candle_core::{DType, Device, Tensor, Var};
+
+pub use config::{Activation, Arch, ConvDecoder, LossKind, ModelConfig, RunConfig, TrainParams};
+
+use crate::data::PIXELS;
+use crate::rng::Rng;
+
+pub type Result<T> = candle_core::Result<T>;
+
+/// Names and shapes of every parameter of `config`, in a fixed order.
+pub fn param_shapes(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
+    let mut out = Vec::new();
+    match &config.arch {
+        Arch::Dense {
+            encoder, decoder, ..
+        } => {
+            let mut fan_in = PIXELS;
+            for (i, &h) in encoder.iter().enumerate() {
+                out.push((format!("enc.{i}.weight"), vec![h, fan_in]));
+                out.push((format!("enc.{i}.bias"), vec![h]));
+                fan_in = h;
+            }
+            for (i, &h) in decoder.iter().chain(std::iter::once(&PIXELS)).enumerate() {
+                out.push((format!("dec.{i}.weight"), vec![h, fan_in]));
+                out.push((format!("dec.{i}.bias"), vec![h]));
+                fan_in = h;
+            }
+        }
+        Arch::Conv { decoder } => {
+            for (name, cin, cout) in [
+                ("enc.conv1", 1, 8),
+                ("enc.conv2", 8, 16),
+                ("enc.conv3", 16, 16),
+            ] {
+                out.push((format!("{name}.weight"), vec![cout, cin, 3, 3]));
+                out.push((format!("{name}.bias"), vec![cout]));
+            }
+            let transposed = !matches!(decoder, ConvDecoder::Unpool);
+            for (name, cin, cout) in [
+                ("dec.layer3", 16, 16),
+                ("dec.layer2", 16, 8),
+                ("dec.layer1", 8, 1),
+            ] {
+                let shape = if transposed {
+                    vec![cin, cout, 3, 3]
+                } else {
+                    vec![cout, cin, 3, 3]
+                };
+                out.push((format!("{name}.weight"), shape));
+                out.push((format!("{name}.bias"), vec![cout]));
+            }
+        }
+    }
+    out
+}
+
+/// Glorot-uniform bound sqrt(6 / (fan_in + fan_out)); symmetric in the two
+/// fans, so plain `[out, in, k, k]` and transposed `[in, out, k, k]` agree.
+fn glorot_bound(shape: &[usize]) -> f32 {
+    let rf: usize = shape.iter().skip(2).product();
+    (6.0 / ((shape[0] + shape[1]) * rf) as f32).sqrt()
+}
+
+/// An autoencoder: its config and its parameters.
+#[derive(Debug)]
+pub struct Autoencoder {
+    pub config: ModelConfig,
+    /// Parameters in [`param_shapes`] order.
+    pub params: Vec<(String, Var)>,
+    pub device: Device,
+}
+
+/// What a forward pass yields.
+pub struct Forward {
+    /// Pre-sigmoid output, `[b, 784]`.
+    pub logits: Tensor,
+    /// The code, `[b, bottleneck]`.
+    pub code: Tensor,
+}
+
+impl Autoencoder {
+    /// Fresh Glorot-uniform weights and zero biases from `seed`.
+    pub fn new(config: &ModelConfig, seed: u64, device: &Device) -> Result<Autoencoder> {
+        let mut rng = Rng::new(seed ^ 0xA5A5_5A5A);
+        let mut params = Vec::new();
+        for (name, shape) in param_shapes(config) {
+            let n: usize = shape.iter().product();
+            let data: Vec<f32> = if name.ends_with(".bias") {
+                vec![0.0; n]
+            } else {
+                let b = glorot_bound(&shape);
+                (0..n).map(|_| (rng.uniform() * 2.0 - 1.0) * b).collect()
+            };
+            let t = Tensor::from_vec(data, shape, device)?;
+            params.push((name, Var::from_tensor(&t)?));
+        }
+        Ok(Autoencoder {
+            config: config.clone(),
+            params,
+            device: device.clone(),
+        })
+    }
+
+    /// Build from named tensors (already checked against the config).
+    pub fn from_tensors(
+        config: &ModelConfig,
+        tensors: Vec<(String, Tensor)>,
+        device: &Device,
+    ) -> Result<Autoencoder> {
+        let params = tensors
+            .into_iter()
+            .map(|(n, t)| {
+                Ok((
+                    n,
+                    Var::from_tensor(&t.to_device(device)?.to_dtype(DType::F32)?)?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Autoencoder {
+            config: config.clone(),
+            params,
+            device: device.clone(),
+        })
+    }
+
+    pub fn param(&self, name: &str) -> &Tensor {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_tensor())
+            .unwrap_or_else(|| panic!("parameter {name} exists by construction"))
+    }
+
+    pub fn vars(&self) -> Vec<Var> {
+        self.params.iter().map(|(_, v)| v.clone()).collect()
+    }
+
+    pub fn param_count(&self) -> usize {
+        self.params.iter().map(|(_, v)| v.elem_count()).sum()
+    }
+
+    /// A deep copy of the weights (for last-good snapshots).
+    pub fn snapshot(&self) -> Result<Vec<Tensor>> {
+        self.params
+            .iter()
+            .map(|(_, v)| v.as_tensor().copy())
+            .collect()
+    }
+
+    /// Put back weights from [`Self::snapshot`].
+    pub fn restore(&self, snap: &[Tensor]) -> Result<()> {
+        for ((_, v), t) in self.params.iter().zip(snap) {
+            v.set(t)?;
+        }
+        Ok(())
+    }
+
+    /// Forward pass on `x [b, 784]` in [0, 1].
+    pub fn forward(&self, x: &Tensor) -> Result<Forward> {
+        match &self.config.arch {
+            Arch::Dense {
+                encoder,
+                decoder,
+                activation,
+            } => {
+                let act = |t: Tensor| match activation {
+                    Activation::Relu => t.relu(),
+                    Activation::Sigmoid => candle_nn::ops::sigmoid(&t),
+                    Activation::Tanh => t.tanh(),
+                };
+                let mut h = x.clone();
+                for i in 0..encoder.len() {
+                    // [b, in] -> [b, out]
+                    h = act(self.linear(&h, &format!("enc.{i}"))?)?;
+                }
+                let code = h.clone();
+                for i in 0..decoder.len() {
+                    h = act(self.linear(&h, &format!("dec.{i}"))?)?;
+                }
+                let logits = self.linear(&h, &format!("dec.{}", decoder.len()))?;
+                Ok(Forward { logits, code })
+            }
+            Arch::Conv { decoder } => self.conv_forward(x, *decoder),
+        }
+    }
+
+    fn linear(&self, x: &Tensor, name: &str) -> Result<Tensor> {
+        let w = self.param(&format!("{name}.weight"));
+        let b = self.param(&format!("{name}.bias"));
+        x.matmul(&w.t()?)?.broadcast_add(b)
+    }
+
+    fn conv(&self, x: &Tensor, name: &str) -> Result<Tensor> {
+        let w = self.param(&format!("{name}.weight"));
+        let b = self.param(&format!("{name}.bias"));
+        let c = b.dims1()?;
+        x.conv2d(w, 1, 1, 1, 1)?
+            .broadcast_add(&b.reshape((1, c, 1, 1))?)
+    }
+
+    fn deconv(
+        &self,
+        x: &Tensor,
+        name: &str,
+        stride: usize,
+        output_padding: usize,
+    ) -> Result<Tensor> {
+        let w = self.param(&format!("{name}.weight"));
+        let b = self.param(&format!("{name}.bias"));
+        let c = b.dims1()?;
+        x.conv_transpose2d(w, 1, output_padding, stride, 1)?
+            .broadcast_add(&b.reshape((1, c, 1, 1))?)
+    }
+
+    fn conv_forward(&self, x: &Tensor, decoder: ConvDecoder) -> Result<Forward> {
+        let b = x.dim(0)?;
+        let x = x.reshape((b, 1, 28, 28))?;
+        let h1 = self.conv(&x, "enc.conv1")?.relu()?; // [b, 8, 28, 28]
+        let p1 = h1.max_pool2d(2)?; // [b, 8, 14, 14]
+        let h2 = self.conv(&p1, "enc.conv2")?.relu()?; // [b, 16, 14, 14]
+        let p2 = h2.max_pool2d(2)?; // [b, 16, 7, 7]
+        let h3 = self.conv(&p2, "enc.conv3")?.relu()?; // [b, 16, 7, 7]
+                                                       // ceil-mode pooling 7 -> 4: pad with zeros (activations are >= 0)
+        let h3p = h3.pad_with_zeros(2, 0, 1)?.pad_with_zeros(3, 0, 1)?; // [b, 16, 8, 8]
+        let p3 = h3p.max_pool2d(2)?; // [b, 16, 4, 4]
+        let code = p3.flatten_from(1)?;
+        let logits = match decoder {
+            ConvDecoder::Unpool | ConvDecoder::Both => {
+                let up = |y: &Tensor, pre: &Tensor, pooled: &Tensor| unpool(y, pre, pooled);
+                let layer = |t: &Tensor, name: &str| -> Result<Tensor> {
+                    if decoder == ConvDecoder::Unpool {
+                        self.conv(t, name)
+                    } else {
+                        self.deconv(t, name, 1, 0)
+                    }
+                };
+                let u3 = up(&p3, &h3p, &p3)?.narrow(2, 0, 7)?.narrow(3, 0, 7)?; // [b, 16, 7, 7]
+                let d3 = layer(&u3, "dec.layer3")?.relu()?; // [b, 16, 7, 7]
+                let u2 = up(&d3, &h2, &p2)?; // [b, 16, 14, 14]
+                let d2 = layer(&u2, "dec.layer2")?.relu()?; // [b, 8, 14, 14]
+                let u1 = up(&d2, &h1, &p1)?; // [b, 8, 28, 28]
+                layer(&u1, "dec.layer1")? // [b, 1, 28, 28]
+            }
+            ConvDecoder::Deconv => {
+                let d3 = self.deconv(&p3, "dec.layer3", 2, 0)?.relu()?; // [b, 16, 7, 7]
+                let d2 = self.deconv(&d3, "dec.layer2", 2, 1)?.relu()?; // [b, 8, 14, 14]
+                self.deconv(&d2, "dec.layer1", 2, 1)? // [b, 1, 28, 28]
+            }
+        };
+        Ok(Forward {
+            logits: logits.reshape((b, PIXELS))?,
+            code,
+        })
+    }
+
+    /// Reconstructions in [0, 1] for `images [n * 784]`, computed in batches.
+    pub fn reconstruct(&self, images: &[f32]) -> Result<Vec<f32>> {
+        self.map_batches(images, |f| candle_nn::ops::sigmoid(&f.logits))
+    }
+
+    /// Codes for `images [n * 784]`: `[n * bottleneck]`.
+    pub fn encode(&self, images: &[f32]) -> Result<Vec<f32>> {
+        self.map_batches(images, |f| Ok(f.code.clone()))
+    }
+
+    fn map_batches(
+        &self,
+        images: &[f32],
+        pick: impl Fn(&Forward) -> Result<Tensor>,
+    ) -> Result<Vec<f32>> {
+        const BATCH: usize = 1000;
+        let n = images.len() / PIXELS;
+        let mut out = Vec::new();
+        for start in (0..n).step_by(BATCH) {
+            let end = (start + BATCH).min(n);
+            let x = Tensor::from_slice(
+                &images[start * PIXELS..end * PIXELS],
+                (end - start, PIXELS),
+                &self.device,
+            )?;
+            let f = self.forward(&x)?;
+            out.extend(pick(&f)?.flatten_all()?.to_vec1::<f32>()?);
+        }
+        Ok(out)
+    }
+}
+
+/// Max-unpooling: put each value of `y` (shaped like `pooled`) back at the
+/// position its max came from in `pre` (the tensor before pooling); the
+/// mask of switches is a constant for the gradient. Ties share the value.
+fn unpool(y: &Tensor, pre: &Tensor, pooled: &Tensor) -> Result<Tensor> {
+    let (_, _, h, w) = pre.dims4()?;
+    let mask = pre
+        .eq(&pooled.upsample_nearest2d(h, w)?)?
+        .to_dtype(DType::F32)?
+        .detach();
+    y.upsample_nearest2d(h, w)?.mul(&mask)
+}
+
+/// Loss of a forward pass against clean targets, plus the L1 penalty on the
+/// code when λ > 0. Returns (objective, reconstruction part).
+pub fn loss(config: &ModelConfig, f: &Forward, target: &Tensor) -> Result<(Tensor, Tensor)> {
+    let rec = match config.loss {
+        LossKind::Mse => {
+            let y = candle_nn::ops::sigmoid(&f.logits)?;
+            (y - target)?.sqr()?.mean_all()?
+        }
+        LossKind::Bce => {
+            // max(z, 0) - z * t + log(1 + exp(-|z|))
+            let z = &f.logits;
+            let soft = (z.abs()?.neg()?.exp()? + 1.0)?.log()?;
+            ((z.relu()? - (z * target)?)? + soft)?.mean_all()?
+        }
+    };
+    if config.l1 > 0.0 {
+        let b = f.code.dim(0)? as f64;
+        let pen = (f.code.abs()?.sum_all()? * (config.l1 / b))?;
+        Ok(((&rec + pen)?, rec))
+    } else {
+        Ok((rec.clone(), rec))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_and_forward_for_every_preset() {
+        let dev = Device::Cpu;
+        for name in config::study_presets() {
+            let cfg = ModelConfig::preset(&name).unwrap();
+            let m = Autoencoder::new(&cfg, 1, &dev).unwrap();
+            assert_eq!(m.param_count(), cfg.param_count());
+            let x = Tensor::rand(0f32, 1f32, (3, PIXELS), &dev).unwrap();
+            let f = m.forward(&x).unwrap();
+            assert_eq!(f.logits.dims(), &[3, PIXELS], "{name}");
+            assert_eq!(f.code.dims(), &[3, cfg.bottleneck()], "{name}");
+        }
+    }
+
+    #[test]
+    fn gradients_reach_every_parameter_of_every_conv_decoder() {
+        let dev = Device::Cpu;
+        for d in ConvDecoder::ALL {
+            let cfg = ModelConfig::preset(&format!("conv-{}", d.slug())).unwrap();
+            let m = Autoencoder::new(&cfg, 2, &dev).unwrap();
+            let x = Tensor::rand(0f32, 1f32, (4, PIXELS), &dev).unwrap();
+            let f = m.forward(&x).unwrap();
+            let (l, _) = loss(&cfg, &f, &x).unwrap();
+            let grads = l.backward().unwrap();
+            for (name, v) in &m.params {
+                let g = grads
+                    .get(v.as_tensor())
+                    .unwrap_or_else(|| panic!("{d:?}: no gradient for {name}"));
+                let norm: f32 = g.sqr().unwrap().sum_all().unwrap().to_scalar().unwrap();
+                assert!(
+                    norm > 0.0 && norm.is_finite(),
+                    "{d:?}: zero gradient for {name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unpool_puts_values_at_the_max() {
+        let dev = Device::Cpu;
+        let pre = Tensor::from_vec(
+            vec![
+                1f32, 5., 2., 0., 3., 4., 9., 1., 0., 0., 0., 0., 0., 0., 0., 7.,
+            ],
+            (1, 1, 4, 4),
+            &dev,
+        )
+        .unwrap();
+        let pooled = pre.max_pool2d(2).unwrap();
+        let y = Tensor::from_vec(vec![10f32, 20., 30., 40.], (1, 1, 2, 2), &dev).unwrap();
+        let u = unpool(&y, &pre, &pooled)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(u[1], 10.0); // max 5 of the top-left window
+        assert_eq!(u[6], 20.0); // max 9 of the top-right window
+        assert_eq!(u[15], 40.0);
+        assert_eq!(u[0], 0.0);
+        assert_eq!(u[7], 0.0);
+    }
+}

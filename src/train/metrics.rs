@@ -1,0 +1,294 @@
+//! Reconstruction metrics (MSE per pixel, squared error per image, PSNR,
+//! SSIM) and the linear probe (softmax regression on codes).
+//!
+//! SSIM uses a 7x7 uniform window over the valid 22x22 positions of a 28x28
+//! image, data range 1, K1 = 0.01, K2 = 0.03 and sample covariances: the
+//! defaults of scikit-image's `structural_similarity`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{IMAGE_SIDE, PIXELS};
+use crate::rng::Rng;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Mean squared error per pixel over the whole set.
+    pub mse_per_pixel: f64,
+    /// Squared error per image (sum over 784 pixels), averaged over images.
+    pub sse_per_image: f64,
+    /// Mean over images of 10·log10(1 / mse_i), capped at 100 dB.
+    pub psnr: f64,
+    /// Mean SSIM over images.
+    pub ssim: f64,
+    /// Linear-probe test accuracy on the codes (when computed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_accuracy: Option<f64>,
+    pub n_images: usize,
+}
+
+/// Per-image squared error.
+pub fn sse_per_image(a: &[f32], b: &[f32]) -> Vec<f64> {
+    a.chunks_exact(PIXELS)
+        .zip(b.chunks_exact(PIXELS))
+        .map(|(x, y)| x.iter().zip(y).map(|(p, q)| ((p - q) as f64).powi(2)).sum())
+        .collect()
+}
+
+pub fn psnr_from_mse(mse: f64) -> f64 {
+    if mse <= 1e-10 {
+        100.0
+    } else {
+        (10.0 * (1.0 / mse).log10()).min(100.0)
+    }
+}
+
+/// SSIM of two 28x28 images with values in [0, 1].
+pub fn ssim(a: &[f32], b: &[f32]) -> f64 {
+    const WIN: usize = 7;
+    const S: usize = IMAGE_SIDE;
+    const N: usize = S + 1;
+    let np = (WIN * WIN) as f64;
+    let cov_norm = np / (np - 1.0);
+    let (c1, c2) = (0.01f64.powi(2), 0.03f64.powi(2));
+    // summed-area tables of x, y, x², y², xy: [29 x 29]
+    let mut t = [[0f64; N * N]; 5];
+    for r in 0..S {
+        for c in 0..S {
+            let x = a[r * S + c] as f64;
+            let y = b[r * S + c] as f64;
+            let vals = [x, y, x * x, y * y, x * y];
+            for (k, v) in vals.iter().enumerate() {
+                let tk = &mut t[k];
+                tk[(r + 1) * N + c + 1] =
+                    v + tk[r * N + c + 1] + tk[(r + 1) * N + c] - tk[r * N + c];
+            }
+        }
+    }
+    let sum = |k: usize, r: usize, c: usize| {
+        let tk = &t[k];
+        tk[(r + WIN) * N + c + WIN] - tk[r * N + c + WIN] - tk[(r + WIN) * N + c] + tk[r * N + c]
+    };
+    let mut total = 0.0;
+    let positions = S - WIN + 1;
+    for r in 0..positions {
+        for c in 0..positions {
+            let ux = sum(0, r, c) / np;
+            let uy = sum(1, r, c) / np;
+            let vx = cov_norm * (sum(2, r, c) / np - ux * ux);
+            let vy = cov_norm * (sum(3, r, c) / np - uy * uy);
+            let vxy = cov_norm * (sum(4, r, c) / np - ux * uy);
+            total += ((2.0 * ux * uy + c1) * (2.0 * vxy + c2))
+                / ((ux * ux + uy * uy + c1) * (vx + vy + c2));
+        }
+    }
+    total / (positions * positions) as f64
+}
+
+/// Metrics of reconstructions `rec` against clean `target` (both `[n * 784]`).
+pub fn reconstruction_metrics(rec: &[f32], target: &[f32]) -> Metrics {
+    let sse = sse_per_image(rec, target);
+    let n = sse.len().max(1);
+    let total: f64 = sse.iter().sum();
+    let psnr = sse
+        .iter()
+        .map(|s| psnr_from_mse(s / PIXELS as f64))
+        .sum::<f64>()
+        / n as f64;
+    let ssim_mean = rec
+        .chunks_exact(PIXELS)
+        .zip(target.chunks_exact(PIXELS))
+        .map(|(a, b)| ssim(a, b))
+        .sum::<f64>()
+        / n as f64;
+    Metrics {
+        mse_per_pixel: total / (n * PIXELS) as f64,
+        sse_per_image: total / n as f64,
+        psnr,
+        ssim: ssim_mean,
+        probe_accuracy: None,
+        n_images: sse.len(),
+    }
+}
+
+/// Linear probe: softmax regression fitted on `train` codes (`[n * dim]`,
+/// standardised with the training statistics; mini-batch Adam, 10 epochs,
+/// seeded), scored as accuracy on `test` codes. The same probe serves PCA
+/// codes and autoencoder codes, so accuracies are comparable.
+pub fn linear_probe(
+    train: &[f32],
+    train_labels: &[u8],
+    test: &[f32],
+    test_labels: &[u8],
+    dim: usize,
+    seed: u64,
+) -> f64 {
+    const CLASSES: usize = 10;
+    let n = train_labels.len();
+    if n == 0 || test_labels.is_empty() || dim == 0 {
+        return 0.0;
+    }
+    let mut mean = vec![0f64; dim];
+    let mut var = vec![0f64; dim];
+    for row in train.chunks_exact(dim) {
+        for (m, &v) in mean.iter_mut().zip(row) {
+            *m += v as f64;
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n as f64);
+    for row in train.chunks_exact(dim) {
+        for ((s, &v), m) in var.iter_mut().zip(row).zip(&mean) {
+            *s += (v as f64 - m).powi(2);
+        }
+    }
+    let scale: Vec<f32> = var
+        .iter()
+        .map(|v| 1.0 / ((v / n as f64).sqrt() as f32 + 1e-6))
+        .collect();
+    let mean: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+    let standardise = |x: &[f32]| -> Vec<f32> {
+        x.chunks_exact(dim)
+            .flat_map(|row| {
+                row.iter()
+                    .zip(&mean)
+                    .zip(&scale)
+                    .map(|((v, m), s)| (v - m) * s)
+            })
+            .collect()
+    };
+    let xtr = standardise(train);
+    let xte = standardise(test);
+    // weights [10, dim] + bias [10], Adam
+    let mut w = vec![0f32; CLASSES * dim];
+    let mut b = [0f32; CLASSES];
+    let (mut mw, mut vw) = (vec![0f32; w.len()], vec![0f32; w.len()]);
+    let (mut mb, mut vb) = ([0f32; CLASSES], [0f32; CLASSES]);
+    let (lr, b1, b2, eps) = (0.01f32, 0.9f32, 0.999f32, 1e-8f32);
+    let batch = 128;
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = Rng::new(seed);
+    let mut gw = vec![0f32; w.len()];
+    let mut t = 0i32;
+    let logits = |w: &[f32], b: &[f32; CLASSES], x: &[f32]| -> [f32; CLASSES] {
+        std::array::from_fn(|c| {
+            b[c] + w[c * dim..(c + 1) * dim]
+                .iter()
+                .zip(x)
+                .map(|(a, v)| a * v)
+                .sum::<f32>()
+        })
+    };
+    for _epoch in 0..10 {
+        rng.shuffle(&mut order);
+        for chunk in order.chunks(batch) {
+            gw.iter_mut().for_each(|g| *g = 0.0);
+            let mut gb = [0f32; CLASSES];
+            for &i in chunk {
+                let x = &xtr[i * dim..(i + 1) * dim];
+                let z = logits(&w, &b, x);
+                let zmax = z.iter().cloned().fold(f32::MIN, f32::max);
+                let e: Vec<f32> = z.iter().map(|v| (v - zmax).exp()).collect();
+                let s: f32 = e.iter().sum();
+                for c in 0..CLASSES {
+                    let d = e[c] / s
+                        - if train_labels[i] as usize == c {
+                            1.0
+                        } else {
+                            0.0
+                        };
+                    gb[c] += d;
+                    for (g, v) in gw[c * dim..(c + 1) * dim].iter_mut().zip(x) {
+                        *g += d * v;
+                    }
+                }
+            }
+            t += 1;
+            let inv = 1.0 / chunk.len() as f32;
+            let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
+            for (((p, g), m), v) in w.iter_mut().zip(&gw).zip(&mut mw).zip(&mut vw) {
+                let g = g * inv;
+                *m = b1 * *m + (1.0 - b1) * g;
+                *v = b2 * *v + (1.0 - b2) * g * g;
+                *p -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
+            }
+            for c in 0..CLASSES {
+                let g = gb[c] * inv;
+                mb[c] = b1 * mb[c] + (1.0 - b1) * g;
+                vb[c] = b2 * vb[c] + (1.0 - b2) * g * g;
+                b[c] -= lr * (mb[c] / c1) / ((vb[c] / c2).sqrt() + eps);
+            }
+        }
+    }
+    let correct = xte
+        .chunks_exact(dim)
+        .zip(test_labels)
+        .filter(|(x, &y)| {
+            let z = logits(&w, &b, x);
+            let best = (0..CLASSES)
+                .max_by(|&a, &c| z[a].total_cmp(&z[c]))
+                .unwrap_or(0);
+            best == y as usize
+        })
+        .count();
+    correct as f64 / test_labels.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssim_of_identical_is_one_and_drops_with_noise() {
+        let mut rng = Rng::new(1);
+        let a: Vec<f32> = (0..PIXELS).map(|_| rng.uniform()).collect();
+        assert!((ssim(&a, &a) - 1.0).abs() < 1e-9);
+        let b: Vec<f32> = a
+            .iter()
+            .map(|v| (v + 0.3 * rng.normal()).clamp(0.0, 1.0))
+            .collect();
+        let s = ssim(&a, &b);
+        assert!(s < 0.9 && s > -1.0, "{s}");
+        let zero = vec![0f32; PIXELS];
+        assert!((ssim(&zero, &zero) - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn mse_psnr_consistent() {
+        let a = vec![0.5f32; 2 * PIXELS];
+        let b = vec![0.6f32; 2 * PIXELS];
+        let m = reconstruction_metrics(&a, &b);
+        assert!((m.mse_per_pixel - 0.01).abs() < 1e-6);
+        assert!((m.sse_per_image - 7.84).abs() < 1e-3);
+        assert!((m.psnr - 20.0).abs() < 1e-3);
+        assert_eq!(m.n_images, 2);
+    }
+
+    #[test]
+    fn probe_separates_separable_codes() {
+        let mut rng = Rng::new(2);
+        let dim = 5;
+        let make = |n: usize, rng: &mut Rng| {
+            let mut x = Vec::new();
+            let mut y = Vec::new();
+            for _ in 0..n {
+                let c = rng.below(10);
+                y.push(c as u8);
+                for d in 0..dim {
+                    x.push(
+                        ((c >> (d % 4)) & 1) as f32 * 2.0
+                            + 0.2 * rng.normal()
+                            + if d == 4 { c as f32 } else { 0.0 },
+                    );
+                }
+            }
+            (x, y)
+        };
+        let (xtr, ytr) = make(2000, &mut rng);
+        let (xte, yte) = make(500, &mut rng);
+        let acc = linear_probe(&xtr, &ytr, &xte, &yte, dim, 1);
+        assert!(acc > 0.9, "{acc}");
+        // random labels: chance level
+        let yrand: Vec<u8> = (0..2000).map(|_| rng.below(10) as u8).collect();
+        let acc = linear_probe(&xtr, &yrand, &xte, &yte, dim, 1);
+        assert!(acc < 0.3, "{acc}");
+    }
+}

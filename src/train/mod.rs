@@ -1,0 +1,8 @@
+//! The one training loop used by the CLI and the app, its observers, and the
+//! metrics it reports.
+
+pub mod metrics;
+pub mod run;
+
+pub use metrics::Metrics;
+pub use run::{evaluate, run, Control, History, Observer, Outcome, Status, TrainEvent};

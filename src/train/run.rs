@@ -1,0 +1,342 @@
+//! The training loop: seeded shuffling, mini-batches, Adam, validation every
+//! epoch, a stop/pause/learning-rate control checked between batches, and an
+//! observer that receives every event. A non-finite loss ends the run as
+//! `Diverged` with the weights of the last good epoch put back.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use candle_core::{Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use serde::{Deserialize, Serialize};
+
+use super::metrics::{self, Metrics};
+use crate::data::noise::Noise;
+use crate::data::{Dataset, Split, PIXELS};
+use crate::model::{self, Autoencoder, RunConfig};
+use crate::rng::Rng;
+
+/// Shared control of a running loop: stop, pause and a learning-rate change,
+/// all read between batches.
+#[derive(Debug)]
+pub struct Control {
+    stop: AtomicBool,
+    pause: AtomicBool,
+    /// Requested learning rate as f64 bits; NaN bits = no request.
+    lr: AtomicU64,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control {
+            stop: AtomicBool::new(false),
+            pause: AtomicBool::new(false),
+            lr: AtomicU64::new(f64::NAN.to_bits()),
+        }
+    }
+}
+
+impl Control {
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+    pub fn is_stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+    pub fn set_paused(&self, paused: bool) {
+        self.pause.store(paused, Ordering::SeqCst);
+    }
+    pub fn is_paused(&self) -> bool {
+        self.pause.load(Ordering::SeqCst)
+    }
+    pub fn set_learning_rate(&self, lr: f64) {
+        self.lr.store(lr.to_bits(), Ordering::SeqCst);
+    }
+    fn take_learning_rate(&self) -> Option<f64> {
+        let bits = self.lr.swap(f64::NAN.to_bits(), Ordering::SeqCst);
+        let lr = f64::from_bits(bits);
+        (lr.is_finite() && lr > 0.0).then_some(lr)
+    }
+}
+
+/// What the loop reports.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TrainEvent {
+    Started {
+        steps_per_epoch: usize,
+        total_steps: usize,
+        params: usize,
+    },
+    Step {
+        epoch: usize,
+        /// Global step, counted from 1.
+        step: usize,
+        loss: f32,
+        lr: f64,
+        samples_per_sec: f64,
+    },
+    LearningRateChanged {
+        step: usize,
+        lr: f64,
+    },
+    Epoch {
+        /// Epochs done, counted from 1.
+        epoch: usize,
+        train_loss: f64,
+        val_loss: f64,
+        secs: f64,
+        samples_per_sec: f64,
+    },
+}
+
+/// Receives the loop's events (a terminal progress bar, a channel to the UI).
+pub trait Observer {
+    fn event(&mut self, event: &TrainEvent);
+}
+
+impl Observer for () {
+    fn event(&mut self, _: &TrainEvent) {}
+}
+
+impl<F: FnMut(&TrainEvent)> Observer for F {
+    fn event(&mut self, event: &TrainEvent) {
+        self(event)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    /// Mean training objective per epoch.
+    pub train_loss: Vec<f64>,
+    /// Validation MSE per pixel per epoch.
+    pub val_loss: Vec<f64>,
+    /// Learning-rate changes as (step, lr).
+    #[serde(default)]
+    pub lr_changes: Vec<(usize, f64)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Status {
+    Completed,
+    Stopped,
+    Diverged {
+        epoch: usize,
+        step: usize,
+        loss: f32,
+    },
+}
+
+impl Status {
+    pub fn label(&self) -> String {
+        match self {
+            Status::Completed => "completed".into(),
+            Status::Stopped => "stopped".into(),
+            Status::Diverged { step, loss, .. } => format!(
+                "diverged at step {step} (loss {loss}); the weights of the last good epoch were kept — try a lower learning rate"
+            ),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub status: Status,
+    pub history: History,
+    pub epochs_done: usize,
+    pub steps_done: usize,
+    pub train_secs: f64,
+    /// Training samples per second over the whole run (excluding validation).
+    pub samples_per_sec: f64,
+}
+
+/// Copy the rows `idx` of `split` into `buf` scaled to [0, 1].
+fn gather(split: &Split, idx: &[usize], buf: &mut Vec<f32>) {
+    buf.clear();
+    for &i in idx {
+        buf.extend(split.image(i).iter().map(|&p| p as f32 * (1.0 / 255.0)));
+    }
+}
+
+/// Validation: the model's own input noise (fixed seed), clean targets.
+pub fn validation_mse(
+    model: &Autoencoder,
+    split: &Split,
+    noise: Noise,
+    seed: u64,
+) -> candle_core::Result<f64> {
+    let clean = split.to_f32();
+    let mut input = clean.clone();
+    noise.apply(&mut input, &mut Rng::new(seed));
+    let rec = model.reconstruct(&input)?;
+    Ok(metrics::sse_per_image(&rec, &clean).iter().sum::<f64>() / clean.len().max(1) as f64)
+}
+
+/// Train `model` on `data.train` as `cfg` says. Returns when the epochs are
+/// done, the control says stop (within one batch), or the loss stops being
+/// finite.
+pub fn run(
+    cfg: &RunConfig,
+    data: &Dataset,
+    model: &Autoencoder,
+    observer: &mut dyn Observer,
+    control: &Control,
+) -> candle_core::Result<Outcome> {
+    let tp = &cfg.train;
+    let mc = &model.config;
+    let n = data.train.len();
+    let batch = tp.batch_size.max(1);
+    let steps_per_epoch = n.div_ceil(batch);
+    observer.event(&TrainEvent::Started {
+        steps_per_epoch,
+        total_steps: steps_per_epoch * tp.epochs,
+        params: model.param_count(),
+    });
+    let mut lr = tp.lr;
+    let mut opt = AdamW::new(
+        model.vars(),
+        ParamsAdamW {
+            lr,
+            beta1: tp.beta1,
+            beta2: tp.beta2,
+            eps: tp.eps,
+            weight_decay: tp.weight_decay,
+        },
+    )?;
+    let mut shuffle_rng = Rng::new(tp.seed);
+    let mut noise_rng = Rng::new(tp.seed.wrapping_add(0x5EED));
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut clean = Vec::with_capacity(batch * PIXELS);
+    let mut noisy = Vec::with_capacity(batch * PIXELS);
+    let mut history = History::default();
+    let mut last_good = model.snapshot()?;
+    let mut step = 0usize;
+    let mut train_secs = 0.0f64;
+    let mut samples = 0usize;
+    let mut status = Status::Completed;
+    let device: &Device = &model.device;
+
+    'epochs: for epoch in 0..tp.epochs {
+        shuffle_rng.shuffle(&mut order);
+        let epoch_start = Instant::now();
+        let mut paused_secs = 0.0;
+        let mut loss_sum = 0.0f64;
+        let mut loss_count = 0usize;
+        for idx in order.chunks(batch) {
+            if control.is_paused() {
+                let t = Instant::now();
+                while control.is_paused() && !control.is_stopped() {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                paused_secs += t.elapsed().as_secs_f64();
+            }
+            if control.is_stopped() {
+                status = Status::Stopped;
+                break 'epochs;
+            }
+            if let Some(new_lr) = control.take_learning_rate() {
+                lr = new_lr;
+                opt.set_learning_rate(lr);
+                history.lr_changes.push((step, lr));
+                observer.event(&TrainEvent::LearningRateChanged { step, lr });
+            }
+            gather(&data.train, idx, &mut clean);
+            let target = Tensor::from_slice(&clean, (idx.len(), PIXELS), device)?;
+            let input = if mc.noise.is_none() {
+                target.clone()
+            } else {
+                noisy.clear();
+                noisy.extend_from_slice(&clean);
+                mc.noise.apply(&mut noisy, &mut noise_rng);
+                Tensor::from_slice(&noisy, (idx.len(), PIXELS), device)?
+            };
+            let f = model.forward(&input)?;
+            let (objective, _) = model::loss(mc, &f, &target)?;
+            let loss: f32 = objective.to_scalar()?;
+            step += 1;
+            if !loss.is_finite() {
+                model.restore(&last_good)?;
+                status = Status::Diverged { epoch, step, loss };
+                break 'epochs;
+            }
+            opt.backward_step(&objective)?;
+            loss_sum += loss as f64;
+            loss_count += 1;
+            samples += idx.len();
+            let elapsed = train_secs + epoch_start.elapsed().as_secs_f64() - paused_secs;
+            observer.event(&TrainEvent::Step {
+                epoch,
+                step,
+                loss,
+                lr,
+                samples_per_sec: samples as f64 / elapsed.max(1e-9),
+            });
+        }
+        train_secs += epoch_start.elapsed().as_secs_f64() - paused_secs;
+        let val = validation_mse(model, &data.val, mc.noise, tp.seed)?;
+        if !val.is_finite() {
+            model.restore(&last_good)?;
+            status = Status::Diverged {
+                epoch,
+                step,
+                loss: val as f32,
+            };
+            break;
+        }
+        last_good = model.snapshot()?;
+        let train_loss = loss_sum / loss_count.max(1) as f64;
+        history.train_loss.push(train_loss);
+        history.val_loss.push(val);
+        observer.event(&TrainEvent::Epoch {
+            epoch: epoch + 1,
+            train_loss,
+            val_loss: val,
+            secs: epoch_start.elapsed().as_secs_f64(),
+            samples_per_sec: samples as f64 / train_secs.max(1e-9),
+        });
+    }
+    Ok(Outcome {
+        status,
+        epochs_done: history.val_loss.len(),
+        history,
+        steps_done: step,
+        train_secs,
+        samples_per_sec: samples as f64 / train_secs.max(1e-9),
+    })
+}
+
+/// Metrics of `model` on `split`: inputs corrupted by `noise` (seeded),
+/// targets clean; with `probe_train`, also the linear-probe accuracy of a
+/// softmax regression fitted on the codes of (at most 20,000 of) those
+/// training images.
+pub fn evaluate(
+    model: &Autoencoder,
+    split: &Split,
+    noise: Noise,
+    seed: u64,
+    probe_train: Option<&Split>,
+) -> candle_core::Result<Metrics> {
+    let clean = split.to_f32();
+    let mut input = clean.clone();
+    noise.apply(&mut input, &mut Rng::new(seed));
+    let rec = model.reconstruct(&input)?;
+    let mut m = metrics::reconstruction_metrics(&rec, &clean);
+    if let Some(train) = probe_train {
+        let train = train.head(PROBE_TRAIN_IMAGES);
+        let dim = model.config.bottleneck();
+        let tr_codes = model.encode(&train.to_f32())?;
+        let te_codes = model.encode(&clean)?;
+        m.probe_accuracy = Some(metrics::linear_probe(
+            &tr_codes,
+            &train.labels,
+            &te_codes,
+            &split.labels,
+            dim,
+            seed,
+        ));
+    }
+    Ok(m)
+}
+
+/// Training images the linear probe is fitted on.
+pub const PROBE_TRAIN_IMAGES: usize = 20_000;

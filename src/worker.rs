@@ -1,0 +1,359 @@
+//! The training worker: a named thread owned by a [`WorkerHandle`] (stop flag,
+//! join on drop), fed by a bounded command channel, reporting on a bounded
+//! event channel. Step events are sent with `try_send` and dropped when the
+//! UI lags; started/epoch/finished/failed events are always delivered. The
+//! worker never touches UI state: it only sends events and calls `wake`.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+
+use crate::data::Dataset;
+use crate::model::checkpoint::{self, Manifest};
+use crate::model::{Autoencoder, RunConfig};
+use crate::train::{self, Control, Metrics, Status, TrainEvent};
+
+/// A queued training job.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub id: u64,
+    pub run: RunConfig,
+    /// Where to save the finished model (the library folder); None = keep in memory only.
+    pub save_dir: Option<PathBuf>,
+}
+
+pub enum Command {
+    Start(Box<Job>, Arc<Dataset>),
+    Shutdown,
+}
+
+/// The outcome of a finished (completed, stopped or diverged) job.
+#[derive(Clone, Debug)]
+pub struct Finished {
+    pub status: Status,
+    pub manifest: Manifest,
+    pub checkpoint: Option<PathBuf>,
+    /// Set when saving failed: the model is still in memory.
+    pub save_error: Option<String>,
+    pub weights: Vec<u8>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Event {
+    Started {
+        id: u64,
+        steps_per_epoch: usize,
+        total_steps: usize,
+        params: usize,
+    },
+    Step {
+        id: u64,
+        epoch: usize,
+        step: usize,
+        loss: f32,
+        lr: f64,
+        samples_per_sec: f64,
+    },
+    LearningRateChanged {
+        id: u64,
+        step: usize,
+        lr: f64,
+    },
+    Epoch {
+        id: u64,
+        epoch: usize,
+        train_loss: f64,
+        val_loss: f64,
+        samples_per_sec: f64,
+    },
+    Evaluating {
+        id: u64,
+    },
+    Finished {
+        id: u64,
+        result: Box<Finished>,
+    },
+    Failed {
+        id: u64,
+        error: String,
+    },
+}
+
+impl Event {
+    pub fn id(&self) -> u64 {
+        match self {
+            Event::Started { id, .. }
+            | Event::Step { id, .. }
+            | Event::LearningRateChanged { id, .. }
+            | Event::Epoch { id, .. }
+            | Event::Evaluating { id }
+            | Event::Finished { id, .. }
+            | Event::Failed { id, .. } => *id,
+        }
+    }
+}
+
+type Wake = Arc<dyn Fn() + Send + Sync>;
+
+/// Owns the worker thread; dropping it stops the current job and joins.
+pub struct WorkerHandle {
+    commands: Sender<Command>,
+    pub events: Receiver<Event>,
+    control: Arc<Mutex<Arc<Control>>>,
+    shutdown: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Capacity of the event channel; step events beyond it are dropped.
+const EVENT_CAPACITY: usize = 1024;
+
+impl WorkerHandle {
+    /// Spawn the worker; `wake` is called after each event (e.g. `ctx.request_repaint()`).
+    pub fn spawn(wake: Wake) -> std::io::Result<WorkerHandle> {
+        let (cmd_tx, cmd_rx) = bounded::<Command>(16);
+        let (ev_tx, ev_rx) = bounded::<Event>(EVENT_CAPACITY);
+        let control = Arc::new(Mutex::new(Arc::new(Control::default())));
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name("aelab-trainer".into())
+            .spawn({
+                let control = control.clone();
+                let shutdown = shutdown.clone();
+                move || worker_loop(cmd_rx, ev_tx, control, shutdown, wake)
+            })?;
+        Ok(WorkerHandle {
+            commands: cmd_tx,
+            events: ev_rx,
+            control,
+            shutdown,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queue a job; it starts when the worker is free.
+    pub fn start(&self, job: Job, data: Arc<Dataset>) -> Result<(), String> {
+        self.commands
+            .try_send(Command::Start(Box::new(job), data))
+            .map_err(|e| format!("the trainer is busy ({e})"))
+    }
+
+    fn current(&self) -> Arc<Control> {
+        self.control.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    pub fn pause(&self) {
+        self.current().set_paused(true);
+    }
+    pub fn resume(&self) {
+        self.current().set_paused(false);
+    }
+    /// Stop the running job within one batch.
+    pub fn stop(&self) {
+        let c = self.current();
+        c.stop();
+        c.set_paused(false);
+    }
+    pub fn set_learning_rate(&self, lr: f64) {
+        self.current().set_learning_rate(lr);
+    }
+    pub fn is_paused(&self) -> bool {
+        self.current().is_paused()
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        self.stop();
+        let _ = self.commands.try_send(Command::Shutdown);
+        // Events may be pending: drain so a blocking send never stalls the join.
+        let events = self.events.clone();
+        if let Some(t) = self.thread.take() {
+            while !t.is_finished() {
+                while events.try_recv().is_ok() {}
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let _ = t.join();
+        }
+    }
+}
+
+/// Sends loop events: steps best-effort, the rest reliably.
+struct ChannelObserver<'a> {
+    id: u64,
+    tx: &'a Sender<Event>,
+    wake: &'a Wake,
+    shutdown: &'a AtomicBool,
+}
+
+impl ChannelObserver<'_> {
+    fn send_reliable(&self, ev: Event) {
+        let mut ev = ev;
+        loop {
+            match self.tx.send_timeout(ev, Duration::from_millis(50)) {
+                Ok(()) => break,
+                Err(crossbeam_channel::SendTimeoutError::Timeout(back)) => {
+                    if self.shutdown.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    ev = back;
+                }
+                Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => return,
+            }
+        }
+        (self.wake)();
+    }
+}
+
+impl train::Observer for ChannelObserver<'_> {
+    fn event(&mut self, e: &TrainEvent) {
+        let id = self.id;
+        match *e {
+            TrainEvent::Started {
+                steps_per_epoch,
+                total_steps,
+                params,
+            } => self.send_reliable(Event::Started {
+                id,
+                steps_per_epoch,
+                total_steps,
+                params,
+            }),
+            TrainEvent::Step {
+                epoch,
+                step,
+                loss,
+                lr,
+                samples_per_sec,
+            } => {
+                match self.tx.try_send(Event::Step {
+                    id,
+                    epoch,
+                    step,
+                    loss,
+                    lr,
+                    samples_per_sec,
+                }) {
+                    Ok(()) => (self.wake)(),
+                    Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
+                }
+            }
+            TrainEvent::LearningRateChanged { step, lr } => {
+                self.send_reliable(Event::LearningRateChanged { id, step, lr })
+            }
+            TrainEvent::Epoch {
+                epoch,
+                train_loss,
+                val_loss,
+                samples_per_sec,
+                ..
+            } => self.send_reliable(Event::Epoch {
+                id,
+                epoch,
+                train_loss,
+                val_loss,
+                samples_per_sec,
+            }),
+        }
+    }
+}
+
+fn worker_loop(
+    commands: Receiver<Command>,
+    events: Sender<Event>,
+    control_slot: Arc<Mutex<Arc<Control>>>,
+    shutdown: Arc<AtomicBool>,
+    wake: Wake,
+) {
+    loop {
+        if shutdown.load(Ordering::SeqCst) {
+            return;
+        }
+        let cmd = match commands.recv_timeout(Duration::from_millis(100)) {
+            Ok(c) => c,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let (job, data) = match cmd {
+            Command::Shutdown => return,
+            Command::Start(job, data) => (job, data),
+        };
+        let control = Arc::new(Control::default());
+        if let Ok(mut slot) = control_slot.lock() {
+            *slot = control.clone();
+        }
+        let mut obs = ChannelObserver {
+            id: job.id,
+            tx: &events,
+            wake: &wake,
+            shutdown: &shutdown,
+        };
+        let event = match run_job(&job, &data, &mut obs, &control) {
+            Ok(result) => Event::Finished {
+                id: job.id,
+                result: Box::new(result),
+            },
+            Err(e) => Event::Failed {
+                id: job.id,
+                error: format!("{e:#}"),
+            },
+        };
+        obs.send_reliable(event);
+    }
+}
+
+fn run_job(
+    job: &Job,
+    data: &Dataset,
+    obs: &mut ChannelObserver,
+    control: &Control,
+) -> anyhow::Result<Finished> {
+    let device = candle_core::Device::Cpu;
+    let model = Autoencoder::new(&job.run.model, job.run.train.seed, &device)?;
+    let outcome = train::run(&job.run, data, &model, obs, control)?;
+    obs.send_reliable(Event::Evaluating { id: job.id });
+    let metrics: Option<Metrics> = if outcome.epochs_done > 0 {
+        Some(train::evaluate(
+            &model,
+            &data.test,
+            job.run.model.noise,
+            job.run.train.seed,
+            Some(&data.train),
+        )?)
+    } else {
+        None
+    };
+    let mut manifest = Manifest::new(job.run.clone(), model.param_count());
+    manifest.epochs_done = outcome.epochs_done;
+    manifest.status = outcome.status.clone();
+    manifest.history = outcome.history.clone();
+    manifest.test_metrics = metrics;
+    manifest.train_secs = outcome.train_secs;
+    manifest.samples_per_sec = outcome.samples_per_sec;
+    let weights = checkpoint::to_bytes(&model, &manifest).map_err(anyhow::Error::msg)?;
+    let (mut checkpoint_path, mut save_error) = (None, None);
+    if let (Some(dir), true) = (&job.save_dir, outcome.epochs_done > 0) {
+        let path = dir.join(format!(
+            "{}-{}-{}-{}.safetensors",
+            job.run.model.preset,
+            job.run.dataset.slug(),
+            manifest.created_unix,
+            job.id
+        ));
+        match checkpoint::save(&path, &model, &manifest) {
+            Ok(()) => checkpoint_path = Some(path),
+            Err(e) => save_error = Some(e.to_string()),
+        }
+    }
+    Ok(Finished {
+        status: outcome.status,
+        manifest,
+        checkpoint: checkpoint_path,
+        save_error,
+        weights,
+    })
+}
