@@ -276,8 +276,8 @@ mod tests {
         for _ in 0..n {
             let w: Vec<f32> = (0..8).map(|_| rng.uniform()).collect();
             for p in 0..PIXELS {
-                let v: f32 =
-                    (0..8).map(|i| w[i] * patterns[i][p]).sum::<f32>() / 4.0 + 0.05 * rng.uniform();
+                let mix: f32 = w.iter().zip(&patterns).map(|(wi, pat)| wi * pat[p]).sum();
+                let v = mix / 4.0 + 0.05 * rng.uniform();
                 images.push((v.clamp(0.0, 1.0) * 255.0) as u8);
             }
         }

@@ -1,5 +1,463 @@
-//! The desktop app (eframe/egui).
+//! The desktop app (eframe/egui): a side panel of views, a top bar with the
+//! data set picker, a status bar, and the views. Logic (draining the worker
+//! and loader, applying actions) is kept apart from drawing.
 
-pub fn run_native(_common: &crate::cli::Common) -> anyhow::Result<()> {
-    anyhow::bail!("the desktop app is not built yet")
+pub mod library_view;
+pub mod loader;
+pub mod state;
+pub mod train_view;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::data::registry;
+use crate::model::{ModelConfig, RunConfig, TrainParams};
+use crate::worker::{Job, WorkerHandle};
+use loader::{LoadEvent, Loader};
+use state::{Action, AppState, DataStatus, Settings, View};
+
+/// Time the UI thread may spend draining events per frame.
+const DRAIN_BUDGET: Duration = Duration::from_millis(4);
+
+pub struct AelabApp {
+    pub state: AppState,
+    worker: WorkerHandle,
+    loader: Option<Loader>,
+    pub train_view: train_view::TrainView,
+    pub library_view: library_view::LibraryView,
+    frame_ms: VecDeque<f32>,
+    last_frame: Option<Instant>,
+    wake: Arc<dyn Fn() + Send + Sync>,
+    started: Instant,
+}
+
+/// How the app was started.
+#[derive(Clone, Debug, Default)]
+pub struct Launch {
+    pub data_dir: Option<PathBuf>,
+    pub models_dir: Option<PathBuf>,
+    /// Download missing data on start (off in tests).
+    pub download: bool,
+    /// Train a quick model when the library is empty.
+    pub auto_first_model: bool,
+}
+
+impl AelabApp {
+    pub fn new(ctx: &egui::Context, settings: Settings, launch: Launch) -> AelabApp {
+        let wake: Arc<dyn Fn() + Send + Sync> = {
+            let ctx = ctx.clone();
+            Arc::new(move || ctx.request_repaint())
+        };
+        let worker = WorkerHandle::spawn(wake.clone()).expect("spawning the trainer thread");
+        let (data_dir, source) = registry::resolve_data_dir(launch.data_dir.as_deref());
+        let models_dir = crate::models_dir(launch.models_dir.as_deref());
+        let mut state = AppState {
+            settings,
+            data_dir,
+            data_source: Some(source),
+            models_dir,
+            ..AppState::default()
+        };
+        state.settings.auto_first_model &= launch.auto_first_model;
+        state.load_library(&state.models_dir.clone());
+        let mut app = AelabApp {
+            state,
+            worker,
+            loader: None,
+            train_view: train_view::TrainView::default(),
+            library_view: library_view::LibraryView::default(),
+            frame_ms: VecDeque::new(),
+            last_frame: None,
+            wake,
+            started: Instant::now(),
+        };
+        app.load_data(launch.download);
+        app
+    }
+
+    /// (Re)load the selected data set in the background.
+    pub fn load_data(&mut self, download: bool) {
+        let kind = self.state.settings.dataset;
+        self.state.data = DataStatus::Loading {
+            message: format!("loading {}", kind.display_name()),
+            fraction: None,
+        };
+        self.loader = Some(Loader::spawn(
+            self.state.data_dir.clone(),
+            kind,
+            download,
+            self.wake.clone(),
+        ));
+    }
+
+    /// Everything but drawing: drain the loader and the worker under a time
+    /// budget, start queued runs.
+    pub fn logic(&mut self) {
+        let start = Instant::now();
+        if let Some(loader) = &self.loader {
+            while let Ok(ev) = loader.events.try_recv() {
+                match ev {
+                    LoadEvent::Progress { message, fraction } => {
+                        // PCA progress after the data arrived is shown by Ready { pca: None }
+                        if !matches!(self.state.data, DataStatus::Ready { .. }) {
+                            self.state.data = DataStatus::Loading { message, fraction };
+                        }
+                    }
+                    LoadEvent::Data(d) => {
+                        log::info!(
+                            "data ready {:.2} s after start",
+                            self.started.elapsed().as_secs_f64()
+                        );
+                        self.state.data = DataStatus::Ready { data: d, pca: None }
+                    }
+                    LoadEvent::Pca(p) => {
+                        if let DataStatus::Ready { pca, .. } = &mut self.state.data {
+                            *pca = Some(p);
+                        }
+                    }
+                    LoadEvent::Missing(m) => self.state.data = DataStatus::Missing { message: m },
+                    LoadEvent::Failed(m) => self.state.data = DataStatus::Failed { message: m },
+                }
+            }
+        }
+        while start.elapsed() < DRAIN_BUDGET {
+            match self.worker.events.try_recv() {
+                Ok(ev) => self.state.apply(ev),
+                Err(_) => break,
+            }
+        }
+        self.maybe_first_model();
+        self.start_next();
+    }
+
+    fn maybe_first_model(&mut self) {
+        if !self.state.settings.auto_first_model
+            || !matches!(self.state.data, DataStatus::Ready { .. })
+        {
+            return;
+        }
+        self.state.settings.auto_first_model = false;
+        if self.state.library.is_empty() && self.state.runs.is_empty() {
+            let model = ModelConfig::preset("shallow-128").expect("preset exists");
+            self.state.enqueue(RunConfig {
+                model,
+                train: TrainParams {
+                    epochs: 1,
+                    ..TrainParams::default()
+                },
+                dataset: self.state.settings.dataset,
+            });
+            self.state.notify("The model library is empty: training a quick first model (shallow-128, 1 epoch) so every view has something to show.");
+        }
+    }
+
+    fn start_next(&mut self) {
+        let DataStatus::Ready { data, .. } = &self.state.data else {
+            return;
+        };
+        let data = data.clone();
+        let mismatch = self
+            .state
+            .queue
+            .front()
+            .and_then(|&id| self.state.run(id))
+            .is_some_and(|r| r.config.dataset != data.kind);
+        if mismatch {
+            return; // waits until its data set is loaded
+        }
+        let id = self.state.queue.front().copied();
+        if let (Some(id), Some(cfg)) = (id, self.state.take_next()) {
+            let job = Job {
+                id,
+                run: cfg,
+                save_dir: Some(self.state.models_dir.clone()),
+            };
+            if let Err(e) = self.worker.start(job, data) {
+                self.state.notify(e);
+            }
+        }
+    }
+
+    /// Apply what a view asked for.
+    pub fn apply(&mut self, action: Action) {
+        match action {
+            Action::Enqueue(cfg) => {
+                self.state.enqueue(cfg);
+            }
+            Action::EnqueueStudy => {
+                let n = self.state.enqueue_study().len();
+                self.state
+                    .notify(format!("queued the whole study: {n} runs"));
+            }
+            Action::Pause => {
+                self.worker.pause();
+                self.state.paused = true;
+            }
+            Action::Resume => {
+                self.worker.resume();
+                self.state.paused = false;
+            }
+            Action::Stop => self.worker.stop(),
+            Action::SetLearningRate(lr) => self.worker.set_learning_rate(lr),
+            Action::MoveQueued { id, up } => self.state.move_queued(id, up),
+            Action::CancelQueued(id) => self.state.cancel_queued(id),
+            Action::DeleteModel(p) => {
+                if let Err(e) = self.state.delete_model(&p) {
+                    self.state.notify(e);
+                }
+            }
+            Action::ExportModel { from, to } => {
+                let res = std::fs::read(&from).and_then(|b| registry::write_atomic(&to, &b));
+                match res {
+                    Ok(()) => self.state.notify(format!("exported to {}", to.display())),
+                    Err(e) => self
+                        .state
+                        .notify(format!("export to {} failed: {e}", to.display())),
+                }
+            }
+            Action::SaveRunAs { run, to } => {
+                let bytes = self.state.run(run).and_then(|r| r.weights.clone());
+                match bytes {
+                    Some(b) => match registry::write_atomic(&to, &b) {
+                        Ok(()) => self.state.notify(format!("saved to {}", to.display())),
+                        Err(e) => self.state.notify(format!(
+                            "saving to {} failed: {e}; the model is still in memory",
+                            to.display()
+                        )),
+                    },
+                    None => self.state.notify("that run has no weights to save"),
+                }
+            }
+            Action::ImportModel(from) => match self.state.import_model(&from) {
+                Ok(to) => self.state.notify(format!("imported {}", to.display())),
+                Err(e) => self.state.notify(e),
+            },
+            Action::RefreshLibrary => {
+                let dir = self.state.models_dir.clone();
+                self.state.load_library(&dir);
+            }
+            Action::Download => self.load_data(true),
+        }
+    }
+
+    fn record_frame_time(&mut self) {
+        let now = Instant::now();
+        if let Some(last) = self.last_frame {
+            self.frame_ms
+                .push_back(now.duration_since(last).as_secs_f32() * 1000.0);
+            if self.frame_ms.len() > 240 {
+                self.frame_ms.pop_front();
+            }
+        }
+        self.last_frame = Some(now);
+    }
+
+    /// Median and worst frame interval (ms) over the last frames.
+    pub fn frame_stats(&self) -> Option<(f32, f32)> {
+        if self.frame_ms.is_empty() {
+            return None;
+        }
+        let mut v: Vec<f32> = self.frame_ms.iter().copied().collect();
+        v.sort_by(f32::total_cmp);
+        Some((v[v.len() / 2], *v.last().unwrap_or(&0.0)))
+    }
+
+    /// Draw the whole window.
+    pub fn draw(&mut self, ui: &mut egui::Ui) {
+        let mut actions = Vec::new();
+        egui::Panel::top("top_bar").show(ui, |ui| self.top_bar(ui, &mut actions));
+        egui::Panel::bottom("status_bar").show(ui, |ui| self.status_bar(ui));
+        egui::Panel::left("views")
+            .resizable(false)
+            .default_size(120.0)
+            .show(ui, |ui| {
+                ui.add_space(6.0);
+                for v in View::ALL {
+                    ui.selectable_value(&mut self.state.settings.view, v, v.label());
+                }
+            });
+        egui::CentralPanel::default().show(ui, |ui| {
+            if let Some(msg) = self.data_problem() {
+                self.data_panel(ui, &msg, &mut actions);
+                ui.separator();
+            }
+            match self.state.settings.view {
+                View::Train => self.train_view.ui(ui, &mut self.state, &mut actions),
+                View::Library => self.library_view.ui(ui, &self.state, &mut actions),
+            }
+        });
+        if self.state.settings.show_debug {
+            egui::Window::new("Debug").default_pos([900.0, 80.0]).show(ui.ctx(), |ui| {
+                if let Some((median, worst)) = self.frame_stats() {
+                    ui.label(format!("frame interval: median {median:.1} ms, worst {worst:.1} ms (last {} frames)", self.frame_ms.len()));
+                }
+                ui.label(format!("trainer threads: {}", candle_core::utils::get_num_threads()));
+            });
+        }
+        for a in actions {
+            self.apply(a);
+        }
+    }
+
+    fn data_problem(&self) -> Option<String> {
+        match &self.state.data {
+            DataStatus::Missing { message } | DataStatus::Failed { message } => {
+                Some(message.clone())
+            }
+            _ => None,
+        }
+    }
+
+    fn data_panel(&self, ui: &mut egui::Ui, message: &str, actions: &mut Vec<Action>) {
+        ui.colored_label(ui.visuals().warn_fg_color, "The data set is not available");
+        ui.label(message);
+        ui.horizontal(|ui| {
+            if ui
+                .button("Download now")
+                .on_hover_text(
+                    "Fetch the files from the public mirrors, verify their checksums and continue",
+                )
+                .clicked()
+            {
+                actions.push(Action::Download);
+            }
+            ui.label(format!(
+                "or copy the files into {}",
+                self.state
+                    .data_dir
+                    .join(self.state.settings.dataset.slug())
+                    .display()
+            ));
+        });
+    }
+
+    fn top_bar(&mut self, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
+        ui.horizontal(|ui| {
+            ui.heading("aelab");
+            ui.separator();
+            let before = self.state.settings.dataset;
+            egui::ComboBox::from_label("Data set")
+                .selected_text(before.display_name())
+                .show_ui(ui, |ui| {
+                    for k in crate::data::DatasetKind::ALL {
+                        ui.selectable_value(&mut self.state.settings.dataset, k, k.display_name());
+                    }
+                });
+            if self.state.settings.dataset != before {
+                self.load_data(false);
+            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                ui.checkbox(&mut self.state.settings.show_debug, "Debug overlay");
+                if ui.button("Reload library").clicked() {
+                    actions.push(Action::RefreshLibrary);
+                }
+            });
+        });
+    }
+
+    fn status_bar(&self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let s = &self.state;
+            let data = match &s.data {
+                DataStatus::NotLoaded => "no data".to_string(),
+                DataStatus::Loading { message, fraction } => match fraction {
+                    Some(f) => format!("{message} {:.0}%", f * 100.0),
+                    None => format!("{message}…"),
+                },
+                DataStatus::Ready { data, pca } => format!(
+                    "{}: {} train / {} val / {} test{}",
+                    data.kind.display_name(),
+                    data.train.len(),
+                    data.val.len(),
+                    data.test.len(),
+                    if pca.is_some() {
+                        ", PCA fitted"
+                    } else {
+                        ", fitting PCA…"
+                    }
+                ),
+                DataStatus::Missing { .. } => {
+                    format!("{} missing", s.settings.dataset.display_name())
+                }
+                DataStatus::Failed { .. } => "data failed to load".into(),
+            };
+            ui.label(data);
+            if let Some(src) = s.data_source {
+                ui.label(format!("from {} ({src})", s.data_dir.display()));
+            }
+            ui.separator();
+            ui.label(format!(
+                "device: CPU, {} threads",
+                candle_core::utils::get_num_threads()
+            ));
+            ui.separator();
+            match s.active_run() {
+                Some(r) => {
+                    ui.label(format!(
+                        "{}{}: epoch {}/{} · {:.0}% · {:.0} samples/s",
+                        r.label(),
+                        if s.paused { " (paused)" } else { "" },
+                        (r.epoch + 1).min(r.config.train.epochs),
+                        r.config.train.epochs,
+                        r.run_fraction() * 100.0,
+                        r.samples_per_sec
+                    ));
+                }
+                None => {
+                    ui.label(if s.queue.is_empty() {
+                        "idle"
+                    } else {
+                        "waiting for data"
+                    });
+                }
+            }
+        });
+    }
+}
+
+impl eframe::App for AelabApp {
+    fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        AelabApp::logic(self);
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.record_frame_time();
+        self.draw(ui);
+        if self.state.active.is_some() || matches!(self.state.data, DataStatus::Loading { .. }) {
+            ui.ctx().request_repaint_after(Duration::from_millis(100));
+        }
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.state.settings);
+    }
+}
+
+/// Open the window.
+pub fn run_native(common: &crate::cli::Common) -> anyhow::Result<()> {
+    let launch = Launch {
+        data_dir: common.data_dir.clone(),
+        models_dir: common.models_dir.clone(),
+        download: std::env::var_os("AELAB_OFFLINE").is_none_or(|v| v == "0"),
+        auto_first_model: true,
+    };
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("aelab — autoencoder workbench")
+            .with_inner_size([1280.0, 800.0])
+            .with_min_inner_size([900.0, 600.0]),
+        persist_window: true,
+        ..Default::default()
+    };
+    eframe::run_native(
+        "aelab",
+        options,
+        Box::new(move |cc| {
+            let settings: Settings = cc.storage.and_then(|s| eframe::get_value(s, eframe::APP_KEY)).unwrap_or_default();
+            Ok(Box::new(AelabApp::new(&cc.egui_ctx, settings, launch)))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the window ({e}); is a display available? The headless commands (aelab --help) work without one"))
 }

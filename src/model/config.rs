@@ -244,7 +244,7 @@ impl ModelConfig {
                 s
             }
             Arch::Conv { decoder } => format!(
-                "conv 8-16-16 (28→14→7→4), {} decoder",
+                "conv 8-16-16 (28-14-7-4), {} decoder",
                 match decoder {
                     ConvDecoder::Unpool => "max-unpooling",
                     ConvDecoder::Deconv => "transposed-convolution",

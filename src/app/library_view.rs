@@ -1,0 +1,182 @@
+//! The Library view: every saved model with its preset, size, schedule, data
+//! set, test error and date; export, save-as for unsaved runs, delete.
+//! Dialogs go through rfd; where none can open, the typed path is used.
+
+use std::path::PathBuf;
+
+use egui::RichText;
+
+use super::state::{Action, AppState};
+
+#[derive(Default)]
+pub struct LibraryView {
+    /// Target path typed (or picked) for export / save-as.
+    pub target: String,
+    pub confirm_delete: Option<PathBuf>,
+    pub note: Option<String>,
+}
+
+fn date(unix: u64) -> String {
+    // days since 1970-01-01 -> civil date (Howard Hinnant's algorithm)
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        secs / 3600,
+        (secs % 3600) / 60
+    )
+}
+
+impl LibraryView {
+    /// A save dialog, or None where none can open (then the typed path is used).
+    fn pick(&mut self, default_name: &str) -> Option<PathBuf> {
+        let picked = rfd::FileDialog::new()
+            .set_file_name(default_name)
+            .add_filter("safetensors", &["safetensors"])
+            .save_file();
+        if picked.is_none() {
+            if self.target.trim().is_empty() {
+                self.note = Some("No file dialog is available here (or it was cancelled): type a path in the field and press the button again.".into());
+                return None;
+            }
+            return Some(PathBuf::from(self.target.trim()));
+        }
+        picked
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, actions: &mut Vec<Action>) {
+        ui.heading("Model library");
+        ui.label(format!("Folder: {}", state.models_dir.display()));
+        ui.horizontal(|ui| {
+            let l = ui.label("Export / save to:");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.target)
+                    .hint_text("/path/to/model.safetensors")
+                    .desired_width(360.0),
+            )
+            .labelled_by(l.id);
+        });
+        if ui
+            .button("Import…")
+            .on_hover_text("Check a checkpoint file and copy it into the library")
+            .clicked()
+        {
+            let picked = rfd::FileDialog::new()
+                .add_filter("safetensors", &["safetensors"])
+                .pick_file();
+            match picked.or_else(|| (!self.target.trim().is_empty()).then(|| PathBuf::from(self.target.trim()))) {
+                Some(from) => actions.push(Action::ImportModel(from)),
+                None => self.note = Some("No file dialog is available here (or it was cancelled): type the checkpoint's path in the field and press Import again.".into()),
+            }
+        }
+        if let Some(n) = &self.note {
+            ui.colored_label(ui.visuals().warn_fg_color, n);
+        }
+        for e in &state.library_errors {
+            ui.colored_label(ui.visuals().warn_fg_color, e);
+        }
+        // Runs whose save failed: still in memory.
+        for run in state
+            .runs
+            .iter()
+            .filter(|r| r.save_error.is_some() && r.weights.is_some())
+        {
+            ui.horizontal(|ui| {
+                ui.colored_label(
+                    ui.visuals().warn_fg_color,
+                    format!("{} is only in memory", run.label()),
+                );
+                if ui.button("Save as…").clicked() {
+                    if let Some(to) = self.pick(&format!("{}.safetensors", run.config.model.preset))
+                    {
+                        actions.push(Action::SaveRunAs { run: run.id, to });
+                    }
+                }
+            });
+        }
+        if state.library.is_empty() {
+            ui.label(
+                RichText::new("No saved models yet: finished runs are saved here automatically.")
+                    .weak(),
+            );
+            return;
+        }
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            egui::Grid::new("library")
+                .striped(true)
+                .num_columns(8)
+                .show(ui, |ui| {
+                    for h in [
+                        "preset", "params", "epochs", "data set", "test MSE", "date", "", "",
+                    ] {
+                        ui.label(RichText::new(h).strong());
+                    }
+                    ui.end_row();
+                    for e in &state.library {
+                        let m = &e.manifest;
+                        ui.label(&m.run.model.preset).on_hover_text(format!(
+                            "{}\n{}",
+                            m.run.model.describe(),
+                            e.path.display()
+                        ));
+                        ui.label(m.params.to_string());
+                        ui.label(format!("{}/{}", m.epochs_done, m.run.train.epochs));
+                        ui.label(m.run.dataset.display_name());
+                        ui.label(
+                            m.test_metrics
+                                .as_ref()
+                                .map(|t| format!("{:.5}", t.mse_per_pixel))
+                                .unwrap_or_else(|| "–".into()),
+                        );
+                        ui.label(date(m.created_unix));
+                        if ui.button("Export…").clicked() {
+                            let name = e
+                                .path
+                                .file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default();
+                            if let Some(to) = self.pick(&name) {
+                                actions.push(Action::ExportModel {
+                                    from: e.path.clone(),
+                                    to,
+                                });
+                            }
+                        }
+                        if self.confirm_delete.as_ref() == Some(&e.path) {
+                            if ui
+                                .button(
+                                    RichText::new("Really delete")
+                                        .color(ui.visuals().error_fg_color),
+                                )
+                                .clicked()
+                            {
+                                actions.push(Action::DeleteModel(e.path.clone()));
+                                self.confirm_delete = None;
+                            }
+                        } else if ui.button("Delete").clicked() {
+                            self.confirm_delete = Some(e.path.clone());
+                        }
+                        ui.end_row();
+                    }
+                });
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_date() {
+        assert_eq!(super::date(0), "1970-01-01 00:00");
+        assert_eq!(super::date(1_796_000_000), "2026-11-30 00:53");
+    }
+}

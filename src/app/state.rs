@@ -1,0 +1,675 @@
+//! The app's state and logic, free of egui types: data status, runs and
+//! their live curves, the run queue, the model library. Worker events are
+//! applied here; panels only read this and issue [`Action`]s.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{DataDirSource, Dataset, DatasetKind};
+use crate::model::checkpoint::{self, Manifest};
+use crate::model::{ModelConfig, RunConfig, TrainParams};
+use crate::pca::Pca;
+use crate::worker::Event;
+
+/// The views of the side panel (only the built ones are listed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum View {
+    #[default]
+    Train,
+    Library,
+}
+
+impl View {
+    pub const ALL: [View; 2] = [View::Train, View::Library];
+    pub fn label(self) -> &'static str {
+        match self {
+            View::Train => "Train",
+            View::Library => "Library",
+        }
+    }
+}
+
+/// Where the data set stands.
+#[derive(Clone, Default)]
+pub enum DataStatus {
+    #[default]
+    NotLoaded,
+    Loading {
+        message: String,
+        fraction: Option<f32>,
+    },
+    Ready {
+        data: Arc<Dataset>,
+        pca: Option<Arc<Pca>>,
+    },
+    /// Files are missing (offline or download failed): the message says what to do.
+    Missing {
+        message: String,
+    },
+    Failed {
+        message: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Evaluating,
+    Completed,
+    Stopped,
+    Diverged(String),
+    Failed(String),
+}
+
+impl RunStatus {
+    pub fn is_active(&self) -> bool {
+        matches!(self, RunStatus::Running | RunStatus::Evaluating)
+    }
+    pub fn label(&self) -> String {
+        match self {
+            RunStatus::Queued => "queued".into(),
+            RunStatus::Running => "running".into(),
+            RunStatus::Evaluating => "evaluating on the test set".into(),
+            RunStatus::Completed => "completed".into(),
+            RunStatus::Stopped => "stopped".into(),
+            RunStatus::Diverged(m) => m.clone(),
+            RunStatus::Failed(m) => format!("failed: {m}"),
+        }
+    }
+}
+
+/// One training run and its live curves.
+#[derive(Clone, Debug)]
+pub struct Run {
+    pub id: u64,
+    pub config: RunConfig,
+    pub status: RunStatus,
+    /// (step, loss) as received (some may be thinned when the UI lags).
+    pub steps: Vec<[f64; 2]>,
+    /// Exponential moving average of the step loss.
+    pub smoothed: Vec<[f64; 2]>,
+    /// (step at the end of the epoch, validation MSE).
+    pub val: Vec<[f64; 2]>,
+    pub lr_marks: Vec<(f64, f64)>,
+    pub steps_per_epoch: usize,
+    pub total_steps: usize,
+    pub step: usize,
+    pub epoch: usize,
+    pub samples_per_sec: f64,
+    pub visible: bool,
+    pub checkpoint: Option<PathBuf>,
+    pub save_error: Option<String>,
+    /// Serialized checkpoint of a finished run (kept for "save as").
+    pub weights: Option<Arc<Vec<u8>>>,
+    pub test_mse: Option<f64>,
+}
+
+impl Run {
+    pub fn new(id: u64, config: RunConfig) -> Run {
+        Run {
+            id,
+            config,
+            status: RunStatus::Queued,
+            steps: Vec::new(),
+            smoothed: Vec::new(),
+            val: Vec::new(),
+            lr_marks: Vec::new(),
+            steps_per_epoch: 0,
+            total_steps: 0,
+            step: 0,
+            epoch: 0,
+            samples_per_sec: 0.0,
+            visible: true,
+            checkpoint: None,
+            save_error: None,
+            weights: None,
+            test_mse: None,
+        }
+    }
+
+    pub fn label(&self) -> String {
+        format!("#{} {}", self.id, self.config.model.preset)
+    }
+
+    /// Fraction of the current epoch done.
+    pub fn epoch_fraction(&self) -> f32 {
+        if self.steps_per_epoch == 0 {
+            return 0.0;
+        }
+        let in_epoch = self.step.saturating_sub(self.epoch * self.steps_per_epoch);
+        (in_epoch as f32 / self.steps_per_epoch as f32).clamp(0.0, 1.0)
+    }
+
+    pub fn run_fraction(&self) -> f32 {
+        if self.total_steps == 0 {
+            return 0.0;
+        }
+        (self.step as f32 / self.total_steps as f32).clamp(0.0, 1.0)
+    }
+
+    /// Seconds left at the current speed.
+    pub fn eta_secs(&self) -> Option<f64> {
+        (self.samples_per_sec > 0.0).then(|| {
+            let left = self.total_steps.saturating_sub(self.step) * self.config.train.batch_size;
+            left as f64 / self.samples_per_sec
+        })
+    }
+}
+
+/// A saved model in the library folder.
+#[derive(Clone, Debug)]
+pub struct LibraryEntry {
+    pub path: PathBuf,
+    pub manifest: Manifest,
+}
+
+/// What panels ask for; applied by the app with access to the worker.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    Enqueue(RunConfig),
+    EnqueueStudy,
+    Pause,
+    Resume,
+    Stop,
+    SetLearningRate(f64),
+    MoveQueued { id: u64, up: bool },
+    CancelQueued(u64),
+    DeleteModel(PathBuf),
+    ExportModel { from: PathBuf, to: PathBuf },
+    SaveRunAs { run: u64, to: PathBuf },
+    ImportModel(PathBuf),
+    RefreshLibrary,
+    Download,
+}
+
+/// Persisted settings (eframe storage).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Settings {
+    pub view: View,
+    pub dataset: DatasetKind,
+    pub show_debug: bool,
+    pub form: TrainForm,
+    pub log_scale: bool,
+    pub auto_first_model: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            view: View::Train,
+            dataset: DatasetKind::Mnist,
+            show_debug: false,
+            form: TrainForm::default(),
+            log_scale: true,
+            auto_first_model: true,
+        }
+    }
+}
+
+/// The editable training form of the Train view.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainForm {
+    pub preset: String,
+    pub model: ModelConfig,
+    pub train: TrainParams,
+    /// Hidden sizes as typed (encoder; the last is the code).
+    pub encoder_text: String,
+    pub decoder_text: String,
+}
+
+impl Default for TrainForm {
+    fn default() -> Self {
+        TrainForm::from_preset("shallow-128")
+    }
+}
+
+impl TrainForm {
+    pub fn from_preset(name: &str) -> TrainForm {
+        let model = ModelConfig::preset(name)
+            .unwrap_or_else(|_| ModelConfig::preset("deep").expect("deep exists"));
+        let (encoder_text, decoder_text) = match &model.arch {
+            crate::model::Arch::Dense {
+                encoder, decoder, ..
+            } => (join(encoder), join(decoder)),
+            crate::model::Arch::Conv { .. } => (String::new(), String::new()),
+        };
+        TrainForm {
+            preset: model.preset.clone(),
+            model,
+            train: TrainParams::default(),
+            encoder_text,
+            decoder_text,
+        }
+    }
+
+    /// The run config the form describes, or why it is not valid.
+    pub fn to_run(&self, dataset: DatasetKind) -> Result<RunConfig, String> {
+        let mut model = self.model.clone();
+        if let crate::model::Arch::Dense {
+            encoder, decoder, ..
+        } = &mut model.arch
+        {
+            *encoder =
+                parse_sizes(&self.encoder_text).map_err(|e| format!("encoder sizes: {e}"))?;
+            if encoder.is_empty() {
+                return Err("encoder sizes: give at least one size (the code)".into());
+            }
+            *decoder =
+                parse_sizes(&self.decoder_text).map_err(|e| format!("decoder sizes: {e}"))?;
+        }
+        if self.train.epochs == 0 {
+            return Err("epochs must be at least 1".into());
+        }
+        if self.train.batch_size == 0 {
+            return Err("batch must be at least 1".into());
+        }
+        if !(self.train.lr > 0.0 && self.train.lr.is_finite()) {
+            return Err("the learning rate must be positive".into());
+        }
+        Ok(RunConfig {
+            model,
+            train: self.train.clone(),
+            dataset,
+        })
+    }
+}
+
+fn join(v: &[usize]) -> String {
+    v.iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// "512, 256 30" -> [512, 256, 30]
+pub fn parse_sizes(s: &str) -> Result<Vec<usize>, String> {
+    s.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+        .map(|t| match t.parse::<usize>() {
+            Ok(n) if (1..=8192).contains(&n) => Ok(n),
+            _ => Err(format!("{t:?} is not a size in 1..=8192")),
+        })
+        .collect()
+}
+
+/// The whole app state.
+#[derive(Default)]
+pub struct AppState {
+    pub settings: Settings,
+    pub data: DataStatus,
+    pub data_dir: PathBuf,
+    pub data_source: Option<DataDirSource>,
+    pub models_dir: PathBuf,
+    pub runs: Vec<Run>,
+    pub queue: VecDeque<u64>,
+    pub active: Option<u64>,
+    pub next_id: u64,
+    pub library: Vec<LibraryEntry>,
+    pub library_errors: Vec<String>,
+    /// Recent errors and notices, newest last.
+    pub messages: Vec<String>,
+    pub paused: bool,
+}
+
+impl AppState {
+    pub fn run(&self, id: u64) -> Option<&Run> {
+        self.runs.iter().find(|r| r.id == id)
+    }
+
+    fn run_mut(&mut self, id: u64) -> Option<&mut Run> {
+        self.runs.iter_mut().find(|r| r.id == id)
+    }
+
+    pub fn active_run(&self) -> Option<&Run> {
+        self.active.and_then(|id| self.run(id))
+    }
+
+    pub fn notify(&mut self, msg: impl Into<String>) {
+        self.messages.push(msg.into());
+        if self.messages.len() > 50 {
+            self.messages.remove(0);
+        }
+    }
+
+    /// Add a run to the queue; returns its id.
+    pub fn enqueue(&mut self, config: RunConfig) -> u64 {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.runs.push(Run::new(id, config));
+        self.queue.push_back(id);
+        id
+    }
+
+    /// Every preset of the study, with the form's schedule.
+    pub fn enqueue_study(&mut self) -> Vec<u64> {
+        let train = self.settings.form.train.clone();
+        crate::model::config::study_presets()
+            .iter()
+            .filter_map(|name| ModelConfig::preset(name).ok())
+            .map(|model| {
+                self.enqueue(RunConfig {
+                    model,
+                    train: train.clone(),
+                    dataset: self.settings.dataset,
+                })
+            })
+            .collect()
+    }
+
+    pub fn move_queued(&mut self, id: u64, up: bool) {
+        if let Some(i) = self.queue.iter().position(|&q| q == id) {
+            let j = if up {
+                i.checked_sub(1)
+            } else {
+                Some(i + 1).filter(|&j| j < self.queue.len())
+            };
+            if let Some(j) = j {
+                self.queue.swap(i, j);
+            }
+        }
+    }
+
+    pub fn cancel_queued(&mut self, id: u64) {
+        self.queue.retain(|&q| q != id);
+        self.runs
+            .retain(|r| r.id != id || r.status != RunStatus::Queued);
+    }
+
+    /// The next queued run to start, when nothing is running.
+    pub fn take_next(&mut self) -> Option<RunConfig> {
+        if self.active.is_some() {
+            return None;
+        }
+        let id = self.queue.pop_front()?;
+        let run = self.run_mut(id)?;
+        run.status = RunStatus::Running;
+        let cfg = run.config.clone();
+        self.active = Some(id);
+        self.paused = false;
+        Some(cfg)
+    }
+
+    /// Apply one worker event.
+    pub fn apply(&mut self, event: Event) {
+        let id = event.id();
+        let Some(run) = self.run_mut(id) else { return };
+        match event {
+            Event::Started {
+                steps_per_epoch,
+                total_steps,
+                ..
+            } => {
+                run.steps_per_epoch = steps_per_epoch;
+                run.total_steps = total_steps;
+                run.status = RunStatus::Running;
+            }
+            Event::Step {
+                epoch,
+                step,
+                loss,
+                samples_per_sec,
+                ..
+            } => {
+                run.step = step;
+                run.epoch = epoch;
+                run.samples_per_sec = samples_per_sec;
+                let (x, y) = (step as f64, loss as f64);
+                if y.is_finite() {
+                    run.steps.push([x, y]);
+                    let prev = run.smoothed.last().map(|p| p[1]).unwrap_or(y);
+                    run.smoothed.push([x, 0.98 * prev + 0.02 * y]);
+                }
+            }
+            Event::LearningRateChanged { step, lr, .. } => run.lr_marks.push((step as f64, lr)),
+            Event::Epoch {
+                epoch,
+                val_loss,
+                samples_per_sec,
+                ..
+            } => {
+                run.epoch = epoch;
+                run.samples_per_sec = samples_per_sec;
+                run.step = run.step.max(epoch * run.steps_per_epoch);
+                run.val
+                    .push([(epoch * run.steps_per_epoch) as f64, val_loss]);
+            }
+            Event::Evaluating { .. } => run.status = RunStatus::Evaluating,
+            Event::Finished { result, .. } => {
+                run.status = match &result.status {
+                    crate::train::Status::Completed => RunStatus::Completed,
+                    crate::train::Status::Stopped => RunStatus::Stopped,
+                    s @ crate::train::Status::Diverged { .. } => RunStatus::Diverged(s.label()),
+                };
+                run.checkpoint = result.checkpoint.clone();
+                run.save_error = result.save_error.clone();
+                run.weights = Some(Arc::new(result.weights.clone()));
+                run.test_mse = result
+                    .manifest
+                    .test_metrics
+                    .as_ref()
+                    .map(|m| m.mse_per_pixel);
+                let label = run.label();
+                let status = run.status.label();
+                if let Some(e) = &result.save_error {
+                    let msg = format!("{label}: could not save ({e}); the model is kept in memory — use Save as… in the Library");
+                    self.notify(msg);
+                } else {
+                    self.notify(format!("{label}: {status}"));
+                }
+                if let Some(path) = &result.checkpoint {
+                    self.library.retain(|e| &e.path != path);
+                    self.library.push(LibraryEntry {
+                        path: path.clone(),
+                        manifest: result.manifest.clone(),
+                    });
+                    self.sort_library();
+                }
+                self.finish(id);
+            }
+            Event::Failed { error, .. } => {
+                run.status = RunStatus::Failed(error.clone());
+                let label = run.label();
+                self.notify(format!("{label} failed: {error}"));
+                self.finish(id);
+            }
+        }
+    }
+
+    fn finish(&mut self, id: u64) {
+        if self.active == Some(id) {
+            self.active = None;
+            self.paused = false;
+        }
+    }
+
+    fn sort_library(&mut self) {
+        self.library
+            .sort_by_key(|e| std::cmp::Reverse(e.manifest.created_unix));
+    }
+
+    /// Read every checkpoint of the models folder (manifests only).
+    pub fn load_library(&mut self, dir: &Path) {
+        self.library.clear();
+        self.library_errors.clear();
+        let Ok(read) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in read.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "safetensors") {
+                match checkpoint::read_manifest(&path) {
+                    Ok(manifest) => self.library.push(LibraryEntry { path, manifest }),
+                    Err(e) => self.library_errors.push(e.to_string()),
+                }
+            }
+        }
+        self.sort_library();
+    }
+
+    /// Check a checkpoint (weights against manifest) and copy it into the library folder.
+    pub fn import_model(&mut self, from: &Path) -> Result<PathBuf, String> {
+        let bytes = std::fs::read(from).map_err(|e| format!("{}: {e}", from.display()))?;
+        let (_, manifest) = checkpoint::load_bytes(&bytes, from, &candle_core::Device::Cpu)
+            .map_err(|e| e.to_string())?;
+        let name = from
+            .file_name()
+            .ok_or_else(|| format!("{}: not a file", from.display()))?;
+        let to = self.models_dir.join(name);
+        if to != from {
+            crate::data::registry::write_atomic(&to, &bytes)
+                .map_err(|e| format!("{}: {e}", to.display()))?;
+        }
+        self.library.retain(|e| e.path != to);
+        self.library.push(LibraryEntry {
+            path: to.clone(),
+            manifest,
+        });
+        self.sort_library();
+        Ok(to)
+    }
+
+    /// Delete a model from disk and the library.
+    pub fn delete_model(&mut self, path: &Path) -> Result<(), String> {
+        std::fs::remove_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let _ = std::fs::remove_file(path.with_extension("json"));
+        self.library.retain(|e| e.path != path);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::{History, Status};
+    use crate::worker::Finished;
+
+    fn cfg() -> RunConfig {
+        TrainForm::default().to_run(DatasetKind::Mnist).unwrap()
+    }
+
+    #[test]
+    fn queue_order_move_cancel() {
+        let mut s = AppState::default();
+        let a = s.enqueue(cfg());
+        let b = s.enqueue(cfg());
+        let c = s.enqueue(cfg());
+        s.move_queued(c, true);
+        assert_eq!(s.queue, [a, c, b]);
+        s.move_queued(a, true);
+        assert_eq!(s.queue, [a, c, b]);
+        s.cancel_queued(c);
+        assert_eq!(s.queue, [a, b]);
+        assert!(s.run(c).is_none());
+        assert_eq!(s.take_next().map(|_| s.active), Some(Some(a)));
+        assert!(s.take_next().is_none(), "one run at a time");
+    }
+
+    #[test]
+    fn study_enqueues_every_preset() {
+        let mut s = AppState::default();
+        let ids = s.enqueue_study();
+        assert_eq!(ids.len(), 15);
+        let names: Vec<_> = ids
+            .iter()
+            .map(|&i| s.run(i).unwrap().config.model.preset.clone())
+            .collect();
+        assert!(
+            names.contains(&"conv-both".to_string()) && names.contains(&"denoise-0.9".to_string())
+        );
+    }
+
+    #[test]
+    fn events_fill_curves_and_failures_show() {
+        let mut s = AppState::default();
+        let id = s.enqueue(cfg());
+        s.take_next();
+        s.apply(Event::Started {
+            id,
+            steps_per_epoch: 10,
+            total_steps: 20,
+            params: 5,
+        });
+        for step in 1..=10 {
+            s.apply(Event::Step {
+                id,
+                epoch: 0,
+                step,
+                loss: 1.0 / step as f32,
+                lr: 1e-3,
+                samples_per_sec: 100.0,
+            });
+        }
+        s.apply(Event::Step {
+            id,
+            epoch: 0,
+            step: 11,
+            loss: f32::NAN,
+            lr: 1e-3,
+            samples_per_sec: 100.0,
+        });
+        s.apply(Event::Epoch {
+            id,
+            epoch: 1,
+            train_loss: 0.3,
+            val_loss: 0.2,
+            samples_per_sec: 100.0,
+        });
+        let r = s.run(id).unwrap();
+        assert_eq!(r.steps.len(), 10, "the NaN point is not plotted");
+        assert_eq!(r.val, vec![[10.0, 0.2]]);
+        assert!((r.run_fraction() - 0.5).abs() < 1e-6);
+        s.apply(Event::Failed {
+            id,
+            error: "disk on fire".into(),
+        });
+        assert_eq!(
+            s.run(id).unwrap().status,
+            RunStatus::Failed("disk on fire".into())
+        );
+        assert!(s.active.is_none());
+        assert!(s.messages.last().unwrap().contains("disk on fire"));
+    }
+
+    #[test]
+    fn diverged_run_says_why() {
+        let mut s = AppState::default();
+        let id = s.enqueue(cfg());
+        s.take_next();
+        let manifest = Manifest::new(cfg(), 1);
+        s.apply(Event::Finished {
+            id,
+            result: Box::new(Finished {
+                status: Status::Diverged {
+                    epoch: 0,
+                    step: 3,
+                    loss: f32::NAN,
+                },
+                manifest,
+                checkpoint: None,
+                save_error: None,
+                weights: vec![],
+            }),
+        });
+        let label = s.run(id).unwrap().status.label();
+        assert!(
+            label.contains("diverged at step 3") && label.contains("lower learning rate"),
+            "{label}"
+        );
+        let _ = History::default();
+    }
+
+    #[test]
+    fn form_validates_sizes() {
+        let mut f = TrainForm::from_preset("deep");
+        assert_eq!(f.encoder_text, "512, 256, 128, 30");
+        f.encoder_text = "100 x".into();
+        assert!(f.to_run(DatasetKind::Mnist).unwrap_err().contains("\"x\""));
+        f.encoder_text = "100, 20".into();
+        let r = f.to_run(DatasetKind::Mnist).unwrap();
+        assert_eq!(r.model.bottleneck(), 20);
+    }
+}

@@ -1,0 +1,375 @@
+//! The Train view: a preset and its parameters, Start / Pause / Resume /
+//! Stop, the run queue, progress, and the live loss plot of every run.
+
+use egui::{Color32, RichText};
+use egui_plot::{Legend, Line, Plot, VLine};
+
+use super::state::{parse_sizes, Action, AppState, RunStatus, TrainForm};
+use crate::data::noise::{Noise, NoiseKind};
+use crate::model::config::study_presets;
+use crate::model::{Activation, Arch, LossKind};
+
+#[derive(Default)]
+pub struct TrainView {
+    /// The learning rate typed while a run is active.
+    pub live_lr: Option<f64>,
+    pub form_error: Option<String>,
+}
+
+/// A colour per run id, stable across frames.
+pub fn run_color(id: u64) -> Color32 {
+    const PALETTE: [Color32; 8] = [
+        Color32::from_rgb(31, 119, 180),
+        Color32::from_rgb(255, 127, 14),
+        Color32::from_rgb(44, 160, 44),
+        Color32::from_rgb(214, 39, 40),
+        Color32::from_rgb(148, 103, 189),
+        Color32::from_rgb(140, 86, 75),
+        Color32::from_rgb(227, 119, 194),
+        Color32::from_rgb(23, 190, 207),
+    ];
+    PALETTE[(id as usize) % PALETTE.len()]
+}
+
+impl TrainView {
+    pub fn ui(&mut self, ui: &mut egui::Ui, state: &mut AppState, actions: &mut Vec<Action>) {
+        egui::Panel::left("train_form")
+            .resizable(false)
+            .exact_size(300.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    self.form_ui(ui, state, actions);
+                    ui.separator();
+                    self.controls_ui(ui, state, actions);
+                    ui.separator();
+                    queue_ui(ui, state, actions);
+                });
+            });
+        egui::CentralPanel::default().show(ui, |ui| {
+            progress_ui(ui, state);
+            loss_plot(ui, state);
+        });
+    }
+
+    fn form_ui(&mut self, ui: &mut egui::Ui, state: &mut AppState, actions: &mut Vec<Action>) {
+        let form = &mut state.settings.form;
+        ui.heading("New run");
+        let mut chosen = form.preset.clone();
+        egui::ComboBox::from_label("Preset")
+            .selected_text(&chosen)
+            .show_ui(ui, |ui| {
+                for p in study_presets() {
+                    ui.selectable_value(&mut chosen, p.clone(), p);
+                }
+            })
+            .response
+            .on_hover_text("A model of the study; its parameters can be edited below");
+        if chosen != form.preset {
+            let train = form.train.clone();
+            *form = TrainForm::from_preset(&chosen);
+            form.train = train;
+        }
+        ui.label(RichText::new(form.model.describe()).small().weak());
+        egui::Grid::new("model_params").num_columns(2).show(ui, |ui| {
+            if let Arch::Dense { activation, .. } = &mut form.model.arch {
+                row(ui, "Encoder sizes", "Hidden layer sizes from the input; the last one is the bottleneck (the code)", |ui| {
+                    ui.add(egui::TextEdit::singleline(&mut form.encoder_text).desired_width(140.0))
+                });
+                row(ui, "Decoder sizes", "Hidden layer sizes from the code back towards the 784-pixel output", |ui| {
+                    ui.add(egui::TextEdit::singleline(&mut form.decoder_text).desired_width(140.0))
+                });
+                row(ui, "Activation", "Non-linearity of the hidden layers", |ui| {
+                    egui::ComboBox::from_id_salt("activation")
+                        .selected_text(activation.label())
+                        .show_ui(ui, |ui| {
+                            for a in Activation::ALL {
+                                ui.selectable_value(activation, a, a.label());
+                            }
+                        })
+                        .response
+                });
+            }
+            row(ui, "L1 λ", "Sparsity: penalty on the absolute code activations; 0 = a plain autoencoder", |ui| {
+                ui.add(egui::DragValue::new(&mut form.model.l1).speed(1e-6).range(0.0..=1.0).max_decimals(6))
+            });
+            let mut kind = form.model.noise.kind;
+            let mut level = form.model.noise.level;
+            row(ui, "Noise", "Inputs are corrupted during training, targets stay clean (a denoising autoencoder)", |ui| {
+                egui::ComboBox::from_id_salt("noise_kind")
+                    .selected_text(kind.label())
+                    .show_ui(ui, |ui| {
+                        for k in NoiseKind::ALL {
+                            ui.selectable_value(&mut kind, k, k.label());
+                        }
+                    })
+                    .response
+            });
+            row(ui, "Noise level", "Gaussian: standard deviation; masking and salt-and-pepper: fraction of pixels hit", |ui| {
+                ui.add(egui::Slider::new(&mut level, 0.0..=1.0))
+            });
+            form.model.noise = Noise { kind, level };
+            row(ui, "Loss", "What training minimises; validation always reports MSE", |ui| {
+                egui::ComboBox::from_id_salt("loss")
+                    .selected_text(match form.model.loss {
+                        LossKind::Mse => "MSE",
+                        LossKind::Bce => "binary cross-entropy",
+                    })
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(&mut form.model.loss, LossKind::Mse, "MSE");
+                        ui.selectable_value(&mut form.model.loss, LossKind::Bce, "binary cross-entropy");
+                    })
+                    .response
+            });
+            row(ui, "Epochs", "Passes over the 50,000 training images", |ui| {
+                ui.add(egui::DragValue::new(&mut form.train.epochs).range(1..=1000))
+            });
+            row(ui, "Batch", "Images per optimiser step", |ui| {
+                ui.add(egui::DragValue::new(&mut form.train.batch_size).range(1..=4096))
+            });
+            row(ui, "Learning rate", "Adam step size", |ui| {
+                ui.add(egui::DragValue::new(&mut form.train.lr).speed(1e-5).range(1e-6..=10.0).max_decimals(6))
+            });
+            row(ui, "Seed", "Seeds the initial weights, the shuffling and the noise", |ui| {
+                ui.add(egui::DragValue::new(&mut form.train.seed))
+            });
+        });
+        if let Err(e) = parse_sizes(&form.encoder_text).and(parse_sizes(&form.decoder_text)) {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+        ui.horizontal(|ui| {
+            if ui
+                .button("Start")
+                .on_hover_text("Queue this run; it starts as soon as the trainer is free")
+                .clicked()
+            {
+                match state.settings.form.to_run(state.settings.dataset) {
+                    Ok(cfg) => {
+                        self.form_error = None;
+                        actions.push(Action::Enqueue(cfg));
+                    }
+                    Err(e) => self.form_error = Some(e),
+                }
+            }
+            if ui
+                .button("Train the whole study")
+                .on_hover_text("Queue all 15 presets of the study with this schedule")
+                .clicked()
+            {
+                actions.push(Action::EnqueueStudy);
+            }
+        });
+        if let Some(e) = &self.form_error {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+    }
+
+    fn controls_ui(&mut self, ui: &mut egui::Ui, state: &AppState, actions: &mut Vec<Action>) {
+        let Some(run) = state.active_run() else {
+            ui.label(RichText::new("No run is training.").weak());
+            return;
+        };
+        ui.label(RichText::new(format!("Training {}", run.label())).strong());
+        ui.horizontal(|ui| {
+            if state.paused {
+                if ui.button("Resume").clicked() {
+                    actions.push(Action::Resume);
+                }
+            } else if ui.button("Pause").clicked() {
+                actions.push(Action::Pause);
+            }
+            if ui
+                .button("Stop")
+                .on_hover_text("End the run after the current batch; the model is kept")
+                .clicked()
+            {
+                actions.push(Action::Stop);
+            }
+        });
+        ui.horizontal(|ui| {
+            let lr = self.live_lr.get_or_insert(run.config.train.lr);
+            let l = ui.label("New learning rate");
+            ui.add(
+                egui::DragValue::new(lr)
+                    .speed(1e-5)
+                    .range(1e-6..=10.0)
+                    .max_decimals(6),
+            )
+            .labelled_by(l.id);
+            if ui
+                .button("Apply")
+                .on_hover_text("Takes effect at the next step and is marked on the plot")
+                .clicked()
+            {
+                actions.push(Action::SetLearningRate(*lr));
+            }
+        });
+    }
+}
+
+/// A labelled grid row whose widget is named by its label (for screen readers and tests).
+fn row(
+    ui: &mut egui::Ui,
+    label: &str,
+    hover: &str,
+    add: impl FnOnce(&mut egui::Ui) -> egui::Response,
+) {
+    let l = ui.label(label).on_hover_text(hover);
+    add(ui).labelled_by(l.id).on_hover_text(hover);
+    ui.end_row();
+}
+
+fn queue_ui(ui: &mut egui::Ui, state: &AppState, actions: &mut Vec<Action>) {
+    ui.heading("Queue");
+    if state.queue.is_empty() {
+        ui.label(RichText::new("empty").weak());
+    }
+    let n = state.queue.len();
+    for (i, &id) in state.queue.iter().enumerate() {
+        let Some(run) = state.run(id) else { continue };
+        ui.horizontal(|ui| {
+            ui.label(run.label());
+            if ui
+                .add_enabled(i > 0, egui::Button::new("Up"))
+                .on_hover_text("Move up")
+                .clicked()
+            {
+                actions.push(Action::MoveQueued { id, up: true });
+            }
+            if ui
+                .add_enabled(i + 1 < n, egui::Button::new("Down"))
+                .on_hover_text("Move down")
+                .clicked()
+            {
+                actions.push(Action::MoveQueued { id, up: false });
+            }
+            if ui
+                .button("Remove")
+                .on_hover_text("Remove from the queue")
+                .clicked()
+            {
+                actions.push(Action::CancelQueued(id));
+            }
+        });
+    }
+    ui.add_space(8.0);
+    ui.heading("Runs");
+    for run in state
+        .runs
+        .iter()
+        .rev()
+        .filter(|r| r.status != RunStatus::Queued)
+    {
+        let color = match &run.status {
+            RunStatus::Failed(_) | RunStatus::Diverged(_) => ui.visuals().error_fg_color,
+            _ => run_color(run.id),
+        };
+        let mut text = format!("{}: {}", run.label(), run.status.label());
+        if let Some(m) = run.test_mse {
+            text += &format!(" · test MSE {m:.5}");
+        }
+        ui.colored_label(color, text);
+        if let Some(e) = &run.save_error {
+            ui.colored_label(ui.visuals().warn_fg_color, format!("not saved: {e}"));
+        }
+    }
+}
+
+fn progress_ui(ui: &mut egui::Ui, state: &AppState) {
+    if let Some(run) = state.active_run() {
+        ui.horizontal(|ui| {
+            ui.label(format!(
+                "epoch {}/{}",
+                (run.epoch + 1).min(run.config.train.epochs),
+                run.config.train.epochs
+            ));
+            ui.add(
+                egui::ProgressBar::new(run.epoch_fraction())
+                    .desired_width(220.0)
+                    .show_percentage(),
+            );
+            ui.label("run");
+            ui.add(
+                egui::ProgressBar::new(run.run_fraction())
+                    .desired_width(220.0)
+                    .show_percentage(),
+            );
+            ui.label(format!("{:.0} samples/s", run.samples_per_sec));
+            if let Some(eta) = run.eta_secs() {
+                ui.label(format!("ETA {}", format_secs(eta)));
+            }
+        });
+    }
+    for m in state.messages.iter().rev().take(2) {
+        ui.label(RichText::new(m).small());
+    }
+}
+
+pub fn format_secs(s: f64) -> String {
+    let s = s.max(0.0) as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+fn loss_plot(ui: &mut egui::Ui, state: &mut AppState) {
+    ui.horizontal(|ui| {
+        ui.checkbox(&mut state.settings.log_scale, "Log scale");
+        ui.label(RichText::new("faint: loss per step · bold: smoothed · dots: validation MSE per epoch · dashed: learning-rate change").small().weak());
+    });
+    let log = state.settings.log_scale;
+    let tf = move |y: f64| if log { y.max(1e-12).log10() } else { y };
+    let runs: Vec<_> = state
+        .runs
+        .iter()
+        .filter(|r| !r.steps.is_empty() || !r.val.is_empty())
+        .collect();
+    let response = Plot::new("loss_plot")
+        .legend(Legend::default())
+        .x_axis_label("step")
+        .y_axis_label(if log { "loss (log10)" } else { "loss" })
+        .y_axis_formatter(move |mark, _| {
+            if log {
+                format!("{:.0e}", 10f64.powf(mark.value))
+            } else {
+                format!("{:.4}", mark.value)
+            }
+        })
+        .show(ui, |plot| {
+            for run in runs {
+                let name = run.label();
+                let c = run_color(run.id);
+                let pts = |v: &[[f64; 2]]| v.iter().map(|p| [p[0], tf(p[1])]).collect::<Vec<_>>();
+                plot.line(
+                    Line::new(name.clone(), pts(&run.steps))
+                        .color(c.gamma_multiply(0.3))
+                        .width(1.0),
+                );
+                plot.line(
+                    Line::new(name.clone(), pts(&run.smoothed))
+                        .color(c)
+                        .width(2.0),
+                );
+                if !run.val.is_empty() {
+                    plot.points(
+                        egui_plot::Points::new(name.clone(), pts(&run.val))
+                            .color(c)
+                            .radius(4.0),
+                    );
+                }
+                for &(step, lr) in &run.lr_marks {
+                    plot.vline(
+                        VLine::new(format!("{name} lr {lr}"), step)
+                            .color(c)
+                            .style(egui_plot::LineStyle::dashed_dense()),
+                    );
+                }
+            }
+        });
+    response
+        .response
+        .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Canvas, true, "Loss plot"));
+}

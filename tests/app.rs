@@ -1,0 +1,207 @@
+//! The desktop app driven through egui_kittest on a small generated data
+//! set: pick a preset by its label, Start, watch the loss plot fill, Stop,
+//! find the model in the library; and hand-made worker events shown.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aelab::app::state::{DataStatus, RunStatus, Settings, View};
+use aelab::app::{AelabApp, Launch};
+use aelab::data::{self, DatasetKind};
+use aelab::model::checkpoint::Manifest;
+use aelab::train::Status;
+use aelab::worker::{Event, Finished};
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+
+fn harness(data_dir: &Path, models_dir: &Path) -> Harness<'static, AelabApp> {
+    let launch = Launch {
+        data_dir: Some(data_dir.to_path_buf()),
+        models_dir: Some(models_dir.to_path_buf()),
+        download: false,
+        auto_first_model: false,
+    };
+    Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .build_eframe(move |cc| AelabApp::new(&cc.egui_ctx, Settings::default(), launch))
+}
+
+/// Step the UI until `done` holds (or fail after `secs`).
+fn step_until(
+    h: &mut Harness<'static, AelabApp>,
+    secs: u64,
+    what: &str,
+    done: impl Fn(&AelabApp) -> bool,
+) {
+    let t = Instant::now();
+    while !done(h.state()) {
+        if t.elapsed() > Duration::from_secs(secs) {
+            let data = match &h.state().state.data {
+                DataStatus::Loading { message, .. } => format!("loading: {message}"),
+                DataStatus::Missing { message } | DataStatus::Failed { message } => message.clone(),
+                DataStatus::Ready { .. } => "ready".into(),
+                DataStatus::NotLoaded => "not loaded".into(),
+            };
+            panic!(
+                "timed out waiting for {what}; data: {data}; messages: {:?}",
+                h.state().state.messages
+            );
+        }
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn start_train_stop_and_find_it_in_the_library() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    data::write_synthetic(data_dir.path(), DatasetKind::Mnist, 1200, 200, 3).unwrap();
+    let mut h = harness(data_dir.path(), models.path());
+    step_until(&mut h, 60, "data", |a| {
+        matches!(a.state.data, DataStatus::Ready { .. })
+    });
+
+    // choose the preset by its label in the combo box
+    h.get_by_label("Preset").click();
+    h.run_steps(3);
+    h.get_by_label("shallow-64").click();
+    h.step();
+    assert_eq!(h.state().state.settings.form.preset, "shallow-64");
+    h.state_mut().state.settings.form.train.epochs = 200;
+
+    h.get_by_label("Start").click();
+    h.step();
+    step_until(&mut h, 60, "loss points and one epoch", |a| {
+        a.state
+            .runs
+            .first()
+            .is_some_and(|r| r.steps.len() > 5 && !r.val.is_empty())
+    });
+    assert!(h.query_by_label("Loss plot").is_some());
+    assert!(h.state().state.active.is_some());
+
+    h.get_by_label("Stop").click();
+    step_until(&mut h, 60, "the run to end", |a| a.state.active.is_none());
+    let run = &h.state().state.runs[0];
+    assert_eq!(run.status, RunStatus::Stopped);
+    assert!(run.epoch < 200);
+    let saved = run
+        .checkpoint
+        .clone()
+        .expect("a stopped run with finished epochs is saved");
+    assert!(saved.starts_with(models.path()));
+
+    h.get_by_label("Library").click();
+    h.step();
+    assert_eq!(h.state().state.settings.view, View::Library);
+    h.run_steps(2);
+    assert!(
+        h.query_by_label("shallow-64").is_some(),
+        "the library lists the model"
+    );
+    assert_eq!(h.state().state.library.len(), 1);
+}
+
+#[test]
+fn queue_controls_reorder_and_cancel() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    // no data: nothing starts, the queue stays visible
+    let mut h = harness(data_dir.path(), models.path());
+    step_until(&mut h, 30, "missing-data message", |a| {
+        matches!(a.state.data, DataStatus::Missing { .. })
+    });
+    h.run_steps(2);
+    assert!(h
+        .query_by_label_contains("MNIST is missing train-images-idx3-ubyte.gz")
+        .is_some());
+    assert!(h.query_by_label("Download now").is_some());
+    h.get_by_label("Train the whole study").click();
+    h.run_steps(2);
+    assert_eq!(h.state().state.queue.len(), 15);
+    let second = h.state().state.queue[1];
+    h.get_all_by_label("Up").nth(1).unwrap().click();
+    h.run_steps(2);
+    assert_eq!(h.state().state.queue[0], second);
+    h.get_all_by_label("Remove").next().unwrap().click();
+    h.run_steps(2);
+    assert_eq!(h.state().state.queue.len(), 14);
+    assert!(!h.state().state.queue.contains(&second));
+}
+
+#[test]
+fn hand_made_events_failed_and_diverged_are_shown() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let mut h = harness(data_dir.path(), models.path());
+    let cfg = h
+        .state()
+        .state
+        .settings
+        .form
+        .to_run(DatasetKind::Mnist)
+        .unwrap();
+    let (a, b) = {
+        let s = &mut h.state_mut().state;
+        (s.enqueue(cfg.clone()), s.enqueue(cfg.clone()))
+    };
+    {
+        let s = &mut h.state_mut().state;
+        s.queue.clear();
+        s.active = Some(a);
+        s.apply(Event::Started {
+            id: a,
+            steps_per_epoch: 10,
+            total_steps: 10,
+            params: 1,
+        });
+        s.apply(Event::Step {
+            id: a,
+            epoch: 0,
+            step: 1,
+            loss: 0.5,
+            lr: 1e-3,
+            samples_per_sec: 10.0,
+        });
+        s.apply(Event::Step {
+            id: a,
+            epoch: 0,
+            step: 2,
+            loss: f32::NAN,
+            lr: 1e-3,
+            samples_per_sec: 10.0,
+        });
+        s.apply(Event::Failed {
+            id: a,
+            error: "the disk is full".into(),
+        });
+        s.active = Some(b);
+        s.apply(Event::Finished {
+            id: b,
+            result: Box::new(Finished {
+                status: Status::Diverged {
+                    epoch: 0,
+                    step: 7,
+                    loss: f32::INFINITY,
+                },
+                manifest: Manifest::new(cfg, 1),
+                checkpoint: None,
+                save_error: None,
+                weights: vec![],
+            }),
+        });
+    }
+    h.run_steps(3);
+    assert!(
+        h.query_all_by_label_contains("failed: the disk is full")
+            .count()
+            >= 1
+    );
+    assert!(h.query_all_by_label_contains("diverged at step 7").count() >= 1);
+    assert_eq!(
+        h.state().state.run(a).unwrap().steps.len(),
+        1,
+        "the NaN loss is not plotted"
+    );
+}
