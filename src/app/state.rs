@@ -621,7 +621,10 @@ mod tests {
         let r = s.run(id).unwrap();
         assert_eq!(r.steps.len(), 10, "the NaN point is not plotted");
         assert_eq!(r.val, vec![[10.0, 0.2]]);
-        assert!((r.run_fraction() - 0.5).abs() < 1e-6);
+        assert!(
+            (r.run_fraction() - 11.0 / 20.0).abs() < 1e-6,
+            "step 11 of 20"
+        );
         s.apply(Event::Failed {
             id,
             error: "disk on fire".into(),
