@@ -75,3 +75,39 @@ fn real_mnist_pca_and_one_epoch_of_shallow_64() {
     let val = out.history.val_loss[0];
     assert!(val > 0.002 && val < 0.035, "validation MSE {val}");
 }
+
+/// The classic conv-autoencoder failure is an all-black output whose
+/// validation MSE sits at mean(x²) ≈ 0.1104 on MNIST. Each conv preset must
+/// end its first epoch well below that; to keep CI short the epoch runs over
+/// the first 10,000 training images (313 steps at batch 32), which already
+/// separates learning (≈ 0.03–0.06) from collapse (0.1104).
+#[test]
+fn real_mnist_conv_presets_do_not_collapse() {
+    let Some(ds) = mnist() else { return };
+    let ds = ds.truncated(10_000, 2_000, 100);
+    let black: f64 = ds
+        .val
+        .to_f32()
+        .iter()
+        .map(|v| (*v as f64).powi(2))
+        .sum::<f64>()
+        / (ds.val.len() * 784) as f64;
+    assert!((black - 0.11).abs() < 0.01, "mean x² {black}");
+    for name in ["conv-unpool", "conv-deconv", "conv-both"] {
+        let cfg = RunConfig {
+            model: ModelConfig::preset(name).unwrap(),
+            train: TrainParams {
+                epochs: 1,
+                ..TrainParams::default()
+            },
+            dataset: DatasetKind::Mnist,
+        };
+        let model = Autoencoder::new(&cfg.model, 1, &candle_core::Device::Cpu).unwrap();
+        let out = train::run(&cfg, &ds, &model, &mut (), &Control::default()).unwrap();
+        let val = out.history.val_loss[0];
+        assert!(
+            val < 0.08,
+            "{name}: validation MSE {val} after one epoch (all-black would be {black})"
+        );
+    }
+}

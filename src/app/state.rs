@@ -90,8 +90,10 @@ pub struct Run {
     pub status: RunStatus,
     /// (step, loss) as received (some may be thinned when the UI lags).
     pub steps: Vec<[f64; 2]>,
-    /// Exponential moving average of the step loss.
+    /// Exponential moving average of the step loss (bias-corrected).
     pub smoothed: Vec<[f64; 2]>,
+    ema: f64,
+    ema_n: i32,
     /// (step at the end of the epoch, validation MSE).
     pub val: Vec<[f64; 2]>,
     pub lr_marks: Vec<(f64, f64)>,
@@ -116,6 +118,8 @@ impl Run {
             status: RunStatus::Queued,
             steps: Vec::new(),
             smoothed: Vec::new(),
+            ema: 0.0,
+            ema_n: 0,
             val: Vec::new(),
             lr_marks: Vec::new(),
             steps_per_epoch: 0,
@@ -420,8 +424,11 @@ impl AppState {
                 let (x, y) = (step as f64, loss as f64);
                 if y.is_finite() {
                     run.steps.push([x, y]);
-                    let prev = run.smoothed.last().map(|p| p[1]).unwrap_or(y);
-                    run.smoothed.push([x, 0.98 * prev + 0.02 * y]);
+                    // bias-corrected EMA: tracks from the first step instead of lagging
+                    run.ema = 0.98 * run.ema + 0.02 * y;
+                    run.ema_n += 1;
+                    run.smoothed
+                        .push([x, run.ema / (1.0 - 0.98f64.powi(run.ema_n))]);
                 }
             }
             Event::LearningRateChanged { step, lr, .. } => run.lr_marks.push((step as f64, lr)),
@@ -620,6 +627,9 @@ mod tests {
         });
         let r = s.run(id).unwrap();
         assert_eq!(r.steps.len(), 10, "the NaN point is not plotted");
+        // the smoothed curve starts at the first loss and stays within the raw range
+        assert!((r.smoothed[0][1] - 1.0).abs() < 1e-9);
+        assert!(r.smoothed.iter().all(|p| p[1] <= 1.0 && p[1] >= 0.1));
         assert_eq!(r.val, vec![[10.0, 0.2]]);
         assert!(
             (r.run_fraction() - 11.0 / 20.0).abs() < 1e-6,

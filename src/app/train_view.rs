@@ -304,6 +304,18 @@ fn progress_ui(ui: &mut egui::Ui, state: &AppState) {
     }
 }
 
+/// A loss value with two significant figures (0.25, 0.012, 3.1e-5).
+pub fn sig_figs(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let mag = v.abs().log10().floor() as i32;
+    if !(-4..=4).contains(&mag) {
+        return format!("{v:.1e}");
+    }
+    format!("{v:.*}", (1 - mag).max(0) as usize)
+}
+
 pub fn format_secs(s: f64) -> String {
     let s = s.max(0.0) as u64;
     if s >= 3600 {
@@ -330,7 +342,7 @@ fn loss_plot(ui: &mut egui::Ui, state: &mut AppState) {
     let response = Plot::new("loss_plot")
         .legend(Legend::default())
         .x_axis_label("step")
-        .y_axis_label(if log { "loss (log10)" } else { "loss" })
+        .y_axis_label(if log { "loss (log scale)" } else { "loss" })
         .y_axis_formatter(move |mark, _| {
             if log {
                 format!("{:.0e}", 10f64.powf(mark.value))
@@ -372,4 +384,19 @@ fn loss_plot(ui: &mut egui::Ui, state: &mut AppState) {
     response
         .response
         .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Canvas, true, "Loss plot"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axis_labels_and_durations() {
+        assert_eq!(sig_figs(0.25), "0.25");
+        assert_eq!(sig_figs(0.0123), "0.012");
+        assert_eq!(sig_figs(3.0), "3.0");
+        assert_eq!(sig_figs(0.00003), "3.0e-5");
+        assert_eq!(format_secs(3725.0), "1h02m");
+        assert_eq!(format_secs(75.0), "1m15s");
+    }
 }

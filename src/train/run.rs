@@ -340,3 +340,102 @@ pub fn evaluate(
 
 /// Training images the linear probe is fitted on.
 pub const PROBE_TRAIN_IMAGES: usize = 20_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{write_synthetic, DatasetKind};
+    use crate::model::{ModelConfig, TrainParams};
+
+    fn tiny() -> (tempfile::TempDir, Dataset) {
+        let dir = tempfile::tempdir().unwrap();
+        write_synthetic(dir.path(), DatasetKind::Mnist, 600, 100, 4).unwrap();
+        let ds = Dataset::load(dir.path(), DatasetKind::Mnist).unwrap();
+        (dir, ds)
+    }
+
+    fn cfg(preset: &str, epochs: usize, lr: f64) -> RunConfig {
+        RunConfig {
+            model: ModelConfig::preset(preset).unwrap(),
+            train: TrainParams {
+                epochs,
+                lr,
+                batch_size: 32,
+                ..TrainParams::default()
+            },
+            dataset: DatasetKind::Mnist,
+        }
+    }
+
+    #[test]
+    fn a_few_epochs_lower_the_loss_and_are_deterministic() {
+        let (_d, ds) = tiny();
+        let c = cfg("shallow-64", 3, 1e-3);
+        let run_once = || {
+            let m = Autoencoder::new(&c.model, 1, &Device::Cpu).unwrap();
+            run(&c, &ds, &m, &mut (), &Control::default()).unwrap()
+        };
+        let a = run_once();
+        assert_eq!(a.status, Status::Completed);
+        assert_eq!(a.epochs_done, 3);
+        assert!(
+            a.history.val_loss[2] < a.history.val_loss[0],
+            "{:?}",
+            a.history.val_loss
+        );
+        let b = run_once();
+        assert_eq!(
+            a.history.val_loss, b.history.val_loss,
+            "same seed, same run"
+        );
+    }
+
+    #[test]
+    fn stop_ends_within_one_batch() {
+        let (_d, ds) = tiny();
+        let c = cfg("shallow-64", 50, 1e-3);
+        let m = Autoencoder::new(&c.model, 1, &Device::Cpu).unwrap();
+        let control = Control::default();
+        let mut steps = 0;
+        let mut obs = |e: &TrainEvent| {
+            if let TrainEvent::Step { step, .. } = e {
+                steps = *step;
+                if *step == 7 {
+                    control.stop();
+                }
+            }
+        };
+        let out = run(&c, &ds, &m, &mut obs, &control).unwrap();
+        assert_eq!(out.status, Status::Stopped);
+        assert_eq!(out.steps_done, 7);
+        assert_eq!(steps, 7);
+    }
+
+    #[test]
+    fn divergence_is_caught_and_the_last_good_weights_are_kept() {
+        let (_d, ds) = tiny();
+        let c = cfg("deep", 2, 1e30);
+        let m = Autoencoder::new(&c.model, 1, &Device::Cpu).unwrap();
+        let before = m.snapshot().unwrap();
+        let out = run(&c, &ds, &m, &mut (), &Control::default()).unwrap();
+        let Status::Diverged { step, loss, .. } = out.status else {
+            panic!("expected divergence, got {:?}", out.status)
+        };
+        assert!(!loss.is_finite());
+        assert!(step >= 2, "the first step's loss is finite");
+        for (a, b) in before.iter().zip(m.snapshot().unwrap()) {
+            let d: f32 = (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar()
+                .unwrap();
+            assert_eq!(
+                d, 0.0,
+                "weights restored to the last good epoch (here: the start)"
+            );
+        }
+    }
+}
