@@ -20,6 +20,8 @@ fn harness(data_dir: &Path, models_dir: &Path) -> Harness<'static, AelabApp> {
         models_dir: Some(models_dir.to_path_buf()),
         download: false,
         auto_first_model: false,
+        start: None,
+        frame_log: false,
     };
     Harness::builder()
         .with_size(egui::vec2(1400.0, 900.0))

@@ -29,8 +29,11 @@ pub struct AelabApp {
     pub library_view: library_view::LibraryView,
     frame_ms: VecDeque<f32>,
     last_frame: Option<Instant>,
+    /// CPU time spent building each frame (ms), for the debug overlay.
+    draw_ms: VecDeque<f32>,
     wake: Arc<dyn Fn() + Send + Sync>,
     started: Instant,
+    frame_log: Option<Instant>,
 }
 
 /// How the app was started.
@@ -42,6 +45,10 @@ pub struct Launch {
     pub download: bool,
     /// Train a quick model when the library is empty.
     pub auto_first_model: bool,
+    /// Queue a run of this preset at launch.
+    pub start: Option<String>,
+    /// Log frame times to stderr every few seconds (AELAB_FRAME_LOG=1).
+    pub frame_log: bool,
 }
 
 impl AelabApp {
@@ -62,6 +69,21 @@ impl AelabApp {
         };
         state.settings.auto_first_model &= launch.auto_first_model;
         state.load_library(&state.models_dir.clone());
+        if let Some(name) = &launch.start {
+            match ModelConfig::preset(name) {
+                Ok(model) => {
+                    let train = state.settings.form.train.clone();
+                    let dataset = state.settings.dataset;
+                    state.enqueue(RunConfig {
+                        model,
+                        train,
+                        dataset,
+                    });
+                    state.settings.auto_first_model = false;
+                }
+                Err(e) => state.notify(e),
+            }
+        }
         let mut app = AelabApp {
             state,
             worker,
@@ -70,8 +92,10 @@ impl AelabApp {
             library_view: library_view::LibraryView::default(),
             frame_ms: VecDeque::new(),
             last_frame: None,
+            draw_ms: VecDeque::new(),
             wake,
             started: Instant::now(),
+            frame_log: launch.frame_log.then(Instant::now),
         };
         app.load_data(launch.download);
         app
@@ -256,12 +280,30 @@ impl AelabApp {
 
     /// Median and worst frame interval (ms) over the last frames.
     pub fn frame_stats(&self) -> Option<(f32, f32)> {
-        if self.frame_ms.is_empty() {
-            return None;
+        median_worst(&self.frame_ms)
+    }
+
+    /// Median and worst CPU time to build a frame (ms) over the last frames.
+    pub fn draw_stats(&self) -> Option<(f32, f32)> {
+        median_worst(&self.draw_ms)
+    }
+
+    fn log_frames(&mut self) {
+        let Some(since) = self.frame_log else { return };
+        if since.elapsed() < Duration::from_secs(5) {
+            return;
         }
-        let mut v: Vec<f32> = self.frame_ms.iter().copied().collect();
-        v.sort_by(f32::total_cmp);
-        Some((v[v.len() / 2], *v.last().unwrap_or(&0.0)))
+        self.frame_log = Some(Instant::now());
+        let run = self
+            .state
+            .active_run()
+            .map(|r| format!("{} {:.0} samples/s", r.label(), r.samples_per_sec))
+            .unwrap_or_default();
+        if let (Some((fm, fw)), Some((dm, dw))) = (self.frame_stats(), self.draw_stats()) {
+            eprintln!("frames: build median {dm:.2} ms worst {dw:.2} ms; interval median {fm:.1} ms worst {fw:.1} ms; {run}");
+        }
+        self.frame_ms.clear();
+        self.draw_ms.clear();
     }
 
     /// Draw the whole window.
@@ -290,8 +332,11 @@ impl AelabApp {
         });
         if self.state.settings.show_debug {
             egui::Window::new("Debug").default_pos([900.0, 80.0]).show(ui.ctx(), |ui| {
+                if let Some((median, worst)) = self.draw_stats() {
+                    ui.label(format!("frame build time: median {median:.2} ms, worst {worst:.2} ms (last {} frames)", self.draw_ms.len()));
+                }
                 if let Some((median, worst)) = self.frame_stats() {
-                    ui.label(format!("frame interval: median {median:.1} ms, worst {worst:.1} ms (last {} frames)", self.frame_ms.len()));
+                    ui.label(format!("frame interval: median {median:.1} ms, worst {worst:.1} ms"));
                 }
                 ui.label(format!("trainer threads: {}", candle_core::utils::get_num_threads()));
             });
@@ -424,7 +469,13 @@ impl eframe::App for AelabApp {
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.record_frame_time();
+        let t = Instant::now();
         self.draw(ui);
+        self.draw_ms.push_back(t.elapsed().as_secs_f32() * 1000.0);
+        if self.draw_ms.len() > 240 {
+            self.draw_ms.pop_front();
+        }
+        self.log_frames();
         if self.state.active.is_some() || matches!(self.state.data, DataStatus::Loading { .. }) {
             ui.ctx().request_repaint_after(Duration::from_millis(100));
         }
@@ -435,13 +486,36 @@ impl eframe::App for AelabApp {
     }
 }
 
+fn median_worst(v: &VecDeque<f32>) -> Option<(f32, f32)> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut v: Vec<f32> = v.iter().copied().collect();
+    v.sort_by(f32::total_cmp);
+    Some((v[v.len() / 2], *v.last().unwrap_or(&0.0)))
+}
+
 /// Open the window.
 pub fn run_native(common: &crate::cli::Common) -> anyhow::Result<()> {
+    // Leave a core to the UI: the trainer's thread pools use one core fewer
+    // than the machine has (unless RAYON_NUM_THREADS says otherwise).
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        // Safe here: no other thread has started yet.
+        std::env::set_var(
+            "RAYON_NUM_THREADS",
+            (cores.saturating_sub(1)).max(1).to_string(),
+        );
+    }
     let launch = Launch {
         data_dir: common.data_dir.clone(),
         models_dir: common.models_dir.clone(),
         download: std::env::var_os("AELAB_OFFLINE").is_none_or(|v| v == "0"),
         auto_first_model: true,
+        start: common.start.clone(),
+        frame_log: std::env::var_os("AELAB_FRAME_LOG").is_some_and(|v| v != "0"),
     };
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()

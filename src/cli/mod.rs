@@ -38,6 +38,9 @@ pub struct Common {
     /// Compute device: cpu, cuda or metal (the last two need the cargo feature).
     #[arg(long, global = true, default_value = "cpu")]
     pub device: String,
+    /// App only: queue a run of this preset at launch (e.g. --start deep).
+    #[arg(long, value_name = "PRESET")]
+    pub start: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
