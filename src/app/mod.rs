@@ -521,7 +521,11 @@ pub fn run_native(common: &crate::cli::Common) -> anyhow::Result<()> {
         viewport: egui::ViewportBuilder::default()
             .with_title("aelab — autoencoder workbench")
             .with_inner_size([1280.0, 800.0])
-            .with_min_inner_size([900.0, 600.0]),
+            .with_min_inner_size([900.0, 600.0])
+            .with_icon(
+                eframe::icon_data::from_png_bytes(include_bytes!("../../assets/icon.png"))
+                    .unwrap_or_default(),
+            ),
         persist_window: true,
         ..Default::default()
     };

@@ -1,6 +1,7 @@
 //! The one training loop used by the CLI and the app, its observers, and the
 //! metrics it reports.
 
+pub mod adam;
 pub mod metrics;
 pub mod run;
 

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_nn::ParamsAdamW;
+
+use super::adam::FusedAdam;
 use serde::{Deserialize, Serialize};
 
 use super::metrics::{self, Metrics};
@@ -193,7 +195,7 @@ pub fn run(
         params: model.param_count(),
     });
     let mut lr = tp.lr;
-    let mut opt = AdamW::new(
+    let mut opt = FusedAdam::new(
         model.vars(),
         ParamsAdamW {
             lr,
