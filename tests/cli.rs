@@ -141,6 +141,38 @@ fn pca_train_eval_on_generated_data() {
     ));
     assert!(noisy["mse_per_pixel"].as_f64().unwrap() > ev["mse_per_pixel"].as_f64().unwrap());
 
+    // bench measures every path and reports it as JSON
+    let b = json(&aelab(
+        &[
+            "bench",
+            "--json",
+            "--presets",
+            "shallow-64",
+            "conv-deconv",
+            "--batches",
+            "8",
+            "--images",
+            "128",
+            "--reps",
+            "2",
+        ],
+        data_dir.path(),
+        models.path(),
+    ));
+    assert_eq!(b["train"].as_array().unwrap().len(), 2);
+    for row in b["train"].as_array().unwrap() {
+        assert!(row["samples_per_sec"].as_f64().unwrap() > 0.0, "{row}");
+    }
+    assert!(b["pca_fit_secs"].as_f64().unwrap() > 0.0);
+    for key in [
+        "pca_k_change_10x10",
+        "noise_change_8_images_all_models",
+        "drawn_digit_pca_and_all_models",
+    ] {
+        assert!(b["interaction_ms"][key].as_f64().unwrap() > 0.0, "{key}");
+    }
+    assert_eq!(b["models"], 15);
+
     // train with no --out saves into the model library
     let tr2 = json(&aelab(
         &[

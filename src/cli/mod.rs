@@ -1,6 +1,7 @@
 //! The headless command line: `aelab pca|train|eval|presets|fetch`. Every
 //! subcommand has `--help` and `--json` (one JSON object on stdout).
 
+mod bench;
 mod eval;
 mod pca;
 mod presets;
@@ -55,6 +56,8 @@ pub enum Command {
     Presets(presets::PresetsArgs),
     /// Download a data set into the data folder (with checksums).
     Fetch(FetchArgs),
+    /// Time training, the PCA fit, the interactive paths and start-up on this machine.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Args, Debug)]
@@ -77,6 +80,7 @@ pub fn main() -> ExitCode {
         Some(Command::Eval(a)) => eval::run(&cli.common, a),
         Some(Command::Presets(a)) => presets::run(a),
         Some(Command::Fetch(a)) => fetch(&cli.common, a),
+        Some(Command::Bench(a)) => bench::run(&cli.common, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,199 @@
+//! `aelab bench`: training throughput per preset and batch size, the PCA
+//! fit, the interactive paths (PCA k change on a 10x10 grid, a noise-level
+//! change through every model of the study, one drawn digit through PCA and
+//! every model) and start-up (decode + PCA), on this machine.
+
+use std::time::Instant;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::Common;
+use crate::data::noise::{Noise, NoiseKind};
+use crate::data::{Dataset, DatasetKind};
+use crate::model::config::study_presets;
+use crate::model::{Autoencoder, ModelConfig, RunConfig, TrainParams};
+use crate::pca::Pca;
+use crate::rng::Rng;
+use crate::train::{self, Control};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Presets to time for training.
+    #[arg(long, num_args = 1.., default_values_t = ["deep".to_string(), "shallow-256".into(), "conv-unpool".into(), "conv-deconv".into(), "conv-both".into()])]
+    pub presets: Vec<String>,
+    /// Batch sizes to time.
+    #[arg(long, num_args = 1.., default_values_t = [32usize, 256])]
+    pub batches: Vec<usize>,
+    /// Training images per timing (dense presets; conv presets use a quarter).
+    #[arg(long, default_value_t = 10_000)]
+    pub images: usize,
+    /// Repetitions of each interactive timing (the median is reported).
+    #[arg(long, default_value_t = 50)]
+    pub reps: usize,
+    /// Skip the training timings.
+    #[arg(long)]
+    pub no_train: bool,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct TrainRow {
+    preset: String,
+    batch: usize,
+    images: usize,
+    samples_per_sec: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn time_ms(reps: usize, mut f: impl FnMut()) -> f64 {
+    f(); // warm-up
+    median(
+        (0..reps.max(1))
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect(),
+    )
+}
+
+pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
+    let (root, _) = crate::data::registry::resolve_data_dir(common.data_dir.as_deref());
+    let t0 = Instant::now();
+    let ds = Dataset::load(&root, DatasetKind::Mnist)?;
+    let decode_secs = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let pca = Pca::fit(&ds.train)?;
+    let pca_secs = t1.elapsed().as_secs_f64();
+    let startup_secs = t0.elapsed().as_secs_f64();
+    let device = crate::device(&common.device)?;
+    let threads = candle_core::utils::get_num_threads();
+
+    let mut rows = Vec::new();
+    if !a.no_train {
+        for preset in &a.presets {
+            let model_cfg = ModelConfig::preset(preset).map_err(anyhow::Error::msg)?;
+            let n = if model_cfg.is_conv() {
+                a.images / 4
+            } else {
+                a.images
+            };
+            for &batch in &a.batches {
+                let cfg = RunConfig {
+                    model: model_cfg.clone(),
+                    train: TrainParams {
+                        epochs: 1,
+                        batch_size: batch,
+                        ..TrainParams::default()
+                    },
+                    dataset: DatasetKind::Mnist,
+                };
+                // warm-up: 20 steps, then a fresh model for the timing
+                let warm = ds.truncated(20 * batch, 10, 10);
+                let m = Autoencoder::new(&cfg.model, 1, &device)?;
+                train::run(&cfg, &warm, &m, &mut (), &Control::default())?;
+                let sub = ds.truncated(n, 10, 10);
+                let m = Autoencoder::new(&cfg.model, 1, &device)?;
+                let out = train::run(&cfg, &sub, &m, &mut (), &Control::default())?;
+                if !a.json {
+                    eprintln!(
+                        "{preset:<12} batch {batch:>4}: {:>9.0} samples/s",
+                        out.samples_per_sec
+                    );
+                }
+                rows.push(TrainRow {
+                    preset: preset.clone(),
+                    batch,
+                    images: n,
+                    samples_per_sec: out.samples_per_sec,
+                });
+            }
+        }
+    }
+
+    // Interactive paths
+    let grid = ds.test.rows_f32(0..100);
+    let mut k = 1usize;
+    let pca_grid_ms = time_ms(a.reps, || {
+        k = k % 200 + 7; // a different k each time, as a dragged slider gives
+        std::hint::black_box(pca.reconstruct(&grid, k));
+    });
+    let models: Vec<Autoencoder> = study_presets()
+        .iter()
+        .map(|p| Autoencoder::new(&ModelConfig::preset(p).expect("study preset"), 1, &device))
+        .collect::<Result<_, _>>()?;
+    let clean = ds.test.rows_f32(0..8);
+    let mut rng = Rng::new(1);
+    let mut level = 0.0f32;
+    let noise_ms = time_ms(a.reps, || {
+        level = (level + 0.07) % 1.0;
+        let mut noisy = clean.clone();
+        Noise {
+            kind: NoiseKind::Gaussian,
+            level,
+        }
+        .apply(&mut noisy, &mut rng);
+        for m in &models {
+            std::hint::black_box(m.reconstruct(&noisy).expect("inference"));
+        }
+    });
+    let digit = ds.test.rows_f32(0..1);
+    let drawn_ms = time_ms(a.reps, || {
+        std::hint::black_box(pca.reconstruct(&digit, 30));
+        for m in &models {
+            std::hint::black_box(m.reconstruct(&digit).expect("inference"));
+        }
+    });
+
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "threads": threads,
+                "train": rows,
+                "pca_fit_secs": pca_secs,
+                "decode_secs": decode_secs,
+                "startup_data_and_pca_secs": startup_secs,
+                "interaction_ms": {
+                    "pca_k_change_10x10": pca_grid_ms,
+                    "noise_change_8_images_all_models": noise_ms,
+                    "drawn_digit_pca_and_all_models": drawn_ms,
+                },
+                "models": models.len(),
+            })
+        );
+    } else {
+        println!("threads: {threads}");
+        if !rows.is_empty() {
+            println!(
+                "{:<12} {:>6} {:>8} {:>12}",
+                "preset", "batch", "images", "samples/s"
+            );
+            for r in &rows {
+                println!(
+                    "{:<12} {:>6} {:>8} {:>12.0}",
+                    r.preset, r.batch, r.images, r.samples_per_sec
+                );
+            }
+        }
+        println!("MNIST decode: {decode_secs:.2} s; PCA fit (50k x 784, all components): {pca_secs:.2} s; both: {startup_secs:.2} s");
+        println!("PCA k change, 10x10 grid: {pca_grid_ms:.2} ms (median)");
+        println!(
+            "noise change, 8 images through {} models: {noise_ms:.2} ms (median)",
+            models.len()
+        );
+        println!(
+            "drawn digit through PCA + {} models: {drawn_ms:.2} ms (median)",
+            models.len()
+        );
+    }
+    Ok(())
+}
