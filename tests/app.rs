@@ -207,3 +207,44 @@ fn hand_made_events_failed_and_diverged_are_shown() {
         "the NaN loss is not plotted"
     );
 }
+
+#[test]
+fn pca_slider_changes_the_reconstruction_and_the_error() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    data::write_synthetic(data_dir.path(), DatasetKind::Mnist, 1200, 200, 5).unwrap();
+    let mut h = harness(data_dir.path(), models.path());
+    step_until(&mut h, 60, "PCA", |a| {
+        matches!(a.state.data, DataStatus::Ready { pca: Some(_), .. })
+    });
+    h.get_by_label("PCA").click();
+    h.run_steps(3);
+    let (rec30, err30) = {
+        let v = &h.state().pca_view;
+        assert_eq!(v.k, 30);
+        (v.reconstructions.clone(), v.mean_error().unwrap())
+    };
+    assert!(h
+        .query_by_label_contains(&format!("mean MSE {err30:.4}"))
+        .is_some());
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "Components k")
+        .set_value_accesskit(3.0);
+    h.run_steps(3);
+    let v = &h.state().pca_view;
+    assert_eq!(v.k, 3);
+    assert_ne!(
+        v.reconstructions, rec30,
+        "the reconstruction follows the slider"
+    );
+    let err3 = v.mean_error().unwrap();
+    assert!(
+        err3 > err30,
+        "fewer components, larger error: {err3} vs {err30}"
+    );
+    assert!(
+        h.query_by_label_contains(&format!("mean MSE {err3:.4}"))
+            .is_some(),
+        "the shown error follows the slider"
+    );
+    assert!(h.query_by_label("Explained variance").is_some());
+}

@@ -2,8 +2,10 @@
 //! data set picker, a status bar, and the views. Logic (draining the worker
 //! and loader, applying actions) is kept apart from drawing.
 
+pub mod images;
 pub mod library_view;
 pub mod loader;
+pub mod pca_view;
 pub mod state;
 pub mod train_view;
 
@@ -27,6 +29,7 @@ pub struct AelabApp {
     loader: Option<Loader>,
     pub train_view: train_view::TrainView,
     pub library_view: library_view::LibraryView,
+    pub pca_view: pca_view::PcaView,
     frame_ms: VecDeque<f32>,
     last_frame: Option<Instant>,
     /// CPU time spent building each frame (ms), for the debug overlay.
@@ -90,6 +93,7 @@ impl AelabApp {
             loader: None,
             train_view: train_view::TrainView::default(),
             library_view: library_view::LibraryView::default(),
+            pca_view: pca_view::PcaView::default(),
             frame_ms: VecDeque::new(),
             last_frame: None,
             draw_ms: VecDeque::new(),
@@ -327,6 +331,7 @@ impl AelabApp {
             }
             match self.state.settings.view {
                 View::Train => self.train_view.ui(ui, &mut self.state, &mut actions),
+                View::Pca => self.pca_view.ui(ui, &self.state),
                 View::Library => self.library_view.ui(ui, &self.state, &mut actions),
             }
         });

@@ -19,14 +19,16 @@ use crate::worker::Event;
 pub enum View {
     #[default]
     Train,
+    Pca,
     Library,
 }
 
 impl View {
-    pub const ALL: [View; 2] = [View::Train, View::Library];
+    pub const ALL: [View; 3] = [View::Train, View::Pca, View::Library];
     pub fn label(self) -> &'static str {
         match self {
             View::Train => "Train",
+            View::Pca => "PCA",
             View::Library => "Library",
         }
     }

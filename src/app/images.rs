@@ -1,0 +1,111 @@
+//! Turning 28x28 float images into egui textures: grey (ink white on black,
+//! as MNIST is usually shown) and diverging (blue-white-red, zero in the
+//! middle) colour maps, with textures created once and updated in place.
+
+use egui::{Color32, ColorImage, TextureHandle, TextureOptions};
+
+use crate::data::IMAGE_SIDE;
+
+/// Grey image of values in [0, 1].
+pub fn gray(pixels: &[f32]) -> ColorImage {
+    let px: Vec<Color32> = pixels
+        .iter()
+        .map(|&v| {
+            let g = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+            Color32::from_gray(g)
+        })
+        .collect();
+    ColorImage::new([IMAGE_SIDE, IMAGE_SIDE], px)
+}
+
+/// Diverging map scaled so that ±`scale` are the saturated ends (zero is white).
+pub fn diverging(pixels: &[f32], scale: f32) -> ColorImage {
+    let s = if scale > 0.0 { scale } else { 1.0 };
+    let px: Vec<Color32> = pixels
+        .iter()
+        .map(|&v| {
+            let t = (v / s).clamp(-1.0, 1.0);
+            let fade = |c: f32| (255.0 * (1.0 - t.abs()) + c * t.abs()).round() as u8;
+            if t >= 0.0 {
+                Color32::from_rgb(fade(178.0), fade(24.0), fade(43.0)) // red
+            } else {
+                Color32::from_rgb(fade(33.0), fade(102.0), fade(172.0)) // blue
+            }
+        })
+        .collect();
+    ColorImage::new([IMAGE_SIDE, IMAGE_SIDE], px)
+}
+
+/// Largest absolute value (for a symmetric diverging scale).
+pub fn abs_max(pixels: &[f32]) -> f32 {
+    pixels.iter().fold(0.0f32, |m, v| m.max(v.abs()))
+}
+
+/// A row of textures kept across frames; `put` updates in place.
+#[derive(Default)]
+pub struct Tiles {
+    handles: Vec<TextureHandle>,
+}
+
+impl Tiles {
+    pub fn put(
+        &mut self,
+        ctx: &egui::Context,
+        i: usize,
+        name: &str,
+        image: ColorImage,
+    ) -> &TextureHandle {
+        let opts = TextureOptions::NEAREST;
+        if i < self.handles.len() {
+            self.handles[i].set(image, opts);
+        } else {
+            while self.handles.len() < i {
+                let blank = ColorImage::new([1, 1], vec![Color32::BLACK]);
+                self.handles.push(ctx.load_texture(
+                    format!("{name}-{}", self.handles.len()),
+                    blank,
+                    opts,
+                ));
+            }
+            self.handles
+                .push(ctx.load_texture(format!("{name}-{i}"), image, opts));
+        }
+        &self.handles[i]
+    }
+
+    pub fn get(&self, i: usize) -> Option<&TextureHandle> {
+        self.handles.get(i)
+    }
+
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+}
+
+/// Show a texture at `size` points, with a hover text.
+pub fn show(ui: &mut egui::Ui, tex: &TextureHandle, size: f32, hover: &str) -> egui::Response {
+    ui.add(egui::Image::new((tex.id(), egui::vec2(size, size))))
+        .on_hover_text(hover)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_maps() {
+        let g = gray(&[0.0, 1.0, 2.0, -1.0].repeat(196));
+        assert_eq!(g.pixels[0], Color32::from_gray(0));
+        assert_eq!(g.pixels[1], Color32::from_gray(255));
+        assert_eq!(g.pixels[2], Color32::from_gray(255), "clamped");
+        let d = diverging(&[0.0, 1.0, -1.0, 0.5].repeat(196), 1.0);
+        assert_eq!(d.pixels[0], Color32::WHITE);
+        assert_eq!(d.pixels[1], Color32::from_rgb(178, 24, 43));
+        assert_eq!(d.pixels[2], Color32::from_rgb(33, 102, 172));
+        assert_eq!(abs_max(&[0.1, -0.7, 0.3]), 0.7);
+    }
+}

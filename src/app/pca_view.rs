@@ -1,0 +1,369 @@
+//! The PCA view: a k slider with live reconstructions of test digits and
+//! their errors, the explained variance (per component and cumulative, with
+//! k and the 90/95/99% marks), eigen-digits, the study's percentile grid,
+//! and PCA's error against k with every trained autoencoder as a point.
+
+use std::sync::Arc;
+
+use crossbeam_channel::Receiver;
+use egui::RichText;
+use egui_plot::{Bar, BarChart, Legend, Line, Plot, Points, Text, VLine};
+
+use super::images::{self, Tiles};
+use super::state::{AppState, DataStatus};
+use crate::data::{Dataset, PIXELS};
+use crate::pca::{Pca, PERCENTILES};
+use crate::train::metrics;
+
+/// Digits shown in the reconstruction rows.
+pub const GRID_DIGITS: usize = 10;
+const EIGEN_DIGITS: usize = 16;
+const PERCENTILE_COMPONENTS: usize = 5;
+/// Test images the error-vs-k curve is computed on.
+const CURVE_IMAGES: usize = 2000;
+
+pub struct PcaView {
+    pub k: usize,
+    /// k the reconstructions were computed for (recompute when it differs).
+    shown_k: Option<usize>,
+    /// Per-image MSE of the shown reconstructions.
+    pub errors: Vec<f64>,
+    pub reconstructions: Vec<f32>,
+    originals: Tiles,
+    recon: Tiles,
+    eigen: Tiles,
+    percentile: Tiles,
+    static_ready: bool,
+    curve: Option<Arc<Vec<f64>>>,
+    curve_rx: Option<Receiver<Vec<f64>>>,
+    /// Identity of the PCA the caches belong to.
+    pca_id: usize,
+}
+
+impl Default for PcaView {
+    fn default() -> Self {
+        PcaView {
+            k: 30,
+            shown_k: None,
+            errors: Vec::new(),
+            reconstructions: Vec::new(),
+            originals: Tiles::default(),
+            recon: Tiles::default(),
+            eigen: Tiles::default(),
+            percentile: Tiles::default(),
+            static_ready: false,
+            curve: None,
+            curve_rx: None,
+            pca_id: 0,
+        }
+    }
+}
+
+impl PcaView {
+    pub fn mean_error(&self) -> Option<f64> {
+        (!self.errors.is_empty())
+            .then(|| self.errors.iter().sum::<f64>() / self.errors.len() as f64)
+    }
+
+    /// Recompute what depends on k (called when k changes: ~1 ms).
+    pub fn update(&mut self, data: &Dataset, pca: &Pca) {
+        if self.shown_k == Some(self.k) {
+            return;
+        }
+        let n = GRID_DIGITS.min(data.test.len());
+        let x = data.test.rows_f32(0..n);
+        self.reconstructions = pca.reconstruct(&x, self.k);
+        self.errors = metrics::sse_per_image(&self.reconstructions, &x)
+            .iter()
+            .map(|s| s / PIXELS as f64)
+            .collect();
+        self.shown_k = Some(self.k);
+    }
+
+    fn reset_if_new(&mut self, pca: &Arc<Pca>) {
+        let id = Arc::as_ptr(pca) as usize;
+        if id != self.pca_id {
+            *self = PcaView {
+                k: self.k,
+                pca_id: id,
+                ..PcaView::default()
+            };
+        }
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui, state: &AppState) {
+        let (data, pca) = match &state.data {
+            DataStatus::Ready {
+                data,
+                pca: Some(pca),
+            } => (data.clone(), pca.clone()),
+            DataStatus::Ready { .. } => {
+                ui.label("Fitting PCA on the 50,000 training images…");
+                ui.spinner();
+                return;
+            }
+            _ => {
+                ui.label("PCA appears here once the data set is loaded.");
+                return;
+            }
+        };
+        self.reset_if_new(&pca);
+        self.poll_curve(&data, &pca, ui.ctx());
+        ui.horizontal(|ui| {
+            let l = ui.label("Components k");
+            ui.add(egui::Slider::new(&mut self.k, 1..=PIXELS).logarithmic(true))
+                .labelled_by(l.id)
+                .on_hover_text(
+                    "How many principal components reconstruct each image; more keep more detail",
+                );
+            ui.label(format!(
+                "explain {:.1}% of the variance · 90% at {} · 95% at {} · 99% at {}",
+                pca.cumulative_ratio[self.k - 1] * 100.0,
+                pca.components_for(0.90),
+                pca.components_for(0.95),
+                pca.components_for(0.99)
+            ));
+        });
+        self.update(&data, &pca);
+        let ctx = ui.ctx().clone();
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            self.reconstruction_rows(ui, &ctx, &data);
+            ui.separator();
+            ui.columns(2, |cols| {
+                variance_plot(&mut cols[0], &pca, self.k);
+                self.error_plot(&mut cols[1], state);
+            });
+            ui.separator();
+            self.static_images(ui, &ctx, &data, &pca);
+        });
+    }
+
+    fn reconstruction_rows(&mut self, ui: &mut egui::Ui, ctx: &egui::Context, data: &Dataset) {
+        let n = self.errors.len();
+        let mean = self.mean_error().unwrap_or(0.0);
+        ui.label(
+            RichText::new(format!(
+                "Test digits and their PCA-{} reconstructions · mean MSE {:.4}",
+                self.k, mean
+            ))
+            .strong(),
+        );
+        let size = 56.0;
+        ui.horizontal(|ui| {
+            ui.add_sized([90.0, size], egui::Label::new("original"));
+            for i in 0..n {
+                let tex =
+                    self.originals
+                        .put(ctx, i, "pca-orig", images::gray(&data.test.image_f32(i)));
+                images::show(
+                    ui,
+                    tex,
+                    size,
+                    &format!("test image {i}, label {}", data.test.labels[i]),
+                );
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.add_sized([90.0, size], egui::Label::new(format!("PCA-{}", self.k)));
+            for i in 0..n {
+                let img = images::gray(&self.reconstructions[i * PIXELS..(i + 1) * PIXELS]);
+                let tex = self.recon.put(ctx, i, "pca-rec", img);
+                images::show(ui, tex, size, &format!("MSE {:.4}", self.errors[i]));
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.add_sized([90.0, 14.0], egui::Label::new(RichText::new("MSE").small()));
+            for e in &self.errors {
+                ui.add_sized(
+                    [size, 14.0],
+                    egui::Label::new(RichText::new(format!("{e:.4}")).small()),
+                );
+            }
+        });
+    }
+
+    fn poll_curve(&mut self, data: &Arc<Dataset>, pca: &Arc<Pca>, ctx: &egui::Context) {
+        if let Some(rx) = &self.curve_rx {
+            if let Ok(c) = rx.try_recv() {
+                self.curve = Some(Arc::new(c));
+                self.curve_rx = None;
+            }
+            return;
+        }
+        if self.curve.is_none() {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            let (data, pca, ctx) = (data.clone(), pca.clone(), ctx.clone());
+            let spawned = std::thread::Builder::new()
+                .name("aelab-pca-curve".into())
+                .spawn(move || {
+                    let n = CURVE_IMAGES.min(data.test.len());
+                    let _ = tx.send(pca.error_curve(&data.test.rows_f32(0..n)));
+                    ctx.request_repaint();
+                });
+            if spawned.is_ok() {
+                self.curve_rx = Some(rx);
+            }
+        }
+    }
+
+    fn error_plot(&self, ui: &mut egui::Ui, state: &AppState) {
+        ui.label(
+            RichText::new(
+                "Test MSE against the code size: PCA (line) and trained autoencoders (points)",
+            )
+            .strong(),
+        );
+        let k = self.k as f64;
+        let response = Plot::new("pca_error_vs_k")
+            .height(260.0)
+            .legend(Legend::default())
+            .x_axis_label("components / bottleneck size (log10)")
+            .y_axis_label("test MSE per pixel")
+            .x_axis_formatter(|m, _| format!("{:.0}", 10f64.powf(m.value)))
+            .show(ui, |plot| {
+                if let Some(c) = &self.curve {
+                    let pts: Vec<[f64; 2]> = c
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &e)| [((i + 1) as f64).log10(), e])
+                        .collect();
+                    plot.line(Line::new("PCA", pts));
+                }
+                plot.vline(VLine::new("k", k.log10()).style(egui_plot::LineStyle::dashed_loose()));
+                for e in &state.library {
+                    if let Some(m) = &e.manifest.test_metrics {
+                        let x = (e.manifest.run.model.bottleneck() as f64).log10();
+                        plot.points(
+                            Points::new("autoencoders", vec![[x, m.mse_per_pixel]]).radius(5.0),
+                        );
+                        plot.text(
+                            Text::new(
+                                "label",
+                                [x, m.mse_per_pixel].into(),
+                                format!("  {}", e.manifest.run.model.preset),
+                            )
+                            .anchor(egui::Align2::LEFT_CENTER),
+                        );
+                    }
+                }
+            });
+        response
+            .response
+            .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Canvas, true, "Error against k"));
+        if self.curve.is_none() {
+            ui.label(RichText::new("computing PCA's error for every k…").weak());
+        }
+    }
+
+    fn static_images(&mut self, ui: &mut egui::Ui, ctx: &egui::Context, data: &Dataset, pca: &Pca) {
+        if !self.static_ready {
+            let n = EIGEN_DIGITS;
+            self.eigen.put(ctx, 0, "pca-eigen", images::gray(&pca.mean));
+            for c in 0..n {
+                let comp = pca.component(c);
+                self.eigen.put(
+                    ctx,
+                    c + 1,
+                    "pca-eigen",
+                    images::diverging(comp, images::abs_max(comp)),
+                );
+            }
+            let grid = pca.percentile_grid(&data.train, PERCENTILE_COMPONENTS);
+            for (c, row) in grid.iter().enumerate() {
+                for (p, &idx) in row.iter().enumerate() {
+                    self.percentile.put(
+                        ctx,
+                        c * PERCENTILES.len() + p,
+                        "pca-perc",
+                        images::gray(&data.train.image_f32(idx)),
+                    );
+                }
+            }
+            self.static_ready = true;
+        }
+        ui.label(RichText::new("Mean image and eigen-digits (first components; red positive, blue negative, white zero)").strong());
+        ui.horizontal_wrapped(|ui| {
+            if let Some(t) = self.eigen.get(0) {
+                images::show(ui, t, 48.0, "mean training image");
+            }
+            for c in 0..EIGEN_DIGITS {
+                if let Some(t) = self.eigen.get(c + 1) {
+                    images::show(
+                        ui,
+                        t,
+                        48.0,
+                        &format!(
+                            "component {} · {:.2}% of the variance",
+                            c + 1,
+                            pca.explained_variance_ratio[c] * 100.0
+                        ),
+                    );
+                }
+            }
+        });
+        ui.label(
+            RichText::new(
+                "Training images at the 2/10/25/50/75/90/98th percentile of each component's score",
+            )
+            .strong(),
+        );
+        egui::Grid::new("percentiles").show(ui, |ui| {
+            ui.label("");
+            for p in PERCENTILES {
+                ui.label(format!("{p:.0}%"));
+            }
+            ui.end_row();
+            for c in 0..PERCENTILE_COMPONENTS {
+                ui.label(format!("component {}", c + 1));
+                for p in 0..PERCENTILES.len() {
+                    if let Some(t) = self.percentile.get(c * PERCENTILES.len() + p) {
+                        images::show(
+                            ui,
+                            t,
+                            40.0,
+                            &format!("component {} at the {}th percentile", c + 1, PERCENTILES[p]),
+                        );
+                    }
+                }
+                ui.end_row();
+            }
+        });
+    }
+}
+
+fn variance_plot(ui: &mut egui::Ui, pca: &Pca, k: usize) {
+    ui.label(
+        RichText::new("Explained variance: per component (bars) and cumulative (line)").strong(),
+    );
+    let shown = 200usize;
+    let bars: Vec<Bar> = (0..shown)
+        .map(|i| Bar::new((i + 1) as f64, pca.explained_variance_ratio[i]).width(0.8))
+        .collect();
+    // the cumulative curve on the same axis, scaled to the first bar's height
+    let top = pca.explained_variance_ratio[0];
+    let cumulative: Vec<[f64; 2]> = (0..shown)
+        .map(|i| [(i + 1) as f64, pca.cumulative_ratio[i] * top])
+        .collect();
+    let response = Plot::new("pca_variance")
+        .height(260.0)
+        .legend(Legend::default())
+        .x_axis_label("component")
+        .y_axis_label("variance ratio (line: cumulative, 100% at the top)")
+        .show(ui, |plot| {
+            plot.bar_chart(BarChart::new("per component", bars));
+            plot.line(Line::new("cumulative", cumulative));
+            plot.vline(VLine::new(format!("k = {k}"), k as f64));
+            for f in [0.90, 0.95, 0.99] {
+                let c = pca.components_for(f);
+                if c <= shown {
+                    plot.vline(
+                        VLine::new(format!("{:.0}% at {c}", f * 100.0), c as f64)
+                            .style(egui_plot::LineStyle::dotted_dense()),
+                    );
+                }
+            }
+        });
+    response
+        .response
+        .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Canvas, true, "Explained variance"));
+}
