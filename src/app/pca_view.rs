@@ -315,13 +315,13 @@ impl PcaView {
             ui.end_row();
             for c in 0..PERCENTILE_COMPONENTS {
                 ui.label(format!("component {}", c + 1));
-                for p in 0..PERCENTILES.len() {
+                for (p, pct) in PERCENTILES.iter().enumerate() {
                     if let Some(t) = self.percentile.get(c * PERCENTILES.len() + p) {
                         images::show(
                             ui,
                             t,
                             40.0,
-                            &format!("component {} at the {}th percentile", c + 1, PERCENTILES[p]),
+                            &format!("component {} at the {pct}th percentile", c + 1),
                         );
                     }
                 }
