@@ -50,6 +50,9 @@ pub enum Event {
         total_steps: usize,
         params: usize,
     },
+    /// The latest step, with the losses of the steps thinned out before it
+    /// (steps are batched to about 25 events a second, so the UI repaints at
+    /// a steady rate whatever the training speed).
     Step {
         id: u64,
         epoch: usize,
@@ -57,6 +60,7 @@ pub enum Event {
         loss: f32,
         lr: f64,
         samples_per_sec: f64,
+        earlier: Vec<(usize, f32)>,
     },
     LearningRateChanged {
         id: u64,
@@ -182,15 +186,41 @@ impl Drop for WorkerHandle {
     }
 }
 
-/// Sends loop events: steps best-effort, the rest reliably.
+/// Shortest time between two step events.
+const STEP_EVENT_INTERVAL: Duration = Duration::from_millis(40);
+
+/// Sends loop events: steps batched and best-effort, the rest reliably.
 struct ChannelObserver<'a> {
     id: u64,
     tx: &'a Sender<Event>,
     wake: &'a Wake,
     shutdown: &'a AtomicBool,
+    /// Step losses not sent yet.
+    pending: Vec<(usize, f32)>,
+    last_step_sent: Option<std::time::Instant>,
+    last_lr: f64,
+    last_epoch: usize,
+    last_speed: f64,
 }
 
 impl ChannelObserver<'_> {
+    /// Send the pending losses as one step event (reliably: at epoch ends).
+    fn flush_steps(&mut self, epoch: usize, lr: f64, samples_per_sec: f64) {
+        if let Some((step, loss)) = self.pending.pop() {
+            let earlier = std::mem::take(&mut self.pending);
+            self.send_reliable(Event::Step {
+                id: self.id,
+                epoch,
+                step,
+                loss,
+                lr,
+                samples_per_sec,
+                earlier,
+            });
+            self.last_step_sent = Some(std::time::Instant::now());
+        }
+    }
+
     fn send_reliable(&self, ev: Event) {
         let mut ev = ev;
         loop {
@@ -230,6 +260,17 @@ impl train::Observer for ChannelObserver<'_> {
                 lr,
                 samples_per_sec,
             } => {
+                self.last_lr = lr;
+                self.last_epoch = epoch;
+                self.last_speed = samples_per_sec;
+                if self
+                    .last_step_sent
+                    .is_some_and(|t| t.elapsed() < STEP_EVENT_INTERVAL)
+                {
+                    self.pending.push((step, loss));
+                    return;
+                }
+                let earlier = std::mem::take(&mut self.pending);
                 match self.tx.try_send(Event::Step {
                     id,
                     epoch,
@@ -237,9 +278,18 @@ impl train::Observer for ChannelObserver<'_> {
                     loss,
                     lr,
                     samples_per_sec,
+                    earlier,
                 }) {
-                    Ok(()) => (self.wake)(),
-                    Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
+                    Ok(()) => {
+                        self.last_step_sent = Some(std::time::Instant::now());
+                        (self.wake)()
+                    }
+                    // The UI lags: keep the losses for the next event.
+                    Err(TrySendError::Full(Event::Step { earlier, .. })) => {
+                        self.pending = earlier;
+                        self.pending.push((step, loss));
+                    }
+                    Err(_) => {}
                 }
             }
             TrainEvent::LearningRateChanged { step, lr } => {
@@ -251,13 +301,16 @@ impl train::Observer for ChannelObserver<'_> {
                 val_loss,
                 samples_per_sec,
                 ..
-            } => self.send_reliable(Event::Epoch {
-                id,
-                epoch,
-                train_loss,
-                val_loss,
-                samples_per_sec,
-            }),
+            } => {
+                self.flush_steps(epoch.saturating_sub(1), self.last_lr, samples_per_sec);
+                self.send_reliable(Event::Epoch {
+                    id,
+                    epoch,
+                    train_loss,
+                    val_loss,
+                    samples_per_sec,
+                })
+            }
         }
     }
 }
@@ -287,6 +340,11 @@ fn worker_loop(
             *slot = control.clone();
         }
         let mut obs = ChannelObserver {
+            pending: Vec::new(),
+            last_step_sent: None,
+            last_lr: job.run.train.lr,
+            last_epoch: 0,
+            last_speed: 0.0,
             id: job.id,
             tx: &events,
             wake: &wake,
@@ -315,6 +373,7 @@ fn run_job(
     let device = candle_core::Device::Cpu;
     let model = Autoencoder::new(&job.run.model, job.run.train.seed, &device)?;
     let outcome = train::run(&job.run, data, &model, obs, control)?;
+    obs.flush_steps(obs.last_epoch, obs.last_lr, obs.last_speed);
     obs.send_reliable(Event::Evaluating { id: job.id });
     let metrics: Option<Metrics> = if outcome.epochs_done > 0 {
         Some(train::evaluate(

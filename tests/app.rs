@@ -165,6 +165,7 @@ fn hand_made_events_failed_and_diverged_are_shown() {
             loss: 0.5,
             lr: 1e-3,
             samples_per_sec: 10.0,
+            earlier: vec![],
         });
         s.apply(Event::Step {
             id: a,
@@ -173,6 +174,7 @@ fn hand_made_events_failed_and_diverged_are_shown() {
             loss: f32::NAN,
             lr: 1e-3,
             samples_per_sec: 10.0,
+            earlier: vec![],
         });
         s.apply(Event::Failed {
             id: a,

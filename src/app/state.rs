@@ -141,6 +141,19 @@ impl Run {
         format!("#{} {}", self.id, self.config.model.preset)
     }
 
+    /// Add one step's loss to the raw and smoothed curves (non-finite losses are not plotted).
+    pub fn push_loss(&mut self, step: f64, loss: f64) {
+        if !loss.is_finite() {
+            return;
+        }
+        self.steps.push([step, loss]);
+        // bias-corrected EMA: tracks from the first step instead of lagging
+        self.ema = 0.98 * self.ema + 0.02 * loss;
+        self.ema_n += 1;
+        self.smoothed
+            .push([step, self.ema / (1.0 - 0.98f64.powi(self.ema_n))]);
+    }
+
     /// Fraction of the current epoch done.
     pub fn epoch_fraction(&self) -> f32 {
         if self.steps_per_epoch == 0 {
@@ -418,19 +431,14 @@ impl AppState {
                 step,
                 loss,
                 samples_per_sec,
+                earlier,
                 ..
             } => {
                 run.step = step;
                 run.epoch = epoch;
                 run.samples_per_sec = samples_per_sec;
-                let (x, y) = (step as f64, loss as f64);
-                if y.is_finite() {
-                    run.steps.push([x, y]);
-                    // bias-corrected EMA: tracks from the first step instead of lagging
-                    run.ema = 0.98 * run.ema + 0.02 * y;
-                    run.ema_n += 1;
-                    run.smoothed
-                        .push([x, run.ema / (1.0 - 0.98f64.powi(run.ema_n))]);
+                for (x, y) in earlier.into_iter().chain(std::iter::once((step, loss))) {
+                    run.push_loss(x as f64, y as f64);
                 }
             }
             Event::LearningRateChanged { step, lr, .. } => run.lr_marks.push((step as f64, lr)),
@@ -610,6 +618,7 @@ mod tests {
                 loss: 1.0 / step as f32,
                 lr: 1e-3,
                 samples_per_sec: 100.0,
+                earlier: vec![],
             });
         }
         s.apply(Event::Step {
@@ -619,6 +628,7 @@ mod tests {
             loss: f32::NAN,
             lr: 1e-3,
             samples_per_sec: 100.0,
+            earlier: vec![],
         });
         s.apply(Event::Epoch {
             id,
@@ -647,6 +657,26 @@ mod tests {
         );
         assert!(s.active.is_none());
         assert!(s.messages.last().unwrap().contains("disk on fire"));
+    }
+
+    #[test]
+    fn batched_steps_fill_every_point() {
+        let mut s = AppState::default();
+        let id = s.enqueue(cfg());
+        s.take_next();
+        s.apply(Event::Step {
+            id,
+            epoch: 0,
+            step: 4,
+            loss: 0.4,
+            lr: 1e-3,
+            samples_per_sec: 1.0,
+            earlier: vec![(1, 1.0), (2, 0.8), (3, f32::NAN)],
+        });
+        let r = s.run(id).unwrap();
+        let want = [[1.0, 1.0], [2.0, 0.8f32 as f64], [4.0, 0.4f32 as f64]];
+        assert_eq!(r.steps, want, "every finite loss of the batch, in order");
+        assert_eq!(r.step, 4);
     }
 
     #[test]
