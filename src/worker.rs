@@ -51,7 +51,7 @@ pub enum Event {
         params: usize,
     },
     /// The latest step, with the losses of the steps thinned out before it
-    /// (steps are batched to about 25 events a second, so the UI repaints at
+    /// (steps are batched to about 10 events a second, so the UI repaints at
     /// a steady rate whatever the training speed).
     Step {
         id: u64,
@@ -187,7 +187,7 @@ impl Drop for WorkerHandle {
 }
 
 /// Shortest time between two step events.
-const STEP_EVENT_INTERVAL: Duration = Duration::from_millis(40);
+const STEP_EVENT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Sends loop events: steps batched and best-effort, the rest reliably.
 struct ChannelObserver<'a> {

@@ -481,8 +481,10 @@ impl eframe::App for AelabApp {
             self.draw_ms.pop_front();
         }
         self.log_frames();
+        // The worker and the loader wake the UI when they have news; this
+        // only keeps the status line fresh while nothing arrives.
         if self.state.active.is_some() || matches!(self.state.data, DataStatus::Loading { .. }) {
-            ui.ctx().request_repaint_after(Duration::from_millis(100));
+            ui.ctx().request_repaint_after(Duration::from_millis(500));
         }
     }
 

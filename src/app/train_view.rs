@@ -304,6 +304,9 @@ fn progress_ui(ui: &mut egui::Ui, state: &AppState) {
     }
 }
 
+/// Most points drawn per line of the loss plot.
+const MAX_LINE_POINTS: usize = 2000;
+
 /// A loss value with two significant figures (0.25, 0.012, 3.1e-5).
 pub fn sig_figs(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
@@ -354,7 +357,16 @@ fn loss_plot(ui: &mut egui::Ui, state: &mut AppState) {
             for run in runs {
                 let name = run.label();
                 let c = run_color(run.id);
-                let pts = |v: &[[f64; 2]]| v.iter().map(|p| [p[0], tf(p[1])]).collect::<Vec<_>>();
+                // at most ~2,000 points per line: drawing cost stays flat as a run grows
+                let pts = |v: &[[f64; 2]]| {
+                    let stride = v.len().div_ceil(MAX_LINE_POINTS).max(1);
+                    let mut out: Vec<[f64; 2]> =
+                        v.iter().step_by(stride).map(|p| [p[0], tf(p[1])]).collect();
+                    if let Some(last) = v.last().filter(|_| stride > 1) {
+                        out.push([last[0], tf(last[1])]);
+                    }
+                    out
+                };
                 plot.line(
                     Line::new(name.clone(), pts(&run.steps))
                         .color(c.gamma_multiply(0.3))
