@@ -1,31 +1,33 @@
 #!/usr/bin/env bash
 # Start the app under Xvfb on the shared data with an empty model library,
-# let it train its first model for a while, and write PNG screenshots to
-# docs/ (train view while training, then the library view).
+# let it train for a while, and write PNG screenshots of the views to docs/.
 # Needs: xvfb xauth imagemagick xdotool (apt-get install -y --no-install-recommends ...).
+#   BIN=target/release/aelab SECS=30 START=shallow-64 SIZE=1280x800 scripts/screenshot.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${BIN:-target/debug/aelab}
+BIN=${BIN:-target/release/aelab}
 DATA=${AELAB_DATA_DIR:-../shared/data}
 OUT=${OUT:-docs}
-SECS=${SECS:-25}
+SECS=${SECS:-30}
 SIZE=${SIZE:-1280x800}
+START=${START:-shallow-64}
+DISP=${DISP:-:97}
 mkdir -p "$OUT"
 models=$(mktemp -d)
-export XDG_DATA_HOME=$(mktemp -d) # fresh eframe settings
-Xvfb :99 -screen 0 ${SIZE}x24 -nolisten tcp >/dev/null 2>&1 &
+export XDG_DATA_HOME=$(mktemp -d) # fresh window settings
+Xvfb "$DISP" -screen 0 "${SIZE}x24" -nolisten tcp >/dev/null 2>&1 &
 xvfb=$!
-trap 'kill $app $xvfb 2>/dev/null || true; rm -rf "$models"' EXIT
+app=
+trap 'kill $app $xvfb 2>/dev/null || true; rm -rf "$models" "$XDG_DATA_HOME"' EXIT
 sleep 1
-DISPLAY=:99 AELAB_MODELS_DIR="$models" "$BIN" --data-dir "$DATA" &
+DISPLAY=$DISP AELAB_MODELS_DIR="$models" "$BIN" --data-dir "$DATA" --start "$START" >/dev/null 2>&1 &
 app=$!
 sleep "$SECS"
-DISPLAY=:99 import -window root "$OUT/train.png"
-# maximise-free layout: the side panel's "Library" entry sits at the left
-win=$(DISPLAY=:99 xdotool search --name "aelab" | head -1 || true)
-if [ -n "$win" ]; then
-  DISPLAY=:99 xdotool mousemove --window "$win" 40 75 click 1
-  sleep 2
-  DISPLAY=:99 import -window root "$OUT/library.png"
-fi
-echo "wrote $OUT/train.png $OUT/library.png"
+shot() { DISPLAY=$DISP import -window root "$OUT/$1.png"; echo "wrote $OUT/$1.png"; }
+shot train
+# the side panel lists Train, PCA, Library from the top
+click() { DISPLAY=$DISP xdotool mousemove "$1" "$2" click 1; sleep "${3:-2}"; }
+click 35 67 4
+shot pca
+click 35 90
+shot library

@@ -238,7 +238,7 @@ impl PcaView {
                         );
                         plot.text(
                             Text::new(
-                                "label",
+                                "",
                                 [x, m.mse_per_pixel].into(),
                                 format!("  {}", e.manifest.run.model.preset),
                             )
@@ -333,7 +333,10 @@ impl PcaView {
 
 fn variance_plot(ui: &mut egui::Ui, pca: &Pca, k: usize) {
     ui.label(
-        RichText::new("Explained variance: per component (bars) and cumulative (line)").strong(),
+        RichText::new(
+            "Explained variance: per component (bars), cumulative (line, 100% at the top)",
+        )
+        .strong(),
     );
     let shown = 200usize;
     let bars: Vec<Bar> = (0..shown)
@@ -348,7 +351,7 @@ fn variance_plot(ui: &mut egui::Ui, pca: &Pca, k: usize) {
         .height(260.0)
         .legend(Legend::default())
         .x_axis_label("component")
-        .y_axis_label("variance ratio (line: cumulative, 100% at the top)")
+        .y_axis_label("variance ratio")
         .show(ui, |plot| {
             plot.bar_chart(BarChart::new("per component", bars));
             plot.line(Line::new("cumulative", cumulative));

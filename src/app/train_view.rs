@@ -347,11 +347,11 @@ fn loss_plot(ui: &mut egui::Ui, state: &mut AppState) {
         .x_axis_label("step")
         .y_axis_label(if log { "loss (log scale)" } else { "loss" })
         .y_axis_formatter(move |mark, _| {
-            if log {
-                format!("{:.0e}", 10f64.powf(mark.value))
+            sig_figs(if log {
+                10f64.powf(mark.value)
             } else {
-                format!("{:.4}", mark.value)
-            }
+                mark.value
+            })
         })
         .show(ui, |plot| {
             for run in runs {
