@@ -187,7 +187,7 @@ impl Drop for WorkerHandle {
 }
 
 /// Shortest time between two step events.
-const STEP_EVENT_INTERVAL: Duration = Duration::from_millis(100);
+const STEP_EVENT_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Sends loop events: steps batched and best-effort, the rest reliably.
 struct ChannelObserver<'a> {

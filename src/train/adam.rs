@@ -31,6 +31,16 @@ struct AdamStep<'a> {
     scale_v: f32,
 }
 
+/// Zero for subnormal values (|x| < f32::MIN_POSITIVE), x otherwise.
+#[inline(always)]
+fn flush(x: f32) -> f32 {
+    if x.abs() < f32::MIN_POSITIVE {
+        0.0
+    } else {
+        x
+    }
+}
+
 impl InplaceOp2 for AdamStep<'_> {
     fn name(&self) -> &'static str {
         "fused-adam"
@@ -61,8 +71,11 @@ impl InplaceOp2 for AdamStep<'_> {
         }
         let keep = 1.0 - self.lr * self.decay;
         for (((p, &gi), mi), vi) in theta.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            *mi = self.b1 * *mi + (1.0 - self.b1) * gi;
-            *vi = self.b2 * *vi + (1.0 - self.b2) * gi * gi;
+            // Moments of weights whose gradient has gone quiet (pixels that are
+            // rarely inked) decay geometrically into the subnormal range, where
+            // x86 arithmetic is ~100x slower: flush them to zero.
+            *mi = flush(self.b1 * *mi + (1.0 - self.b1) * gi);
+            *vi = flush(self.b2 * *vi + (1.0 - self.b2) * gi * gi);
             let m_hat = *mi * self.scale_m;
             let v_hat = *vi * self.scale_v;
             *p = *p * keep - self.lr * m_hat / (v_hat.sqrt() + self.eps);
@@ -136,6 +149,14 @@ impl FusedAdam {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subnormal_moments_are_flushed() {
+        assert_eq!(flush(1e-39), 0.0);
+        assert_eq!(flush(-1e-39), 0.0);
+        assert_eq!(flush(1e-30), 1e-30);
+        assert_eq!(flush(0.5), 0.5);
+    }
     use crate::data::PIXELS;
     use crate::model::{self, Autoencoder, ModelConfig};
     use candle_core::Tensor;
