@@ -51,7 +51,7 @@ pub enum Event {
         params: usize,
     },
     /// The latest step, with the losses of the steps thinned out before it
-    /// (steps are batched to about 10 events a second, so the UI repaints at
+    /// (steps are batched to about 4 events a second, so the UI repaints at
     /// a steady rate whatever the training speed).
     Step {
         id: u64,
