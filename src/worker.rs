@@ -416,3 +416,91 @@ fn run_job(
         weights,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{write_synthetic, DatasetKind};
+    use crate::model::{ModelConfig, TrainParams};
+    use std::time::Instant;
+
+    fn wait_for(
+        events: &Receiver<Event>,
+        secs: u64,
+        mut want: impl FnMut(&Event) -> bool,
+    ) -> Vec<Event> {
+        let t = Instant::now();
+        let mut seen = Vec::new();
+        while t.elapsed() < Duration::from_secs(secs) {
+            if let Ok(ev) = events.recv_timeout(Duration::from_millis(20)) {
+                let done = want(&ev);
+                seen.push(ev);
+                if done {
+                    return seen;
+                }
+            }
+        }
+        panic!("timed out; saw {} events", seen.len());
+    }
+
+    #[test]
+    fn pause_resume_stop_and_join() {
+        let dir = tempfile::tempdir().unwrap();
+        write_synthetic(dir.path(), DatasetKind::Mnist, 1200, 60, 2).unwrap();
+        let data = Arc::new(Dataset::load(dir.path(), DatasetKind::Mnist).unwrap());
+        let models = tempfile::tempdir().unwrap();
+        let wakes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let w = wakes.clone();
+        let worker = WorkerHandle::spawn(Arc::new(move || {
+            w.fetch_add(1, Ordering::SeqCst);
+        }))
+        .unwrap();
+        let run = RunConfig {
+            model: ModelConfig::preset("shallow-64").unwrap(),
+            train: TrainParams {
+                epochs: 500,
+                ..TrainParams::default()
+            },
+            dataset: DatasetKind::Mnist,
+        };
+        worker
+            .start(
+                Job {
+                    id: 7,
+                    run,
+                    save_dir: Some(models.path().to_path_buf()),
+                },
+                data,
+            )
+            .unwrap();
+        wait_for(&worker.events, 30, |e| {
+            matches!(e, Event::Epoch { epoch: 1, .. })
+        });
+
+        worker.pause();
+        std::thread::sleep(Duration::from_millis(400)); // let in-flight events arrive
+        while worker.events.try_recv().is_ok() {}
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(
+            worker.events.try_recv().is_err(),
+            "a paused run sends nothing"
+        );
+
+        worker.resume();
+        wait_for(&worker.events, 30, |e| matches!(e, Event::Step { .. }));
+        worker.stop();
+        let seen = wait_for(&worker.events, 30, |e| matches!(e, Event::Finished { .. }));
+        let Some(Event::Finished { id, result }) = seen.last() else {
+            unreachable!()
+        };
+        assert_eq!(*id, 7);
+        assert_eq!(result.status, Status::Stopped);
+        assert!(result.manifest.epochs_done >= 1);
+        assert!(
+            result.checkpoint.as_ref().is_some_and(|p| p.is_file()),
+            "saved to the library folder"
+        );
+        assert!(wakes.load(Ordering::SeqCst) > 0, "the UI was woken");
+        drop(worker); // joins the thread; a hang here fails the test by timeout
+    }
+}
