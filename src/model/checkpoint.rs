@@ -286,15 +286,10 @@ mod tests {
         assert_eq!(man, man2);
         for ((n1, a), (n2, b)) in m.params.iter().zip(&back.params) {
             assert_eq!(n1, n2);
-            let d: f32 = (a.as_tensor() - b.as_tensor())
-                .unwrap()
-                .abs()
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .to_scalar()
-                .unwrap();
-            assert_eq!(d, 0.0);
+            assert_eq!(
+                crate::model::max_abs_diff(a.as_tensor(), b.as_tensor()),
+                0.0
+            );
         }
         // no temporary files left behind
         let names: Vec<_> = std::fs::read_dir(dir.path())

@@ -330,6 +330,17 @@ pub fn loss(config: &ModelConfig, f: &Forward, target: &Tensor) -> Result<(Tenso
     }
 }
 
+/// Largest absolute difference between two tensors of the same shape (tests).
+#[cfg(test)]
+pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .and_then(|d| d.abs())
+        .and_then(|d| d.flatten_all())
+        .and_then(|d| d.max(0))
+        .and_then(|d| d.to_scalar::<f32>())
+        .expect("tensors of the same shape")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

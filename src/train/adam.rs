@@ -187,14 +187,7 @@ mod tests {
                 plain.backward_step(&lb).unwrap();
             }
             for ((name, va), (_, vb)) in a.params.iter().zip(&b.params) {
-                let d: f32 = (va.as_tensor() - vb.as_tensor())
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar()
-                    .unwrap();
+                let d = crate::model::max_abs_diff(va.as_tensor(), vb.as_tensor());
                 // Adam normalises each gradient element, so rounding noise in
                 // near-zero gradients can move a weight by a fraction of lr:
                 // allow 1% of lr, far below one real step (lr = 1e-3).
