@@ -250,3 +250,51 @@ fn pca_slider_changes_the_reconstruction_and_the_error() {
     );
     assert!(h.query_by_label("Explained variance").is_some());
 }
+
+#[test]
+fn filter_grid_has_one_tile_per_hidden_unit() {
+    use aelab::model::checkpoint;
+    use aelab::model::{Autoencoder, ModelConfig, RunConfig, TrainParams};
+    let data_dir = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for preset in ["shallow-64", "conv-deconv"] {
+        let run = RunConfig {
+            model: ModelConfig::preset(preset).unwrap(),
+            train: TrainParams::default(),
+            dataset: DatasetKind::Mnist,
+        };
+        let m = Autoencoder::new(&run.model, 1, &candle_core::Device::Cpu).unwrap();
+        let path = models.path().join(format!("{preset}.safetensors"));
+        checkpoint::save(&path, &m, &Manifest::new(run, m.param_count())).unwrap();
+        paths.push(path);
+    }
+    let mut h = harness(data_dir.path(), models.path());
+    h.run_steps(2);
+    h.get_by_label("Filters").click();
+    h.run_steps(2);
+    h.get_by_label("Left model").click();
+    h.run_steps(3);
+    h.get_by_label("shallow-64 (0 epochs)").click();
+    h.run_steps(3);
+    h.get_by_label("Right model").click();
+    h.run_steps(3);
+    h.get_by_label("conv-deconv (0 epochs)").click();
+    h.run_steps(3);
+    let v = &h.state().filters_view;
+    assert_eq!(
+        v.filters(&paths[0])
+            .expect("dense filters loaded")
+            .tile_count(),
+        64,
+        "one tile per hidden unit"
+    );
+    // conv: every kernel of every layer: 8·1 + 16·8 + 16·16 + 16·16 + 16·8 + 8·1
+    assert_eq!(
+        v.filters(&paths[1])
+            .expect("conv filters loaded")
+            .tile_count(),
+        784
+    );
+    assert!(h.query_by_label_contains("shallow-64 filter 63").is_some());
+}

@@ -18,8 +18,14 @@ pub fn gray(pixels: &[f32]) -> ColorImage {
     ColorImage::new([IMAGE_SIDE, IMAGE_SIDE], px)
 }
 
-/// Diverging map scaled so that ±`scale` are the saturated ends (zero is white).
+/// Diverging map of a 28x28 image scaled so that ±`scale` are the saturated
+/// ends (zero is white).
 pub fn diverging(pixels: &[f32], scale: f32) -> ColorImage {
+    diverging_sized(pixels, [IMAGE_SIDE, IMAGE_SIDE], scale)
+}
+
+/// Diverging map of a `[width, height]` image.
+pub fn diverging_sized(pixels: &[f32], size: [usize; 2], scale: f32) -> ColorImage {
     let s = if scale > 0.0 { scale } else { 1.0 };
     let px: Vec<Color32> = pixels
         .iter()
@@ -33,7 +39,7 @@ pub fn diverging(pixels: &[f32], scale: f32) -> ColorImage {
             }
         })
         .collect();
-    ColorImage::new([IMAGE_SIDE, IMAGE_SIDE], px)
+    ColorImage::new(size, px)
 }
 
 /// Largest absolute value (for a symmetric diverging scale).

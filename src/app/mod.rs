@@ -2,6 +2,7 @@
 //! data set picker, a status bar, and the views. Logic (draining the worker
 //! and loader, applying actions) is kept apart from drawing.
 
+pub mod filters_view;
 pub mod images;
 pub mod library_view;
 pub mod loader;
@@ -30,6 +31,7 @@ pub struct AelabApp {
     pub train_view: train_view::TrainView,
     pub library_view: library_view::LibraryView,
     pub pca_view: pca_view::PcaView,
+    pub filters_view: filters_view::FiltersView,
     frame_ms: VecDeque<f32>,
     last_frame: Option<Instant>,
     /// CPU time spent building each frame (ms), for the debug overlay.
@@ -94,6 +96,7 @@ impl AelabApp {
             train_view: train_view::TrainView::default(),
             library_view: library_view::LibraryView::default(),
             pca_view: pca_view::PcaView::default(),
+            filters_view: filters_view::FiltersView::default(),
             frame_ms: VecDeque::new(),
             last_frame: None,
             draw_ms: VecDeque::new(),
@@ -332,6 +335,7 @@ impl AelabApp {
             match self.state.settings.view {
                 View::Train => self.train_view.ui(ui, &mut self.state, &mut actions),
                 View::Pca => self.pca_view.ui(ui, &self.state),
+                View::Filters => self.filters_view.ui(ui, &self.state),
                 View::Library => self.library_view.ui(ui, &self.state, &mut actions),
             }
         });

@@ -20,15 +20,17 @@ pub enum View {
     #[default]
     Train,
     Pca,
+    Filters,
     Library,
 }
 
 impl View {
-    pub const ALL: [View; 3] = [View::Train, View::Pca, View::Library];
+    pub const ALL: [View; 4] = [View::Train, View::Pca, View::Filters, View::Library];
     pub fn label(self) -> &'static str {
         match self {
             View::Train => "Train",
             View::Pca => "PCA",
+            View::Filters => "Filters",
             View::Library => "Library",
         }
     }
