@@ -204,19 +204,32 @@ struct ChannelObserver<'a> {
 }
 
 impl ChannelObserver<'_> {
+    /// A step event for `(step, loss)` carrying the pending losses before it.
+    fn step_event(
+        &mut self,
+        epoch: usize,
+        step: usize,
+        loss: f32,
+        lr: f64,
+        samples_per_sec: f64,
+    ) -> Event {
+        let earlier = std::mem::take(&mut self.pending);
+        Event::Step {
+            id: self.id,
+            epoch,
+            step,
+            loss,
+            lr,
+            samples_per_sec,
+            earlier,
+        }
+    }
+
     /// Send the pending losses as one step event (reliably: at epoch ends).
     fn flush_steps(&mut self, epoch: usize, lr: f64, samples_per_sec: f64) {
         if let Some((step, loss)) = self.pending.pop() {
-            let earlier = std::mem::take(&mut self.pending);
-            self.send_reliable(Event::Step {
-                id: self.id,
-                epoch,
-                step,
-                loss,
-                lr,
-                samples_per_sec,
-                earlier,
-            });
+            let ev = self.step_event(epoch, step, loss, lr, samples_per_sec);
+            self.send_reliable(ev);
             self.last_step_sent = Some(std::time::Instant::now());
         }
     }
@@ -270,16 +283,8 @@ impl train::Observer for ChannelObserver<'_> {
                     self.pending.push((step, loss));
                     return;
                 }
-                let earlier = std::mem::take(&mut self.pending);
-                match self.tx.try_send(Event::Step {
-                    id,
-                    epoch,
-                    step,
-                    loss,
-                    lr,
-                    samples_per_sec,
-                    earlier,
-                }) {
+                let ev = self.step_event(epoch, step, loss, lr, samples_per_sec);
+                match self.tx.try_send(ev) {
                     Ok(()) => {
                         self.last_step_sent = Some(std::time::Instant::now());
                         (self.wake)()
