@@ -391,13 +391,7 @@ fn run_job(
     } else {
         None
     };
-    let mut manifest = Manifest::new(job.run.clone(), model.param_count());
-    manifest.epochs_done = outcome.epochs_done;
-    manifest.status = outcome.status.clone();
-    manifest.history = outcome.history.clone();
-    manifest.test_metrics = metrics;
-    manifest.train_secs = outcome.train_secs;
-    manifest.samples_per_sec = outcome.samples_per_sec;
+    let manifest = Manifest::from_outcome(job.run.clone(), model.param_count(), &outcome, metrics);
     let weights = checkpoint::to_bytes(&model, &manifest).map_err(anyhow::Error::msg)?;
     let (mut checkpoint_path, mut save_error) = (None, None);
     if let (Some(dir), true) = (&job.save_dir, outcome.epochs_done > 0) {

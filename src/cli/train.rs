@@ -90,13 +90,12 @@ pub fn run(common: &Common, a: TrainArgs) -> anyhow::Result<()> {
         cfg.train.seed,
         Some(&ds.train),
     )?;
-    let mut manifest = Manifest::new(cfg.clone(), model.param_count());
-    manifest.epochs_done = outcome.epochs_done;
-    manifest.status = outcome.status.clone();
-    manifest.history = outcome.history.clone();
-    manifest.test_metrics = Some(test.clone());
-    manifest.train_secs = outcome.train_secs;
-    manifest.samples_per_sec = outcome.samples_per_sec;
+    let manifest = Manifest::from_outcome(
+        cfg.clone(),
+        model.param_count(),
+        &outcome,
+        Some(test.clone()),
+    );
     let checkpoint_path = if a.no_save {
         None
     } else {

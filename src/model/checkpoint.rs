@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{param_shapes, Autoencoder, RunConfig};
 use crate::data::registry::write_atomic;
-use crate::train::{History, Metrics, Status};
+use crate::train::{History, Metrics, Outcome, Status};
 
 pub const FORMAT_VERSION: u32 = 1;
 const MANIFEST_KEY: &str = "aelab_manifest";
@@ -86,6 +86,26 @@ impl Manifest {
             train_secs: 0.0,
             samples_per_sec: 0.0,
             created_unix: now_unix(),
+        }
+    }
+}
+
+impl Manifest {
+    /// The manifest of a finished training run.
+    pub fn from_outcome(
+        run: RunConfig,
+        params: usize,
+        outcome: &Outcome,
+        test_metrics: Option<Metrics>,
+    ) -> Manifest {
+        Manifest {
+            epochs_done: outcome.epochs_done,
+            status: outcome.status.clone(),
+            history: outcome.history.clone(),
+            test_metrics,
+            train_secs: outcome.train_secs,
+            samples_per_sec: outcome.samples_per_sec,
+            ..Manifest::new(run, params)
         }
     }
 }

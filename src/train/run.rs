@@ -167,11 +167,22 @@ pub fn validation_mse(
     noise: Noise,
     seed: u64,
 ) -> candle_core::Result<f64> {
+    let (rec, clean) = reconstruct_noisy(model, split, noise, seed)?;
+    Ok(metrics::sse_per_image(&rec, &clean).iter().sum::<f64>() / clean.len().max(1) as f64)
+}
+
+/// Reconstructions of `split` with inputs corrupted by `noise` (seeded),
+/// returned with the clean images they are scored against.
+fn reconstruct_noisy(
+    model: &Autoencoder,
+    split: &Split,
+    noise: Noise,
+    seed: u64,
+) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
     let clean = split.to_f32();
     let mut input = clean.clone();
     noise.apply(&mut input, &mut Rng::new(seed));
-    let rec = model.reconstruct(&input)?;
-    Ok(metrics::sse_per_image(&rec, &clean).iter().sum::<f64>() / clean.len().max(1) as f64)
+    Ok((model.reconstruct(&input)?, clean))
 }
 
 /// Sets flush-to-zero and denormals-are-zero on this thread while alive
@@ -358,10 +369,7 @@ pub fn evaluate(
     seed: u64,
     probe_train: Option<&Split>,
 ) -> candle_core::Result<Metrics> {
-    let clean = split.to_f32();
-    let mut input = clean.clone();
-    noise.apply(&mut input, &mut Rng::new(seed));
-    let rec = model.reconstruct(&input)?;
+    let (rec, clean) = reconstruct_noisy(model, split, noise, seed)?;
     let mut m = metrics::reconstruction_metrics(&rec, &clean);
     if let Some(train) = probe_train {
         let train = train.head(PROBE_TRAIN_IMAGES);
