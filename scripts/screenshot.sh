@@ -26,11 +26,36 @@ app=$!
 sleep "$SECS"
 shot() { DISPLAY=$DISP import -window root "$OUT/$1.png"; echo "wrote $OUT/$1.png"; }
 shot train
-# the side panel lists Train, PCA, Filters, Library from the top
+# the side panel lists Train, Draw, PCA, Compare, Denoise, Filters, Noise & OOD, Latent space, Library from the top
 click() { DISPLAY=$DISP xdotool mousemove "$1" "$2" click 1; sleep "${3:-2}"; }
-click 35 67 4
+view_y() { echo $((44 + 23 * $1)); }
+click 35 "$(view_y 1)" 3
+# draw a "7": a top bar, then a slanted stem (canvas at CANVAS_X, CANVAS_Y, side ~360)
+cx=${CANVAS_X:-150}; cy=${CANVAS_Y:-110}
+stroke() { # x1 y1 x2 y2 ... in canvas fractions x100
+  local first=1
+  while [ $# -ge 2 ]; do
+    local x=$((cx + $1 * 36 / 10)) y=$((cy + $2 * 36 / 10))
+    if [ $first = 1 ]; then DISPLAY=$DISP xdotool mousemove $x $y mousedown 1; first=0
+    else DISPLAY=$DISP xdotool mousemove $x $y; fi
+    sleep 0.05; shift 2
+  done
+  DISPLAY=$DISP xdotool mouseup 1; sleep 0.3
+}
+stroke 30 25 40 25 50 25 60 25 70 25 68 30 64 38 60 46 56 54 52 62 48 70 45 78
+sleep 4
+shot draw
+click 35 "$(view_y 2)" 4
 shot pca
-click 35 90 3
+click 35 "$(view_y 3)" 8
+shot compare
+click 35 "$(view_y 4)" 10
+shot denoise
+click 35 "$(view_y 5)" 3
 shot filters
-click 35 113
+click 35 "$(view_y 6)" 10
+shot ood
+click 35 "$(view_y 7)" 10
+shot latent
+click 35 "$(view_y 8)"
 shot library

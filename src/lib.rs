@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod data;
+pub mod draw;
 pub mod model;
 pub mod pca;
 pub mod rng;

@@ -267,9 +267,127 @@ impl Pca {
     }
 }
 
+/// Unit directions, each with the standard deviation along it.
+pub type Directions = Vec<(Vec<f32>, f32)>;
+
+/// Main directions of a cloud of `dim`-dimensional points (`x [n * dim]`):
+/// the mean, and the first `count` principal directions with the standard
+/// deviation along each, by power iteration with deflation (cheap for a
+/// few directions of a wide code, where a full eigendecomposition is not).
+pub fn principal_directions(
+    x: &[f32],
+    dim: usize,
+    count: usize,
+    seed: u64,
+) -> (Vec<f32>, Directions) {
+    let n = x.len().checked_div(dim).unwrap_or(0);
+    let mut mean = vec![0f64; dim];
+    for row in x.chunks_exact(dim.max(1)).take(n) {
+        for (m, &v) in mean.iter_mut().zip(row) {
+            *m += v as f64;
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n.max(1) as f64);
+    let centred: Vec<f64> = x
+        .chunks_exact(dim.max(1))
+        .take(n)
+        .flat_map(|row| row.iter().zip(&mean).map(|(&v, m)| v as f64 - m))
+        .collect();
+    let mut rng = crate::rng::Rng::new(seed);
+    let mut dirs: Vec<(Vec<f64>, f64)> = Vec::new();
+    for _ in 0..count.min(dim) {
+        let mut v: Vec<f64> = (0..dim).map(|_| rng.normal() as f64).collect();
+        let mut eig = 0.0;
+        for _ in 0..200 {
+            // w = Cv = Xᵀ(Xv) / n, minus the directions found so far
+            let xv: Vec<f64> = centred
+                .chunks_exact(dim)
+                .map(|r| r.iter().zip(&v).map(|(a, b)| a * b).sum())
+                .collect();
+            let mut w = vec![0f64; dim];
+            for (r, s) in centred.chunks_exact(dim).zip(&xv) {
+                for (wi, ri) in w.iter_mut().zip(r) {
+                    *wi += ri * s;
+                }
+            }
+            w.iter_mut().for_each(|wi| *wi /= n.max(1) as f64);
+            for (d, _) in &dirs {
+                let p: f64 = w.iter().zip(d).map(|(a, b)| a * b).sum();
+                w.iter_mut().zip(d).for_each(|(wi, di)| *wi -= p * di);
+            }
+            let norm = w.iter().map(|a| a * a).sum::<f64>().sqrt();
+            if norm < 1e-12 {
+                break;
+            }
+            let next: Vec<f64> = w.iter().map(|a| a / norm).collect();
+            let change: f64 = next.iter().zip(&v).map(|(a, b)| (a - b).abs()).sum();
+            v = next;
+            eig = norm;
+            if change < 1e-7 {
+                break;
+            }
+        }
+        dirs.push((v, eig));
+    }
+    (
+        mean.iter().map(|&m| m as f32).collect(),
+        dirs.into_iter()
+            .map(|(d, e)| {
+                (
+                    d.iter().map(|&a| a as f32).collect(),
+                    e.max(0.0).sqrt() as f32,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Coordinates of `x [n * dim]` along `dirs` after removing `mean`.
+pub fn project_on(x: &[f32], dim: usize, mean: &[f32], dirs: &[(Vec<f32>, f32)]) -> Vec<[f32; 2]> {
+    x.chunks_exact(dim.max(1))
+        .map(|row| {
+            let c = |k: usize| -> f32 {
+                dirs.get(k).map_or(0.0, |(d, _)| {
+                    row.iter()
+                        .zip(mean)
+                        .zip(d)
+                        .map(|((v, m), a)| (v - m) * a)
+                        .sum()
+                })
+            };
+            [c(0), c(1)]
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn principal_directions_find_the_long_axes() {
+        // points stretched 5x along (1, 1, 0)/√2 and 2x along z
+        let mut rng = crate::rng::Rng::new(4);
+        let mut x = Vec::new();
+        for _ in 0..4000 {
+            let (a, b, c) = (5.0 * rng.normal(), 2.0 * rng.normal(), 0.5 * rng.normal());
+            let s = std::f32::consts::FRAC_1_SQRT_2;
+            x.extend([a * s + c * s + 1.0, a * s - c * s, b]);
+        }
+        let (mean, dirs) = principal_directions(&x, 3, 2, 1);
+        assert!((mean[0] - 1.0).abs() < 0.3, "{mean:?}");
+        let (d0, s0) = &dirs[0];
+        assert!(
+            (d0[0].abs() - 0.707).abs() < 0.02 && d0[2].abs() < 0.02,
+            "{d0:?}"
+        );
+        assert!((s0 - 5.0).abs() < 0.3, "{s0}");
+        let (d1, s1) = &dirs[1];
+        assert!(d1[2].abs() > 0.99, "{d1:?}");
+        assert!((s1 - 2.0).abs() < 0.15, "{s1}");
+        let p = project_on(&x[..3], 3, &mean, &dirs);
+        assert_eq!(p.len(), 1);
+    }
     use crate::rng::Rng;
 
     /// Low-rank-ish random images: a few random patterns mixed, plus noise.

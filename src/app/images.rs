@@ -98,6 +98,133 @@ pub fn show(ui: &mut egui::Ui, tex: &TextureHandle, size: f32, hover: &str) -> e
         .on_hover_text(hover)
 }
 
+/// One labelled row of a [`Gallery`].
+pub struct GalleryRow {
+    pub label: String,
+    /// Hover text of the row label (e.g. what the model is).
+    pub hover: String,
+    /// Images with the caption shown under each (e.g. its error) and a
+    /// longer hover text.
+    pub images: Vec<(ColorImage, String, String)>,
+    /// Shown instead of images when the row could not be computed.
+    pub error: Option<String>,
+}
+
+impl GalleryRow {
+    pub fn new(label: impl Into<String>) -> GalleryRow {
+        GalleryRow {
+            label: label.into(),
+            hover: String::new(),
+            images: Vec::new(),
+            error: None,
+        }
+    }
+}
+
+type GalleryTextures = (
+    String,
+    String,
+    Option<String>,
+    Vec<(TextureHandle, String, String)>,
+);
+
+/// Rows of images (a label column, then one image per column with a
+/// caption), with textures made once per [`Gallery::set`].
+#[derive(Default)]
+pub struct Gallery {
+    rows: Vec<GalleryTextures>,
+}
+
+impl Gallery {
+    pub fn set(&mut self, ctx: &egui::Context, name: &str, rows: Vec<GalleryRow>) {
+        self.rows = rows
+            .into_iter()
+            .enumerate()
+            .map(|(r, row)| {
+                let tex = row
+                    .images
+                    .into_iter()
+                    .enumerate()
+                    .map(|(c, (img, cap, hover))| {
+                        (
+                            ctx.load_texture(
+                                format!("{name}-{r}-{c}"),
+                                img,
+                                TextureOptions::NEAREST,
+                            ),
+                            cap,
+                            hover,
+                        )
+                    })
+                    .collect();
+                (row.label, row.hover, row.error, tex)
+            })
+            .collect();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn row_labels(&self) -> Vec<&str> {
+        self.rows.iter().map(|r| r.0.as_str()).collect()
+    }
+
+    /// Draw with images `size` points wide; `id` keeps grids apart.
+    pub fn show(&self, ui: &mut egui::Ui, id: &str, size: f32) {
+        egui::Grid::new(id)
+            .spacing(egui::vec2(4.0, 2.0))
+            .show(ui, |ui| {
+                for (label, hover, error, tex) in &self.rows {
+                    let l = ui.label(egui::RichText::new(label).strong());
+                    if !hover.is_empty() {
+                        l.on_hover_text(hover);
+                    }
+                    if let Some(e) = error {
+                        // short in the grid (a long message would widen the column)
+                        ui.colored_label(ui.visuals().error_fg_color, "not available")
+                            .on_hover_text(e.as_str());
+                    }
+                    for (i, (t, cap, hover)) in tex.iter().enumerate() {
+                        ui.vertical(|ui| {
+                            let first = label.lines().next().unwrap_or_default();
+                            show(ui, t, size, &format!("{first} image {i}: {cap} {hover}"));
+                            if !cap.is_empty() {
+                                ui.label(egui::RichText::new(cap).small());
+                            }
+                        });
+                    }
+                    ui.end_row();
+                }
+            });
+    }
+}
+
+/// Absolute-error heat map (black = exact, bright = far) of two images.
+pub fn error_map(a: &[f32], b: &[f32]) -> ColorImage {
+    let px: Vec<Color32> = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| {
+            let e = (x - y).abs().clamp(0.0, 1.0);
+            // black -> red -> yellow
+            let r = (e * 2.0).min(1.0);
+            let g = (e * 2.0 - 1.0).clamp(0.0, 1.0);
+            Color32::from_rgb((r * 255.0) as u8, (g * 255.0) as u8, 0)
+        })
+        .collect();
+    ColorImage::new([IMAGE_SIDE, IMAGE_SIDE], px)
+}
+
+/// Grey image of any size (values in [0, 1]).
+pub fn gray_sized(pixels: &[f32], size: [usize; 2]) -> ColorImage {
+    let px: Vec<Color32> = pixels
+        .iter()
+        .map(|&v| Color32::from_gray((v.clamp(0.0, 1.0) * 255.0).round() as u8))
+        .collect();
+    ColorImage::new(size, px)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,10 +2,18 @@
 //! data set picker, a status bar, and the views. Logic (draining the worker
 //! and loader, applying actions) is kept apart from drawing.
 
+pub mod compare_view;
+pub mod compute;
+pub mod denoise_view;
+pub mod draw_view;
+pub mod export;
 pub mod filters_view;
 pub mod images;
+pub mod infer;
+pub mod latent_view;
 pub mod library_view;
 pub mod loader;
+pub mod ood_view;
 pub mod pca_view;
 pub mod state;
 pub mod train_view;
@@ -32,6 +40,13 @@ pub struct AelabApp {
     pub library_view: library_view::LibraryView,
     pub pca_view: pca_view::PcaView,
     pub filters_view: filters_view::FiltersView,
+    pub compare_view: compare_view::CompareView,
+    pub denoise_view: denoise_view::DenoiseView,
+    pub ood_view: ood_view::OodView,
+    pub draw_view: draw_view::DrawView,
+    pub latent_view: latent_view::LatentView,
+    /// Inference and analysis for the views, off the UI thread.
+    pub compute: compute::Compute,
     frame_ms: VecDeque<f32>,
     last_frame: Option<Instant>,
     /// CPU time spent building each frame (ms), for the debug overlay.
@@ -97,6 +112,12 @@ impl AelabApp {
             library_view: library_view::LibraryView::default(),
             pca_view: pca_view::PcaView::default(),
             filters_view: filters_view::FiltersView::default(),
+            compare_view: compare_view::CompareView::default(),
+            denoise_view: denoise_view::DenoiseView::default(),
+            ood_view: ood_view::OodView::default(),
+            draw_view: draw_view::DrawView::default(),
+            latent_view: latent_view::LatentView::default(),
+            compute: compute::Compute::spawn(wake.clone()).expect("spawning the compute thread"),
             frame_ms: VecDeque::new(),
             last_frame: None,
             draw_ms: VecDeque::new(),
@@ -158,6 +179,9 @@ impl AelabApp {
                 Ok(ev) => self.state.apply(ev),
                 Err(_) => break,
             }
+        }
+        for note in export::take_notes() {
+            self.state.notify(note);
         }
         self.maybe_first_model();
         self.start_next();
@@ -235,6 +259,7 @@ impl AelabApp {
             Action::MoveQueued { id, up } => self.state.move_queued(id, up),
             Action::CancelQueued(id) => self.state.cancel_queued(id),
             Action::DeleteModel(p) => {
+                self.compute.models.forget(&p);
                 if let Err(e) = self.state.delete_model(&p) {
                     self.state.notify(e);
                 }
@@ -336,6 +361,22 @@ impl AelabApp {
                 View::Train => self.train_view.ui(ui, &mut self.state, &mut actions),
                 View::Pca => self.pca_view.ui(ui, &self.state),
                 View::Filters => self.filters_view.ui(ui, &self.state),
+                View::Compare => self.compare_view.ui(ui, &self.state, &self.compute),
+                View::Denoise => self.denoise_view.ui(ui, &self.state, &self.compute),
+                View::Ood => self.ood_view.ui(ui, &self.state, &self.compute),
+                View::Draw => self.draw_view.ui(ui, &self.state, &self.compute),
+                View::Latent => {
+                    let drawn = self.draw_view.current();
+                    let req = self.latent_view.ui(ui, &self.state, &self.compute, drawn);
+                    if let Some(latent_view::LatentRequest::SendToDraw(i)) = req {
+                        if let DataStatus::Ready { data, .. } = &self.state.data {
+                            let img = data.test.image_f32(i);
+                            self.draw_view
+                                .set_external(format!("test image #{i}"), 28, 28, img);
+                            self.state.settings.view = View::Draw;
+                        }
+                    }
+                }
                 View::Library => self.library_view.ui(ui, &self.state, &mut actions),
             }
         });

@@ -14,23 +14,43 @@ use crate::model::{ModelConfig, RunConfig, TrainParams};
 use crate::pca::Pca;
 use crate::worker::Event;
 
-/// The views of the side panel (only the built ones are listed).
+/// The views of the side panel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum View {
     #[default]
     Train,
+    Draw,
     Pca,
+    Compare,
+    Denoise,
     Filters,
+    Ood,
+    Latent,
     Library,
 }
 
 impl View {
-    pub const ALL: [View; 4] = [View::Train, View::Pca, View::Filters, View::Library];
+    pub const ALL: [View; 9] = [
+        View::Train,
+        View::Draw,
+        View::Pca,
+        View::Compare,
+        View::Denoise,
+        View::Filters,
+        View::Ood,
+        View::Latent,
+        View::Library,
+    ];
     pub fn label(self) -> &'static str {
         match self {
             View::Train => "Train",
+            View::Draw => "Draw",
             View::Pca => "PCA",
+            View::Compare => "Compare",
+            View::Denoise => "Denoise",
             View::Filters => "Filters",
+            View::Ood => "Noise & OOD",
+            View::Latent => "Latent space",
             View::Library => "Library",
         }
     }
@@ -186,6 +206,18 @@ impl Run {
 pub struct LibraryEntry {
     pub path: PathBuf,
     pub manifest: Manifest,
+}
+
+impl LibraryEntry {
+    /// Short name for rows and legends: the preset, and the data set when
+    /// it was not trained on MNIST.
+    pub fn label(&self) -> String {
+        let run = &self.manifest.run;
+        match run.dataset {
+            DatasetKind::Mnist => run.model.preset.clone(),
+            other => format!("{} ({})", run.model.preset, other.slug()),
+        }
+    }
 }
 
 /// What panels ask for; applied by the app with access to the worker.
@@ -503,6 +535,30 @@ impl AppState {
             self.active = None;
             self.paused = false;
         }
+    }
+
+    /// The newest model of each preset (and data set), in the study's
+    /// order, then any others by name: what the explorer views show.
+    pub fn models(&self) -> Vec<&LibraryEntry> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out: Vec<&LibraryEntry> = self
+            .library
+            .iter()
+            .filter(|e| seen.insert(e.label()))
+            .collect();
+        let order = crate::model::config::study_presets();
+        let rank = |e: &LibraryEntry| {
+            order
+                .iter()
+                .position(|p| *p == e.manifest.run.model.preset)
+                .unwrap_or(order.len())
+        };
+        out.sort_by(|a, b| {
+            rank(a)
+                .cmp(&rank(b))
+                .then_with(|| a.label().cmp(&b.label()))
+        });
+        out
     }
 
     fn sort_library(&mut self) {

@@ -172,25 +172,67 @@ impl Autoencoder {
                 decoder,
                 activation,
             } => {
-                let act = |t: Tensor| match activation {
-                    Activation::Relu => t.relu(),
-                    Activation::Sigmoid => candle_nn::ops::sigmoid(&t),
-                    Activation::Tanh => t.tanh(),
-                };
                 let mut h = x.clone();
                 for i in 0..encoder.len() {
                     // [b, in] -> [b, out]
-                    h = act(self.linear(&h, &format!("enc.{i}"))?)?;
+                    h = activate(self.linear(&h, &format!("enc.{i}"))?, *activation)?;
                 }
-                let code = h.clone();
-                for i in 0..decoder.len() {
-                    h = act(self.linear(&h, &format!("dec.{i}"))?)?;
-                }
-                let logits = self.linear(&h, &format!("dec.{}", decoder.len()))?;
-                Ok(Forward { logits, code })
+                let logits = self.dense_decode(&h, decoder.len(), *activation)?;
+                Ok(Forward { logits, code: h })
             }
             Arch::Conv { decoder } => self.conv_forward(x, *decoder),
         }
+    }
+
+    fn dense_decode(&self, code: &Tensor, layers: usize, activation: Activation) -> Result<Tensor> {
+        let mut h = code.clone();
+        for i in 0..layers {
+            h = activate(self.linear(&h, &format!("dec.{i}"))?, activation)?;
+        }
+        self.linear(&h, &format!("dec.{layers}"))
+    }
+
+    /// Transposed-convolution decoder from the pooled code `[b, 16, 4, 4]`.
+    fn deconv_decode(&self, p3: &Tensor) -> Result<Tensor> {
+        let d3 = self.deconv(p3, "dec.layer3", 2, 0)?.relu()?; // [b, 16, 7, 7]
+        let d2 = self.deconv(&d3, "dec.layer2", 2, 1)?.relu()?; // [b, 8, 14, 14]
+        self.deconv(&d2, "dec.layer1", 2, 1) // [b, 1, 28, 28]
+    }
+
+    /// Whether images can be decoded from a code alone: max-unpooling
+    /// decoders also need the encoder's pooling switches.
+    pub fn can_decode(&self) -> bool {
+        !matches!(
+            self.config.arch,
+            Arch::Conv {
+                decoder: ConvDecoder::Unpool | ConvDecoder::Both
+            }
+        )
+    }
+
+    /// Images in [0, 1] decoded from `codes [n * bottleneck]` (see
+    /// [`Self::can_decode`]).
+    pub fn decode(&self, codes: &[f32]) -> Result<Vec<f32>> {
+        let dim = self.config.bottleneck();
+        let n = codes.len() / dim.max(1);
+        let code = Tensor::from_slice(&codes[..n * dim], (n, dim), &self.device)?;
+        let logits = match &self.config.arch {
+            Arch::Dense {
+                decoder,
+                activation,
+                ..
+            } => self.dense_decode(&code, decoder.len(), *activation)?,
+            Arch::Conv {
+                decoder: ConvDecoder::Deconv,
+            } => self.deconv_decode(&code.reshape((n, 16, 4, 4))?)?,
+            Arch::Conv { .. } => candle_core::bail!(
+                "{}: the unpooling decoder needs the encoder's pooling switches; it cannot decode a code alone",
+                self.config.preset
+            ),
+        };
+        candle_nn::ops::sigmoid(&logits)?
+            .flatten_all()?
+            .to_vec1::<f32>()
     }
 
     fn linear(&self, x: &Tensor, name: &str) -> Result<Tensor> {
@@ -250,11 +292,7 @@ impl Autoencoder {
                 let u1 = up(&d2, &h1, &p1)?; // [b, 8, 28, 28]
                 layer(&u1, "dec.layer1")? // [b, 1, 28, 28]
             }
-            ConvDecoder::Deconv => {
-                let d3 = self.deconv(&p3, "dec.layer3", 2, 0)?.relu()?; // [b, 16, 7, 7]
-                let d2 = self.deconv(&d3, "dec.layer2", 2, 1)?.relu()?; // [b, 8, 14, 14]
-                self.deconv(&d2, "dec.layer1", 2, 1)? // [b, 1, 28, 28]
-            }
+            ConvDecoder::Deconv => self.deconv_decode(&p3)?,
         };
         Ok(Forward {
             logits: logits.reshape((b, PIXELS))?,
@@ -291,6 +329,14 @@ impl Autoencoder {
             out.extend(pick(&f)?.flatten_all()?.to_vec1::<f32>()?);
         }
         Ok(out)
+    }
+}
+
+fn activate(t: Tensor, activation: Activation) -> Result<Tensor> {
+    match activation {
+        Activation::Relu => t.relu(),
+        Activation::Sigmoid => candle_nn::ops::sigmoid(&t),
+        Activation::Tanh => t.tanh(),
     }
 }
 
@@ -344,6 +390,33 @@ pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decode_of_the_code_is_the_reconstruction() {
+        let mut rng = Rng::new(3);
+        let x: Vec<f32> = (0..3 * PIXELS).map(|_| rng.uniform()).collect();
+        for preset in ["deep", "shallow-64", "conv-deconv"] {
+            let m =
+                Autoencoder::new(&ModelConfig::preset(preset).unwrap(), 2, &Device::Cpu).unwrap();
+            assert!(m.can_decode());
+            let rec = m.reconstruct(&x).unwrap();
+            let dec = m.decode(&m.encode(&x).unwrap()).unwrap();
+            let diff = rec
+                .iter()
+                .zip(&dec)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(diff < 1e-5, "{preset}: {diff}");
+        }
+        let m = Autoencoder::new(
+            &ModelConfig::preset("conv-unpool").unwrap(),
+            2,
+            &Device::Cpu,
+        )
+        .unwrap();
+        assert!(!m.can_decode());
+        assert!(m.decode(&vec![0.0; 256]).is_err());
+    }
 
     #[test]
     fn shapes_and_forward_for_every_preset() {

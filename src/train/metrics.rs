@@ -110,10 +110,154 @@ pub fn reconstruction_metrics(rec: &[f32], target: &[f32]) -> Metrics {
     }
 }
 
+/// A fitted linear probe: softmax regression on standardised codes.
+#[derive(Clone, Debug)]
+pub struct Probe {
+    pub dim: usize,
+    mean: Vec<f32>,
+    scale: Vec<f32>,
+    /// `[10, dim]`
+    w: Vec<f32>,
+    b: [f32; 10],
+}
+
+impl Probe {
+    /// Fit on `train` codes (`[n * dim]`, standardised with the training
+    /// statistics; mini-batch Adam, 10 epochs, seeded).
+    pub fn fit(train: &[f32], labels: &[u8], dim: usize, seed: u64) -> Probe {
+        const CLASSES: usize = 10;
+        let n = labels.len().min(train.len() / dim.max(1));
+        let mut mean = vec![0f64; dim];
+        let mut var = vec![0f64; dim];
+        for row in train.chunks_exact(dim.max(1)).take(n) {
+            for (m, &v) in mean.iter_mut().zip(row) {
+                *m += v as f64;
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n.max(1) as f64);
+        for row in train.chunks_exact(dim.max(1)).take(n) {
+            for ((s, &v), m) in var.iter_mut().zip(row).zip(&mean) {
+                *s += (v as f64 - m).powi(2);
+            }
+        }
+        let scale: Vec<f32> = var
+            .iter()
+            .map(|v| 1.0 / ((v / n.max(1) as f64).sqrt() as f32 + 1e-6))
+            .collect();
+        let mean: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+        let mut probe = Probe {
+            dim,
+            mean,
+            scale,
+            w: vec![0f32; CLASSES * dim],
+            b: [0f32; CLASSES],
+        };
+        if n == 0 || dim == 0 {
+            return probe;
+        }
+        let xtr = probe.standardise(&train[..n * dim]);
+        let (mut mw, mut vw) = (vec![0f32; probe.w.len()], vec![0f32; probe.w.len()]);
+        let (mut mb, mut vb) = ([0f32; CLASSES], [0f32; CLASSES]);
+        let (lr, b1, b2, eps) = (0.01f32, 0.9f32, 0.999f32, 1e-8f32);
+        let batch = 128;
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut rng = Rng::new(seed);
+        let mut gw = vec![0f32; probe.w.len()];
+        let mut t = 0i32;
+        for _epoch in 0..10 {
+            rng.shuffle(&mut order);
+            for chunk in order.chunks(batch) {
+                gw.iter_mut().for_each(|g| *g = 0.0);
+                let mut gb = [0f32; CLASSES];
+                for &i in chunk {
+                    let x = &xtr[i * dim..(i + 1) * dim];
+                    let p = probe.softmax_standardised(x);
+                    for c in 0..CLASSES {
+                        let d = p[c] - if labels[i] as usize == c { 1.0 } else { 0.0 };
+                        gb[c] += d;
+                        for (g, v) in gw[c * dim..(c + 1) * dim].iter_mut().zip(x) {
+                            *g += d * v;
+                        }
+                    }
+                }
+                t += 1;
+                let inv = 1.0 / chunk.len() as f32;
+                let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
+                for (((p, g), m), v) in probe.w.iter_mut().zip(&gw).zip(&mut mw).zip(&mut vw) {
+                    let g = g * inv;
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    *p -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
+                }
+                for c in 0..CLASSES {
+                    let g = gb[c] * inv;
+                    mb[c] = b1 * mb[c] + (1.0 - b1) * g;
+                    vb[c] = b2 * vb[c] + (1.0 - b2) * g * g;
+                    probe.b[c] -= lr * (mb[c] / c1) / ((vb[c] / c2).sqrt() + eps);
+                }
+            }
+        }
+        probe
+    }
+
+    fn standardise(&self, x: &[f32]) -> Vec<f32> {
+        x.chunks_exact(self.dim)
+            .flat_map(|row| {
+                row.iter()
+                    .zip(&self.mean)
+                    .zip(&self.scale)
+                    .map(|((v, m), s)| (v - m) * s)
+            })
+            .collect()
+    }
+
+    fn softmax_standardised(&self, x: &[f32]) -> [f32; 10] {
+        let dim = self.dim;
+        let z: [f32; 10] = std::array::from_fn(|c| {
+            self.b[c]
+                + self.w[c * dim..(c + 1) * dim]
+                    .iter()
+                    .zip(x)
+                    .map(|(a, v)| a * v)
+                    .sum::<f32>()
+        });
+        let zmax = z.iter().cloned().fold(f32::MIN, f32::max);
+        let e: [f32; 10] = std::array::from_fn(|c| (z[c] - zmax).exp());
+        let s: f32 = e.iter().sum();
+        std::array::from_fn(|c| e[c] / s)
+    }
+
+    /// Class probabilities of one code.
+    pub fn probabilities(&self, code: &[f32]) -> [f32; 10] {
+        let x = self.standardise(&code[..self.dim]);
+        self.softmax_standardised(&x)
+    }
+
+    /// The most likely class of each code in `codes` (`[n * dim]`).
+    pub fn predict(&self, codes: &[f32]) -> Vec<u8> {
+        self.standardise(codes)
+            .chunks_exact(self.dim)
+            .map(|x| {
+                let p = self.softmax_standardised(x);
+                (0..10).max_by(|&a, &c| p[a].total_cmp(&p[c])).unwrap_or(0) as u8
+            })
+            .collect()
+    }
+
+    /// Accuracy on labelled codes.
+    pub fn accuracy(&self, codes: &[f32], labels: &[u8]) -> f64 {
+        if labels.is_empty() || self.dim == 0 {
+            return 0.0;
+        }
+        let pred = self.predict(codes);
+        let correct = pred.iter().zip(labels).filter(|(p, y)| p == y).count();
+        correct as f64 / labels.len() as f64
+    }
+}
+
 /// Linear probe: softmax regression fitted on `train` codes (`[n * dim]`,
-/// standardised with the training statistics; mini-batch Adam, 10 epochs,
-/// seeded), scored as accuracy on `test` codes. The same probe serves PCA
-/// codes and autoencoder codes, so accuracies are comparable.
+/// see [`Probe::fit`]), scored as accuracy on `test` codes. The same probe
+/// serves PCA codes and autoencoder codes, so accuracies are comparable.
 pub fn linear_probe(
     train: &[f32],
     train_labels: &[u8],
@@ -122,114 +266,10 @@ pub fn linear_probe(
     dim: usize,
     seed: u64,
 ) -> f64 {
-    const CLASSES: usize = 10;
-    let n = train_labels.len();
-    if n == 0 || test_labels.is_empty() || dim == 0 {
+    if train_labels.is_empty() || test_labels.is_empty() || dim == 0 {
         return 0.0;
     }
-    let mut mean = vec![0f64; dim];
-    let mut var = vec![0f64; dim];
-    for row in train.chunks_exact(dim) {
-        for (m, &v) in mean.iter_mut().zip(row) {
-            *m += v as f64;
-        }
-    }
-    mean.iter_mut().for_each(|m| *m /= n as f64);
-    for row in train.chunks_exact(dim) {
-        for ((s, &v), m) in var.iter_mut().zip(row).zip(&mean) {
-            *s += (v as f64 - m).powi(2);
-        }
-    }
-    let scale: Vec<f32> = var
-        .iter()
-        .map(|v| 1.0 / ((v / n as f64).sqrt() as f32 + 1e-6))
-        .collect();
-    let mean: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
-    let standardise = |x: &[f32]| -> Vec<f32> {
-        x.chunks_exact(dim)
-            .flat_map(|row| {
-                row.iter()
-                    .zip(&mean)
-                    .zip(&scale)
-                    .map(|((v, m), s)| (v - m) * s)
-            })
-            .collect()
-    };
-    let xtr = standardise(train);
-    let xte = standardise(test);
-    // weights [10, dim] + bias [10], Adam
-    let mut w = vec![0f32; CLASSES * dim];
-    let mut b = [0f32; CLASSES];
-    let (mut mw, mut vw) = (vec![0f32; w.len()], vec![0f32; w.len()]);
-    let (mut mb, mut vb) = ([0f32; CLASSES], [0f32; CLASSES]);
-    let (lr, b1, b2, eps) = (0.01f32, 0.9f32, 0.999f32, 1e-8f32);
-    let batch = 128;
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut rng = Rng::new(seed);
-    let mut gw = vec![0f32; w.len()];
-    let mut t = 0i32;
-    let logits = |w: &[f32], b: &[f32; CLASSES], x: &[f32]| -> [f32; CLASSES] {
-        std::array::from_fn(|c| {
-            b[c] + w[c * dim..(c + 1) * dim]
-                .iter()
-                .zip(x)
-                .map(|(a, v)| a * v)
-                .sum::<f32>()
-        })
-    };
-    for _epoch in 0..10 {
-        rng.shuffle(&mut order);
-        for chunk in order.chunks(batch) {
-            gw.iter_mut().for_each(|g| *g = 0.0);
-            let mut gb = [0f32; CLASSES];
-            for &i in chunk {
-                let x = &xtr[i * dim..(i + 1) * dim];
-                let z = logits(&w, &b, x);
-                let zmax = z.iter().cloned().fold(f32::MIN, f32::max);
-                let e: Vec<f32> = z.iter().map(|v| (v - zmax).exp()).collect();
-                let s: f32 = e.iter().sum();
-                for c in 0..CLASSES {
-                    let d = e[c] / s
-                        - if train_labels[i] as usize == c {
-                            1.0
-                        } else {
-                            0.0
-                        };
-                    gb[c] += d;
-                    for (g, v) in gw[c * dim..(c + 1) * dim].iter_mut().zip(x) {
-                        *g += d * v;
-                    }
-                }
-            }
-            t += 1;
-            let inv = 1.0 / chunk.len() as f32;
-            let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
-            for (((p, g), m), v) in w.iter_mut().zip(&gw).zip(&mut mw).zip(&mut vw) {
-                let g = g * inv;
-                *m = b1 * *m + (1.0 - b1) * g;
-                *v = b2 * *v + (1.0 - b2) * g * g;
-                *p -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
-            }
-            for c in 0..CLASSES {
-                let g = gb[c] * inv;
-                mb[c] = b1 * mb[c] + (1.0 - b1) * g;
-                vb[c] = b2 * vb[c] + (1.0 - b2) * g * g;
-                b[c] -= lr * (mb[c] / c1) / ((vb[c] / c2).sqrt() + eps);
-            }
-        }
-    }
-    let correct = xte
-        .chunks_exact(dim)
-        .zip(test_labels)
-        .filter(|(x, &y)| {
-            let z = logits(&w, &b, x);
-            let best = (0..CLASSES)
-                .max_by(|&a, &c| z[a].total_cmp(&z[c]))
-                .unwrap_or(0);
-            best == y as usize
-        })
-        .count();
-    correct as f64 / test_labels.len() as f64
+    Probe::fit(train, train_labels, dim, seed).accuracy(test, test_labels)
 }
 
 #[cfg(test)]

@@ -1,0 +1,147 @@
+//! Figures with a title bar that saves them: "PNG" captures exactly what is
+//! on screen inside the figure (through egui's screenshot of the next
+//! frame, cropped to the figure), "CSV" writes the figure's data. Both go
+//! through the save dialog with a sensible default name and are written
+//! atomically; the outcome is reported in the app's message line.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use egui::{ColorImage, Rect};
+
+use crate::data::registry::write_atomic;
+
+/// Outcomes of exports finished since the app last looked.
+static NOTES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn note(msg: String) {
+    NOTES.lock().unwrap_or_else(|e| e.into_inner()).push(msg);
+}
+
+/// Messages about finished exports (drained).
+pub fn take_notes() -> Vec<String> {
+    std::mem::take(&mut *NOTES.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// The part of a screenshot inside `rect` (points), encoded as PNG.
+pub fn crop_png(image: &ColorImage, rect: Rect, pixels_per_point: f32) -> Result<Vec<u8>, String> {
+    let [w, h] = image.size;
+    let x0 = ((rect.min.x * pixels_per_point).floor().max(0.0) as usize).min(w);
+    let y0 = ((rect.min.y * pixels_per_point).floor().max(0.0) as usize).min(h);
+    let x1 = ((rect.max.x * pixels_per_point).ceil().max(0.0) as usize).min(w);
+    let y1 = ((rect.max.y * pixels_per_point).ceil().max(0.0) as usize).min(h);
+    if x1 <= x0 || y1 <= y0 {
+        return Err("the figure is not on screen".into());
+    }
+    let mut rgba = Vec::with_capacity((x1 - x0) * (y1 - y0) * 4);
+    for y in y0..y1 {
+        for px in &image.pixels[y * w + x0..y * w + x1] {
+            rgba.extend_from_slice(&px.to_srgba_unmultiplied());
+        }
+    }
+    encode_png(&rgba, (x1 - x0) as u32, (y1 - y0) as u32)
+}
+
+pub fn encode_png(rgba: &[u8], width: u32, height: u32) -> Result<Vec<u8>, String> {
+    let img = image::RgbaImage::from_raw(width, height, rgba.to_vec())
+        .ok_or_else(|| "image buffer has the wrong size".to_string())?;
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .map_err(|e| e.to_string())?;
+    Ok(out.into_inner())
+}
+
+fn save(path: &Path, bytes: &[u8]) {
+    match write_atomic(path, bytes) {
+        Ok(()) => note(format!("saved {}", path.display())),
+        Err(e) => note(format!("could not save {}: {e}", path.display())),
+    }
+}
+
+fn pick(default_name: &str, ext: &str) -> Option<PathBuf> {
+    let picked = rfd::FileDialog::new()
+        .set_file_name(default_name)
+        .add_filter(ext, &[ext])
+        .save_file();
+    if picked.is_none() {
+        note(format!(
+            "no file dialog available (or cancelled): nothing saved for {default_name}"
+        ));
+    }
+    picked
+}
+
+/// Draw a figure under a title bar with PNG (and, given data, CSV) export.
+/// `key` names the default files (`aelab-{key}.png`).
+pub fn figure<R>(
+    ui: &mut egui::Ui,
+    key: &str,
+    title: &str,
+    csv: Option<&dyn Fn() -> String>,
+    body: impl FnOnce(&mut egui::Ui) -> R,
+) -> R {
+    let rect_id = egui::Id::unique(("figure-rect", key));
+    ui.horizontal(|ui| {
+        ui.label(egui::RichText::new(title).strong());
+        let png = ui
+            .small_button("PNG")
+            .on_hover_text("Save this figure as a PNG image, as it is on screen");
+        if png.clicked() {
+            let rect: Option<Rect> = ui.ctx().data(|d| d.get_temp(rect_id));
+            if let (Some(rect), Some(path)) = (rect, pick(&format!("aelab-{key}.png"), "png")) {
+                let ppp = ui.ctx().pixels_per_point();
+                let ctx = ui.ctx().clone();
+                ui.ctx().request_screenshot(move |img| {
+                    match crop_png(&img, rect, ppp) {
+                        Ok(bytes) => save(&path, &bytes),
+                        Err(e) => note(format!("could not save {}: {e}", path.display())),
+                    }
+                    ctx.request_repaint();
+                });
+            }
+        }
+        if let Some(csv) = csv {
+            let b = ui
+                .small_button("CSV")
+                .on_hover_text("Save the numbers behind this figure as CSV");
+            if b.clicked() {
+                if let Some(path) = pick(&format!("aelab-{key}.csv"), "csv") {
+                    save(&path, csv().as_bytes());
+                }
+            }
+        }
+    });
+    let inner = ui.scope(body);
+    ui.ctx()
+        .data_mut(|d| d.insert_temp(rect_id, inner.response.rect));
+    inner.inner
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use egui::{pos2, Color32};
+
+    #[test]
+    fn crop_takes_the_figure_in_pixels() {
+        let mut img = ColorImage::new([8, 6], vec![Color32::BLACK; 48]);
+        img.pixels[2 * 8 + 4] = Color32::WHITE; // (x 4, y 2)
+                                                // rect in points at 2 px per point: x 2..3, y 1..2 -> pixels 4..6, 2..4
+        let png = crop_png(
+            &img,
+            Rect::from_min_max(pos2(2.0, 1.0), pos2(3.0, 2.0)),
+            2.0,
+        )
+        .unwrap();
+        let back = image::load_from_memory(&png).unwrap().to_rgba8();
+        assert_eq!(back.dimensions(), (2, 2));
+        assert_eq!(back.get_pixel(0, 0).0, [255, 255, 255, 255]);
+        assert_eq!(back.get_pixel(1, 1).0, [0, 0, 0, 255]);
+        assert!(crop_png(
+            &img,
+            Rect::from_min_max(pos2(20.0, 20.0), pos2(30.0, 30.0)),
+            1.0
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,241 @@
+//! Pushing images through PCA and library models (run on the compute
+//! thread; no egui types): reconstructions with per-image errors, errors
+//! over a whole split, and AUROC for the out-of-distribution view.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::compute::ModelCache;
+use super::state::LibraryEntry;
+use crate::data::PIXELS;
+use crate::model::ModelConfig;
+use crate::pca::Pca;
+use crate::train::metrics;
+
+/// A library model as the views refer to it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelRef {
+    pub path: PathBuf,
+    pub label: String,
+    pub config: ModelConfig,
+}
+
+impl ModelRef {
+    pub fn of(e: &LibraryEntry) -> ModelRef {
+        ModelRef {
+            path: e.path.clone(),
+            label: e.label(),
+            config: e.manifest.run.model.clone(),
+        }
+    }
+}
+
+/// Per-image quality of a reconstruction.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ImageScores {
+    pub mse: f64,
+    pub psnr: f64,
+    pub ssim: f64,
+}
+
+/// One row of reconstructions.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub label: String,
+    /// `[n * 784]` in [0, 1], or why the model could not run.
+    pub images: Result<Vec<f32>, String>,
+    pub scores: Vec<ImageScores>,
+}
+
+impl Row {
+    pub fn mean_mse(&self) -> Option<f64> {
+        (!self.scores.is_empty())
+            .then(|| self.scores.iter().map(|s| s.mse).sum::<f64>() / self.scores.len() as f64)
+    }
+}
+
+/// Scores of each reconstructed image against its target.
+pub fn scores(rec: &[f32], target: &[f32]) -> Vec<ImageScores> {
+    rec.chunks_exact(PIXELS)
+        .zip(target.chunks_exact(PIXELS))
+        .map(|(r, t)| {
+            let mse = r
+                .iter()
+                .zip(t)
+                .map(|(a, b)| ((a - b) as f64).powi(2))
+                .sum::<f64>()
+                / PIXELS as f64;
+            ImageScores {
+                mse,
+                psnr: metrics::psnr_from_mse(mse),
+                ssim: metrics::ssim(r, t),
+            }
+        })
+        .collect()
+}
+
+/// PCA-k reconstructions of `inputs`, scored against `targets`.
+pub fn pca_row(pca: &Pca, k: usize, inputs: &[f32], targets: &[f32]) -> Row {
+    let rec = pca.reconstruct(inputs, k);
+    let rec: Vec<f32> = rec.iter().map(|v| v.clamp(0.0, 1.0)).collect();
+    Row {
+        label: format!("PCA-{k}"),
+        scores: scores(&rec, targets),
+        images: Ok(rec),
+    }
+}
+
+/// Each model's reconstructions of `inputs`, scored against `targets`.
+pub fn model_rows(
+    cache: &ModelCache,
+    models: &[ModelRef],
+    inputs: &[f32],
+    targets: &[f32],
+) -> Vec<Row> {
+    models
+        .iter()
+        .map(|m| {
+            let rec = cache
+                .get(&m.path)
+                .and_then(|model| model.reconstruct(inputs).map_err(|e| e.to_string()));
+            Row {
+                label: m.label.clone(),
+                scores: rec.as_ref().map(|r| scores(r, targets)).unwrap_or_default(),
+                images: rec,
+            }
+        })
+        .collect()
+}
+
+/// Per-image MSE of a model (or PCA) over many images.
+pub fn errors(
+    cache: &ModelCache,
+    model: &Source,
+    images: &[f32],
+    targets: &[f32],
+) -> Result<Vec<f64>, String> {
+    let rec = reconstruct(cache, model, images)?;
+    Ok(metrics::sse_per_image(&rec, targets)
+        .into_iter()
+        .map(|s| s / PIXELS as f64)
+        .collect())
+}
+
+/// What reconstructs: PCA with k components, or a library model.
+#[derive(Clone)]
+pub enum Source {
+    Pca(Arc<Pca>, usize),
+    Model(ModelRef),
+}
+
+impl Source {
+    pub fn label(&self) -> String {
+        match self {
+            Source::Pca(_, k) => format!("PCA-{k}"),
+            Source::Model(m) => m.label.clone(),
+        }
+    }
+}
+
+pub fn reconstruct(
+    cache: &ModelCache,
+    source: &Source,
+    images: &[f32],
+) -> Result<Vec<f32>, String> {
+    match source {
+        Source::Pca(p, k) => Ok(p
+            .reconstruct(images, *k)
+            .into_iter()
+            .map(|v| v.clamp(0.0, 1.0))
+            .collect()),
+        Source::Model(m) => cache
+            .get(&m.path)?
+            .reconstruct(images)
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// Area under the ROC curve for telling `positive` scores (higher =
+/// anomalous) from `negative` ones: the probability that a random positive
+/// scores above a random negative (ties count half).
+pub fn auroc(positive: &[f64], negative: &[f64]) -> f64 {
+    if positive.is_empty() || negative.is_empty() {
+        return 0.5;
+    }
+    let mut all: Vec<(f64, bool)> = positive
+        .iter()
+        .map(|&v| (v, true))
+        .chain(negative.iter().map(|&v| (v, false)))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // rank-sum (Mann-Whitney U) with average ranks for ties
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i;
+        while j + 1 < all.len() && all[j + 1].0 == all[i].0 {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        rank_sum += all[i..=j].iter().filter(|(_, p)| *p).count() as f64 * avg;
+        i = j + 1;
+    }
+    let np = positive.len() as f64;
+    let nn = negative.len() as f64;
+    (rank_sum - np * (np + 1.0) / 2.0) / (np * nn)
+}
+
+/// Fraction of `values` above `threshold`.
+pub fn fraction_above(values: &[f64], threshold: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.iter().filter(|&&v| v > threshold).count() as f64 / values.len() as f64
+}
+
+/// Histogram of `values` over `[lo, hi)` in `bins` bins, as fractions.
+pub fn histogram(values: &[f64], lo: f64, hi: f64, bins: usize) -> Vec<f64> {
+    let mut h = vec![0.0; bins];
+    if values.is_empty() || hi <= lo || bins == 0 {
+        return h;
+    }
+    for &v in values {
+        let i = (((v - lo) / (hi - lo)) * bins as f64).floor();
+        let i = (i.max(0.0) as usize).min(bins - 1);
+        h[i] += 1.0;
+    }
+    let n = values.len() as f64;
+    h.iter_mut().for_each(|c| *c /= n);
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auroc_extremes_and_ties() {
+        assert_eq!(auroc(&[3.0, 4.0], &[1.0, 2.0]), 1.0);
+        assert_eq!(auroc(&[1.0, 2.0], &[3.0, 4.0]), 0.0);
+        assert_eq!(auroc(&[1.0, 1.0], &[1.0, 1.0]), 0.5);
+        // one of four pairs wrong
+        assert!((auroc(&[2.0, 4.0], &[1.0, 3.0]) - 0.75).abs() < 1e-12);
+    }
+
+    #[test]
+    fn histogram_counts_fractions() {
+        let h = histogram(&[0.0, 0.1, 0.5, 0.99, 5.0], 0.0, 1.0, 2);
+        assert_eq!(h, vec![0.4, 0.6]);
+        assert_eq!(fraction_above(&[1.0, 2.0, 3.0, 4.0], 2.5), 0.5);
+    }
+
+    #[test]
+    fn scores_of_a_perfect_reconstruction() {
+        let x: Vec<f32> = (0..PIXELS).map(|i| (i % 7) as f32 / 7.0).collect();
+        let s = scores(&x, &x);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].mse, 0.0);
+        assert_eq!(s[0].psnr, 100.0);
+        assert!((s[0].ssim - 1.0).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,730 @@
+//! The Latent space view: a 2-D map of the test set for PCA (its first two
+//! components) or an autoencoder (its codes projected on their two main
+//! directions), coloured by class; hovering shows the digit, clicking sends
+//! it to the Draw view, and the drawn digit is a marker that follows the
+//! pen. Below, interpolation between two inputs in pixel space, PCA-k space
+//! and each autoencoder's code space; and sliders that move the current
+//! input along the main directions of a model's code space.
+
+use std::sync::Arc;
+
+use egui::{Color32, RichText, TextureHandle};
+use egui_plot::{Legend, Plot, Points};
+
+use super::compute::{Compute, ModelCache, Pending};
+use super::export;
+use super::images::{self, Gallery, GalleryRow};
+use super::infer::ModelRef;
+use super::state::{AppState, DataStatus};
+use crate::data::{Dataset, PIXELS};
+use crate::pca::{self, Pca};
+
+/// Test images on the map.
+pub const MAP_IMAGES: usize = 2000;
+/// Fixed blend steps shown in each interpolation row (plus the slider's).
+pub const STEPS: usize = 7;
+/// Latent sliders per model.
+pub const SLIDERS: usize = 5;
+
+/// Ten distinguishable class colours (Tableau 10).
+pub const CLASS_COLOURS: [Color32; 10] = [
+    Color32::from_rgb(78, 121, 167),
+    Color32::from_rgb(242, 142, 43),
+    Color32::from_rgb(225, 87, 89),
+    Color32::from_rgb(118, 183, 178),
+    Color32::from_rgb(89, 161, 79),
+    Color32::from_rgb(237, 201, 72),
+    Color32::from_rgb(176, 122, 161),
+    Color32::from_rgb(255, 157, 167),
+    Color32::from_rgb(156, 117, 95),
+    Color32::from_rgb(186, 176, 172),
+];
+
+/// What the map shows.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MapSource {
+    Pca,
+    Model(ModelRef),
+}
+
+impl MapSource {
+    fn label(&self) -> String {
+        match self {
+            MapSource::Pca => "PCA (first two components)".into(),
+            MapSource::Model(m) => format!("{} (codes on their two main directions)", m.label),
+        }
+    }
+}
+
+/// A 2-D map of the test set, with what is needed to place new inputs.
+pub struct Map {
+    pub points: Vec<[f32; 2]>,
+    pub labels: Vec<u8>,
+    /// Code mean and main directions (for models; PCA uses its own).
+    pub basis: Option<(Vec<f32>, pca::Directions)>,
+}
+
+fn codes_of(
+    cache: &ModelCache,
+    source: &MapSource,
+    pca: &Pca,
+    x: &[f32],
+) -> Result<(Vec<f32>, usize), String> {
+    match source {
+        MapSource::Pca => Ok((pca.project(x, 2), 2)),
+        MapSource::Model(m) => {
+            let model = cache.get(&m.path)?;
+            let c = model.encode(x).map_err(|e| e.to_string())?;
+            Ok((c, model.config.bottleneck()))
+        }
+    }
+}
+
+/// Build the map of the first [`MAP_IMAGES`] test images.
+pub fn build_map(
+    cache: &ModelCache,
+    source: &MapSource,
+    data: &Dataset,
+    pca: &Pca,
+) -> Result<Map, String> {
+    let n = MAP_IMAGES.min(data.test.len());
+    let x = data.test.rows_f32(0..n);
+    let (codes, dim) = codes_of(cache, source, pca, &x)?;
+    let labels = data.test.labels[..n].to_vec();
+    if *source == MapSource::Pca {
+        let points = codes.chunks_exact(2).map(|c| [c[0], c[1]]).collect();
+        return Ok(Map {
+            points,
+            labels,
+            basis: None,
+        });
+    }
+    let (mean, dirs) = pca::principal_directions(&codes, dim, 2, 1);
+    let points = pca::project_on(&codes, dim, &mean, &dirs);
+    Ok(Map {
+        points,
+        labels,
+        basis: Some((mean, dirs)),
+    })
+}
+
+/// Where an input lands on the map.
+pub fn place(
+    cache: &ModelCache,
+    source: &MapSource,
+    pca: &Pca,
+    map: &Map,
+    x: &[f32],
+) -> Option<[f32; 2]> {
+    let (codes, dim) = codes_of(cache, source, pca, x).ok()?;
+    match &map.basis {
+        None => Some([codes[0], codes[1]]),
+        Some((mean, dirs)) => pca::project_on(&codes, dim, mean, dirs).first().copied(),
+    }
+}
+
+/// One interpolation row: images at each blend weight.
+#[derive(Clone, Debug)]
+pub struct InterpRow {
+    pub label: String,
+    pub images: Result<Vec<f32>, String>,
+}
+
+/// Blend weights of the rows: the fixed steps, then `t`.
+pub fn weights(t: f32) -> Vec<f32> {
+    let mut w: Vec<f32> = (0..STEPS).map(|i| i as f32 / (STEPS - 1) as f32).collect();
+    w.push(t);
+    w
+}
+
+fn blend(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (1.0 - t) * x + t * y)
+        .collect()
+}
+
+/// Interpolate from `a` to `b` (28x28 each) in pixels, PCA-k and each
+/// model's code space, at `weights(t)`.
+pub fn interpolate(
+    cache: &ModelCache,
+    pca: &Pca,
+    k: usize,
+    models: &[ModelRef],
+    a: &[f32],
+    b: &[f32],
+    t: f32,
+) -> Vec<InterpRow> {
+    let w = weights(t);
+    let mut rows = vec![InterpRow {
+        label: "pixels".into(),
+        images: Ok(w.iter().flat_map(|&t| blend(a, b, t)).collect()),
+    }];
+    let (ca, cb) = (pca.project(a, k), pca.project(b, k));
+    let codes: Vec<f32> = w.iter().flat_map(|&t| blend(&ca, &cb, t)).collect();
+    rows.push(InterpRow {
+        label: format!("PCA-{k}"),
+        images: Ok(pca
+            .decode(&codes, k)
+            .into_iter()
+            .map(|v| v.clamp(0.0, 1.0))
+            .collect()),
+    });
+    for m in models {
+        let images = cache.get(&m.path).and_then(|model| {
+            if !model.can_decode() {
+                return Err(format!(
+                    "{}: its unpooling decoder needs the encoder's pooling switches, so it cannot decode a blended code",
+                    m.label
+                ));
+            }
+            let ab: Vec<f32> = a.iter().chain(b).copied().collect();
+            let c = model.encode(&ab).map_err(|e| e.to_string())?;
+            let dim = model.config.bottleneck();
+            let codes: Vec<f32> = w.iter().flat_map(|&t| blend(&c[..dim], &c[dim..], t)).collect();
+            model.decode(&codes).map_err(|e| e.to_string())
+        });
+        rows.push(InterpRow {
+            label: m.label.clone(),
+            images,
+        });
+    }
+    rows
+}
+
+/// The decoded image after moving `x`'s code along the model's main
+/// directions by `steps` standard deviations; also the plain reconstruction.
+pub fn walk(
+    cache: &ModelCache,
+    model: &ModelRef,
+    data: &Dataset,
+    x: &[f32],
+    steps: &[f32],
+) -> Walk {
+    let m = cache.get(&model.path)?;
+    if !m.can_decode() {
+        return Err(format!(
+            "{}: its unpooling decoder cannot decode a code alone",
+            model.label
+        ));
+    }
+    let dim = m.config.bottleneck();
+    let n = MAP_IMAGES.min(data.test.len());
+    let codes = m
+        .encode(&data.test.rows_f32(0..n))
+        .map_err(|e| e.to_string())?;
+    let (_, dirs) = pca::principal_directions(&codes, dim, SLIDERS, 1);
+    let mut c = m.encode(x).map_err(|e| e.to_string())?;
+    let base = m.decode(&c).map_err(|e| e.to_string())?;
+    for ((d, sd), s) in dirs.iter().zip(steps) {
+        for (ci, di) in c.iter_mut().zip(d) {
+            *ci += s * sd * di;
+        }
+    }
+    let moved = m.decode(&c).map_err(|e| e.to_string())?;
+    Ok((base, moved, dirs.iter().map(|(_, s)| *s).collect()))
+}
+
+/// What the view asks of the app.
+pub enum LatentRequest {
+    /// Put test image `i` on the Draw canvas and show the Draw view.
+    SendToDraw(usize),
+}
+
+#[derive(Clone, PartialEq)]
+struct InterpKey {
+    a: Vec<u32>,
+    b: Vec<u32>,
+    t_millis: u32,
+    k: usize,
+    models: Vec<ModelRef>,
+}
+
+type Walk = Result<(Vec<f32>, Vec<f32>, Vec<f32>), String>;
+
+pub struct LatentView {
+    pub source: MapSource,
+    map: Pending<(String, usize), Result<Arc<Map>, String>>,
+    marker: Pending<(u64, String), Option<[f32; 2]>>,
+    /// Test indices of the interpolation ends; `a_drawn` uses the drawn digit for A.
+    pub a: usize,
+    pub b: usize,
+    pub a_drawn: bool,
+    pub t: f32,
+    pub k: usize,
+    interp: Pending<InterpKey, Vec<InterpRow>>,
+    gallery: Gallery,
+    interp_generation: usize,
+    interp_shown: Option<usize>,
+    pub walk_model: Option<ModelRef>,
+    pub steps: [f32; SLIDERS],
+    walk: Pending<(String, Vec<u32>, Vec<i32>), Walk>,
+    walk_tex: Vec<TextureHandle>,
+    walk_generation: usize,
+    walk_shown: Option<usize>,
+    hovered: Option<(usize, TextureHandle)>,
+}
+
+impl Default for LatentView {
+    fn default() -> Self {
+        LatentView {
+            source: MapSource::Pca,
+            map: Pending::default(),
+            marker: Pending::default(),
+            a: 0,
+            b: 1,
+            a_drawn: false,
+            t: 0.5,
+            k: 30,
+            interp: Pending::default(),
+            gallery: Gallery::default(),
+            interp_generation: 0,
+            interp_shown: None,
+            walk_model: None,
+            steps: [0.0; SLIDERS],
+            walk: Pending::default(),
+            walk_tex: Vec::new(),
+            walk_generation: 0,
+            walk_shown: None,
+            hovered: None,
+        }
+    }
+}
+
+fn bits(x: &[f32]) -> Vec<u32> {
+    x.iter().map(|v| v.to_bits()).collect()
+}
+
+impl LatentView {
+    pub fn map(&self) -> Option<&Map> {
+        self.map
+            .get()
+            .and_then(|m| m.as_ref().ok())
+            .map(|m| m.as_ref())
+    }
+
+    pub fn interpolation(&self) -> Option<&[InterpRow]> {
+        self.interp.get().map(|v| v.as_slice())
+    }
+
+    /// `drawn`: the Draw view's current input and its version.
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        state: &AppState,
+        compute: &Compute,
+        drawn: Option<(u64, Vec<f32>)>,
+    ) -> Option<LatentRequest> {
+        let (data, pca) = match &state.data {
+            DataStatus::Ready { data, pca: Some(p) } => (data.clone(), p.clone()),
+            _ => {
+                ui.label("The latent space appears once the data set is loaded and PCA is fitted.");
+                return None;
+            }
+        };
+        let models: Vec<ModelRef> = state.models().into_iter().map(ModelRef::of).collect();
+        if let MapSource::Model(m) = &self.source {
+            if !models.contains(m) {
+                self.source = MapSource::Pca;
+            }
+        }
+        self.map.poll();
+        self.marker.poll();
+        if self.interp.poll() {
+            self.interp_generation += 1;
+        }
+        if self.walk.poll() {
+            self.walk_generation += 1;
+        }
+        let source_key = (self.source.label(), Arc::as_ptr(&pca) as usize);
+        {
+            let (cache, s, d, p) = (
+                compute.models.clone(),
+                self.source.clone(),
+                data.clone(),
+                pca.clone(),
+            );
+            self.map.request(source_key.clone(), || {
+                compute.submit_slow("latent-map", move || {
+                    build_map(&cache, &s, &d, &p).map(Arc::new)
+                })
+            });
+        }
+        if let (Some((version, x)), Some(Ok(map))) = (&drawn, self.map.get_for(&source_key)) {
+            let (cache, s, p, map, x) = (
+                compute.models.clone(),
+                self.source.clone(),
+                pca.clone(),
+                map.clone(),
+                x.clone(),
+            );
+            self.marker.request((*version, source_key.0.clone()), || {
+                compute.submit("latent-marker", move || place(&cache, &s, &p, &map, &x))
+            });
+        }
+        let mut request = None;
+        ui.horizontal(|ui| {
+            let l = ui.label("Map of");
+            egui::ComboBox::from_id_salt("latent-source")
+                .selected_text(self.source.label())
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut self.source, MapSource::Pca, MapSource::Pca.label());
+                    for m in &models {
+                        let s = MapSource::Model(m.clone());
+                        let text = s.label();
+                        ui.selectable_value(&mut self.source, s, text);
+                    }
+                })
+                .response
+                .labelled_by(l.id)
+                .on_hover_text("Whose code space to draw: each test digit becomes a dot");
+        });
+        ui.columns(2, |cols| {
+            request = self.map_plot(&mut cols[0], &data, &source_key, drawn.is_some());
+            egui::ScrollArea::vertical()
+                .id_salt("latent-right")
+                .show(&mut cols[1], |ui| {
+                    self.interpolation_ui(
+                        ui,
+                        compute,
+                        &data,
+                        &pca,
+                        &models,
+                        drawn.as_ref().map(|d| &d.1),
+                    );
+                    ui.separator();
+                    self.walk_ui(ui, compute, &data, &models, drawn.as_ref().map(|d| &d.1));
+                });
+        });
+        request
+    }
+
+    fn map_plot(
+        &mut self,
+        ui: &mut egui::Ui,
+        data: &Dataset,
+        key: &(String, usize),
+        have_drawn: bool,
+    ) -> Option<LatentRequest> {
+        let map = match self.map.get_for(key) {
+            None => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label("encoding the test set…");
+                });
+                return None;
+            }
+            Some(Err(e)) => {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+                return None;
+            }
+            Some(Ok(m)) => m.clone(),
+        };
+        let marker = self.marker.get().copied().flatten();
+        let mut request = None;
+        let csv = || {
+            let mut s = String::from("test_index,label,x,y\n");
+            for (i, (p, l)) in map.points.iter().zip(&map.labels).enumerate() {
+                s.push_str(&format!("{i},{l},{},{}\n", p[0], p[1]));
+            }
+            s
+        };
+        let title = format!(
+            "{} test digits; hover to see one, click to send it to Draw",
+            map.points.len()
+        );
+        export::figure(ui, "latent-map", &title, Some(&csv), |ui| {
+            let resp = Plot::new("latent-map-plot")
+                .height((ui.available_height() - 90.0).clamp(260.0, 620.0))
+                .data_aspect(1.0)
+                .legend(Legend::default())
+                .allow_scroll(false)
+                .show(ui, |p| {
+                    for c in 0..10u8 {
+                        let pts: Vec<[f64; 2]> = map
+                            .points
+                            .iter()
+                            .zip(&map.labels)
+                            .filter(|(_, &l)| l == c)
+                            .map(|(p, _)| [p[0] as f64, p[1] as f64])
+                            .collect();
+                        p.points(
+                            Points::new(c.to_string(), pts)
+                                .radius(2.0)
+                                .color(CLASS_COLOURS[c as usize]),
+                        );
+                    }
+                    if let Some(m) = marker.filter(|_| have_drawn) {
+                        p.points(
+                            Points::new("your digit", vec![[m[0] as f64, m[1] as f64]])
+                                .radius(8.0)
+                                .shape(egui_plot::MarkerShape::Asterisk)
+                                .color(Color32::WHITE),
+                        );
+                    }
+                    p.pointer_coordinate()
+                });
+            // nearest point to the pointer
+            let near = resp.inner.and_then(|c| {
+                map.points
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (i, (p[0] as f64 - c.x).powi(2) + (p[1] as f64 - c.y).powi(2)))
+                    .min_by(|a, b| a.1.total_cmp(&b.1))
+                    .map(|(i, _)| i)
+            });
+            if let Some(i) = near {
+                if self.hovered.as_ref().is_none_or(|(h, _)| *h != i) {
+                    let t = ui.ctx().load_texture(
+                        "latent-hover",
+                        images::gray(&data.test.image_f32(i)),
+                        egui::TextureOptions::NEAREST,
+                    );
+                    self.hovered = Some((i, t));
+                }
+                if resp.response.clicked() {
+                    request = Some(LatentRequest::SendToDraw(i));
+                }
+            }
+        });
+        ui.horizontal(|ui| {
+            if let Some((i, t)) = &self.hovered {
+                images::show(ui, t, 56.0, "the digit under the pointer");
+                ui.label(format!("test #{i}: a {}", data.test.labels[*i]));
+            }
+            if have_drawn {
+                ui.label(RichText::new("white asterisk: your drawn digit").weak());
+            }
+        });
+        request
+    }
+
+    fn interpolation_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        compute: &Compute,
+        data: &Arc<Dataset>,
+        pca: &Arc<Pca>,
+        models: &[ModelRef],
+        drawn: Option<&Vec<f32>>,
+    ) {
+        let n = data.test.len().max(1);
+        ui.horizontal_wrapped(|ui| {
+            ui.label(RichText::new("Interpolation").strong());
+            ui.add_enabled(
+                drawn.is_some(),
+                egui::Checkbox::new(&mut self.a_drawn, "A = your drawn digit"),
+            )
+            .on_hover_text("Start from the digit on the Draw canvas instead of a test image");
+            if !self.a_drawn || drawn.is_none() {
+                let l = ui.label("A: test #");
+                ui.add(egui::DragValue::new(&mut self.a).range(0..=n - 1))
+                    .labelled_by(l.id);
+            }
+            let l = ui.label("B: test #");
+            ui.add(egui::DragValue::new(&mut self.b).range(0..=n - 1))
+                .labelled_by(l.id);
+            let l = ui.label("PCA k");
+            ui.add(egui::Slider::new(&mut self.k, 2..=PIXELS).logarithmic(true))
+                .labelled_by(l.id);
+        });
+        let l = ui.label("Blend t");
+        ui.add(egui::Slider::new(&mut self.t, 0.0..=1.0))
+            .labelled_by(l.id)
+            .on_hover_text("0 shows A, 1 shows B; in between, each row blends in its own space");
+        let a = match (self.a_drawn, drawn) {
+            (true, Some(d)) => d.clone(),
+            _ => data.test.image_f32(self.a.min(n - 1)),
+        };
+        let b = data.test.image_f32(self.b.min(n - 1));
+        let key = InterpKey {
+            a: bits(&a),
+            b: bits(&b),
+            t_millis: (self.t * 1000.0).round() as u32,
+            k: self.k,
+            models: models.to_vec(),
+        };
+        let (cache, p, m, k, t) = (
+            compute.models.clone(),
+            pca.clone(),
+            models.to_vec(),
+            self.k,
+            self.t,
+        );
+        self.interp.request(key, || {
+            compute.submit("latent-interp", move || {
+                interpolate(&cache, &p, k, &m, &a, &b, t)
+            })
+        });
+        if self.interp_shown != Some(self.interp_generation) {
+            if let Some(rows) = self.interp.get() {
+                let w = weights(self.t);
+                let g: Vec<GalleryRow> = rows
+                    .iter()
+                    .map(|r| {
+                        let mut g = GalleryRow::new(&r.label);
+                        match &r.images {
+                            Ok(imgs) => {
+                                for (img, t) in imgs.chunks_exact(PIXELS).zip(&w) {
+                                    g.images.push((
+                                        images::gray(img),
+                                        format!("{t:.2}"),
+                                        String::new(),
+                                    ));
+                                }
+                            }
+                            Err(e) => g.error = Some(e.clone()),
+                        }
+                        g
+                    })
+                    .collect();
+                self.gallery.set(ui.ctx(), "latent-interp", g);
+                self.interp_shown = Some(self.interp_generation);
+            }
+        }
+        export::figure(
+            ui,
+            "latent-interpolation",
+            "From A to B (captions: blend weight; the last column follows the slider)",
+            None,
+            |ui| self.gallery.show(ui, "latent-interp-grid", 36.0),
+        );
+    }
+
+    fn walk_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        compute: &Compute,
+        data: &Arc<Dataset>,
+        models: &[ModelRef],
+        drawn: Option<&Vec<f32>>,
+    ) {
+        ui.label(RichText::new("Latent sliders").strong());
+        let decodable: Vec<&ModelRef> = models
+            .iter()
+            .filter(|m| {
+                !matches!(
+                    m.config.arch,
+                    crate::model::Arch::Conv {
+                        decoder: crate::model::ConvDecoder::Unpool
+                            | crate::model::ConvDecoder::Both
+                    }
+                )
+            })
+            .collect();
+        if decodable.is_empty() {
+            ui.label(
+                RichText::new(
+                    "Train a dense or transposed-convolution model to walk its code space.",
+                )
+                .weak(),
+            );
+            return;
+        }
+        if self
+            .walk_model
+            .as_ref()
+            .is_none_or(|m| !decodable.contains(&m))
+        {
+            self.walk_model = decodable.first().map(|m| (*m).clone());
+        }
+        ui.horizontal(|ui| {
+            let l = ui.label("Model");
+            egui::ComboBox::from_id_salt("latent-walk-model")
+                .selected_text(
+                    self.walk_model
+                        .as_ref()
+                        .map(|m| m.label.clone())
+                        .unwrap_or_default(),
+                )
+                .show_ui(ui, |ui| {
+                    for m in &decodable {
+                        ui.selectable_value(&mut self.walk_model, Some((*m).clone()), &m.label);
+                    }
+                })
+                .response
+                .labelled_by(l.id);
+            if ui.button("Reset").clicked() {
+                self.steps = [0.0; SLIDERS];
+            }
+        });
+        let x = match drawn {
+            Some(d) => d.clone(),
+            None => data
+                .test
+                .image_f32(self.a.min(data.test.len().saturating_sub(1))),
+        };
+        let Some(model) = self.walk_model.clone() else {
+            return;
+        };
+        let key = (
+            model.label.clone(),
+            bits(&x),
+            self.steps
+                .iter()
+                .map(|s| (s * 100.0).round() as i32)
+                .collect(),
+        );
+        let (cache, d, steps) = (compute.models.clone(), data.clone(), self.steps);
+        self.walk.request(key, || {
+            compute.submit("latent-walk", move || walk(&cache, &model, &d, &x, &steps))
+        });
+        let sds = match self.walk.get() {
+            Some(Ok((_, _, sds))) => sds.clone(),
+            _ => Vec::new(),
+        };
+        ui.horizontal(|ui| {
+            ui.vertical(|ui| {
+                for (i, s) in self.steps.iter_mut().enumerate() {
+                    let l = ui.label(format!("direction {}", i + 1));
+                    ui.add(egui::Slider::new(s, -3.0..=3.0).suffix(" sd"))
+                        .labelled_by(l.id)
+                        .on_hover_text(match sds.get(i) {
+                            Some(sd) => format!(
+                                "Move along the model's {}. main code direction (1 sd = {sd:.3})",
+                                i + 1
+                            ),
+                            None => "Move along one of the model's main code directions".into(),
+                        });
+                }
+            });
+            if self.walk_shown != Some(self.walk_generation) {
+                if let Some(Ok((base, moved, _))) = self.walk.get() {
+                    self.walk_tex = [base, moved]
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| {
+                            ui.ctx().load_texture(
+                                format!("latent-walk-{i}"),
+                                images::gray(v),
+                                egui::TextureOptions::NEAREST,
+                            )
+                        })
+                        .collect();
+                }
+                self.walk_shown = Some(self.walk_generation);
+            }
+            match self.walk.get() {
+                Some(Err(e)) => {
+                    ui.colored_label(ui.visuals().error_fg_color, e);
+                }
+                _ => {
+                    for (t, what) in self.walk_tex.iter().zip(["reconstruction", "moved"]) {
+                        ui.vertical(|ui| {
+                            images::show(ui, t, 96.0, what);
+                            ui.label(what);
+                        });
+                    }
+                }
+            }
+        });
+        ui.label(
+            RichText::new(if drawn.is_some() {
+                "Starting from your drawn digit."
+            } else {
+                "Starting from test image A (draw a digit to start from it)."
+            })
+            .weak(),
+        );
+    }
+}

@@ -1,0 +1,473 @@
+//! The Noise & out-of-distribution view: random images (uniform, Gaussian,
+//! salt-and-pepper; seeded) and the other data set's test images (Fashion-
+//! MNIST for MNIST-trained models) pushed through the models, beside their
+//! reconstructions; then, for a chosen model, histograms of reconstruction
+//! error for in-distribution test digits, the other data set and noise,
+//! with a threshold slider, the resulting detection rates, and the AUROC.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use egui::RichText;
+use egui_plot::{Bar, BarChart, Legend, Plot, VLine};
+
+use super::compute::{Compute, Pending};
+use super::export;
+use super::images::{self, Gallery, GalleryRow};
+use super::infer::{self, ModelRef, Row, Source};
+use super::state::{AppState, DataStatus};
+use crate::data::{Dataset, DatasetKind, PIXELS};
+use crate::rng::Rng;
+
+pub const OOD_DIGITS: usize = 8;
+/// Images per set behind the histograms.
+pub const HIST_IMAGES: usize = 2000;
+const BINS: usize = 40;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InputKind {
+    Other,
+    Uniform,
+    Gaussian,
+    SaltPepper,
+}
+
+impl InputKind {
+    pub const ALL: [InputKind; 4] = [
+        InputKind::Other,
+        InputKind::Uniform,
+        InputKind::Gaussian,
+        InputKind::SaltPepper,
+    ];
+    fn label(self, other: DatasetKind) -> String {
+        match self {
+            InputKind::Other => format!("{} test images", other.display_name()),
+            InputKind::Uniform => "uniform noise".into(),
+            InputKind::Gaussian => "Gaussian noise".into(),
+            InputKind::SaltPepper => "salt-and-pepper noise".into(),
+        }
+    }
+}
+
+/// `n` random images of `kind` (not `Other`) from `seed`: uniform in [0, 1];
+/// Gaussian with mean 0.5 and std 0.25, clipped; salt-and-pepper with 20%
+/// white pixels on black (about the ink fraction of a digit).
+pub fn random_images(kind: InputKind, n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    (0..n * PIXELS)
+        .map(|_| match kind {
+            InputKind::Gaussian => (0.5 + 0.25 * rng.normal()).clamp(0.0, 1.0),
+            InputKind::SaltPepper => {
+                if rng.uniform() < 0.2 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            _ => rng.uniform(),
+        })
+        .collect()
+}
+
+/// Errors of one model on the three sets, and the AUROCs.
+#[derive(Clone, Debug)]
+pub struct Separation {
+    pub model: String,
+    pub inside: Vec<f64>,
+    pub other: Vec<f64>,
+    pub noise: Vec<f64>,
+    pub auroc_other: f64,
+    pub auroc_noise: f64,
+}
+
+pub fn separation(
+    cache: &super::compute::ModelCache,
+    source: &Source,
+    inside: &[f32],
+    other: &[f32],
+    noise: &[f32],
+) -> Result<Separation, String> {
+    let e_in = infer::errors(cache, source, inside, inside)?;
+    let e_other = infer::errors(cache, source, other, other)?;
+    let e_noise = infer::errors(cache, source, noise, noise)?;
+    Ok(Separation {
+        model: source.label(),
+        auroc_other: infer::auroc(&e_other, &e_in),
+        auroc_noise: infer::auroc(&e_noise, &e_in),
+        inside: e_in,
+        other: e_other,
+        noise: e_noise,
+    })
+}
+
+type OtherData = Result<Arc<Dataset>, String>;
+
+#[derive(Clone, PartialEq)]
+struct RowsKey {
+    kind: InputKind,
+    seed: u64,
+    models: Vec<ModelRef>,
+    have_other: bool,
+}
+
+pub struct OodView {
+    pub input: InputKind,
+    pub seed: u64,
+    pub model: Option<ModelRef>,
+    /// Threshold on the reconstruction MSE above which an input is flagged.
+    pub threshold: f64,
+    other: Pending<DatasetKind, OtherData>,
+    rows: Pending<RowsKey, (Vec<f32>, Vec<Row>)>,
+    sep: Pending<(PathBuf, InputKind, u64, DatasetKind), Result<Separation, String>>,
+    gallery: Gallery,
+    generation: usize,
+    shown: Option<usize>,
+}
+
+impl Default for OodView {
+    fn default() -> Self {
+        OodView {
+            input: InputKind::Other,
+            seed: 1,
+            model: None,
+            threshold: 0.03,
+            other: Pending::default(),
+            rows: Pending::default(),
+            sep: Pending::default(),
+            gallery: Gallery::default(),
+            generation: 0,
+            shown: None,
+        }
+    }
+}
+
+impl OodView {
+    pub fn separation(&self) -> Option<&Separation> {
+        self.sep.get().and_then(|r| r.as_ref().ok())
+    }
+
+    pub fn rows(&self) -> Option<&[Row]> {
+        self.rows.get().map(|(_, r)| r.as_slice())
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, compute: &Compute) {
+        let DataStatus::Ready { data, .. } = &state.data else {
+            ui.label("This view appears once the data set is loaded.");
+            return;
+        };
+        let data = data.clone();
+        let other_kind = match data.kind {
+            DatasetKind::Mnist => DatasetKind::FashionMnist,
+            DatasetKind::FashionMnist => DatasetKind::Mnist,
+        };
+        self.other.poll();
+        if self.rows.poll() {
+            self.generation += 1;
+        }
+        self.sep.poll();
+        let root = state.data_dir.clone();
+        self.other.request(other_kind, || {
+            compute.submit_slow("ood-other-data", move || {
+                Dataset::load(&root, other_kind)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+        });
+        let other = self.other.get_for(&other_kind).cloned();
+        let models: Vec<ModelRef> = state.models().into_iter().map(ModelRef::of).collect();
+        if self.model.as_ref().is_none_or(|m| !models.contains(m)) {
+            self.model = models.first().cloned();
+        }
+
+        ui.horizontal_wrapped(|ui| {
+            let l = ui.label("Inputs");
+            egui::ComboBox::from_id_salt("ood-input")
+                .selected_text(self.input.label(other_kind))
+                .show_ui(ui, |ui| {
+                    for k in InputKind::ALL {
+                        ui.selectable_value(&mut self.input, k, k.label(other_kind));
+                    }
+                })
+                .response
+                .labelled_by(l.id)
+                .on_hover_text("What to feed models that only ever saw the training data set");
+            if ui
+                .button("Regenerate")
+                .on_hover_text("Draw new random images / other test images")
+                .clicked()
+            {
+                self.seed = self.seed.wrapping_add(1);
+            }
+            ui.label(RichText::new(format!("seed {}", self.seed)).weak());
+        });
+        if let Some(Err(e)) = &other {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!("{} is not available: {e}", other_kind.display_name()),
+            );
+        }
+        let other_ok = other.as_ref().and_then(|o| o.as_ref().ok()).cloned();
+        // rows
+        let key = RowsKey {
+            kind: self.input,
+            seed: self.seed,
+            models: models.clone(),
+            have_other: other_ok.is_some(),
+        };
+        if self.input != InputKind::Other || other_ok.is_some() {
+            let (cache, m, o, kind, seed) = (
+                compute.models.clone(),
+                models.clone(),
+                other_ok.clone(),
+                self.input,
+                self.seed,
+            );
+            self.rows.request(key, || {
+                compute.submit("ood-rows", move || {
+                    let x = match (kind, &o) {
+                        (InputKind::Other, Some(o)) => {
+                            let mut rng = Rng::new(seed);
+                            let n = o.test.len();
+                            (0..OOD_DIGITS)
+                                .flat_map(|_| o.test.image_f32(rng.below(n)))
+                                .collect()
+                        }
+                        _ => random_images(kind, OOD_DIGITS, seed),
+                    };
+                    let rows = infer::model_rows(&cache, &m, &x, &x);
+                    (x, rows)
+                })
+            });
+        }
+        if self.shown != Some(self.generation) {
+            if let Some((x, rows)) = self.rows.get() {
+                self.gallery.set(ui.ctx(), "ood", gallery_rows(x, rows));
+                self.shown = Some(self.generation);
+            }
+        }
+        // separation for the chosen model
+        let noise_kind = if self.input == InputKind::Other {
+            InputKind::Uniform
+        } else {
+            self.input
+        };
+        if let (Some(m), Some(o)) = (self.model.clone(), other_ok.clone()) {
+            let (cache, d, seed) = (compute.models.clone(), data.clone(), self.seed);
+            self.sep
+                .request((m.path.clone(), noise_kind, seed, other_kind), || {
+                    compute.submit_slow("ood-separation", move || {
+                        let n_in = HIST_IMAGES.min(d.test.len());
+                        let n_o = HIST_IMAGES.min(o.test.len());
+                        let inside = d.test.rows_f32(0..n_in);
+                        let other = o.test.rows_f32(0..n_o);
+                        let noise = random_images(noise_kind, HIST_IMAGES / 4, seed);
+                        separation(&cache, &Source::Model(m), &inside, &other, &noise)
+                    })
+                });
+        }
+
+        let gallery = std::mem::take(&mut self.gallery);
+        let input = self.input;
+        let mut right =
+            |ui: &mut egui::Ui| self.histograms(ui, &models, data.kind, other_kind, noise_kind);
+        ui.columns(2, |cols| {
+            egui::ScrollArea::vertical()
+                .id_salt("ood-left")
+                .show(&mut cols[0], |ui| {
+                    export::figure(
+                        ui,
+                        "ood-rows",
+                        &format!(
+                            "{} through models trained on {} (caption: MSE)",
+                            input.label(other_kind),
+                            data.kind.display_name()
+                        ),
+                        None,
+                        |ui| {
+                            if gallery.is_empty() {
+                                ui.spinner();
+                            }
+                            gallery.show(ui, "ood-grid", 44.0);
+                        },
+                    );
+                });
+            egui::ScrollArea::vertical()
+                .id_salt("ood-right")
+                .show(&mut cols[1], |ui| right(ui));
+        });
+        self.gallery = gallery;
+    }
+
+    fn histograms(
+        &mut self,
+        ui: &mut egui::Ui,
+        models: &[ModelRef],
+        inside_kind: DatasetKind,
+        other_kind: DatasetKind,
+        noise_kind: InputKind,
+    ) {
+        ui.horizontal(|ui| {
+            let l = ui.label("Detector model");
+            egui::ComboBox::from_id_salt("ood-model")
+                .selected_text(
+                    self.model
+                        .as_ref()
+                        .map(|m| m.label.clone())
+                        .unwrap_or_else(|| "none".into()),
+                )
+                .show_ui(ui, |ui| {
+                    for m in models {
+                        ui.selectable_value(&mut self.model, Some(m.clone()), &m.label);
+                    }
+                })
+                .response
+                .labelled_by(l.id)
+                .on_hover_text("The model whose reconstruction error flags unfamiliar inputs");
+        });
+        let sep = match self.sep.get() {
+            None => {
+                if models.is_empty() {
+                    ui.label(
+                        RichText::new(
+                            "Train a model to use its reconstruction error as a detector.",
+                        )
+                        .weak(),
+                    );
+                } else {
+                    ui.horizontal(|ui| {
+                        ui.spinner();
+                        ui.label("scoring the test sets…");
+                    });
+                }
+                return;
+            }
+            Some(Err(e)) => {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+                return;
+            }
+            Some(Ok(s)) => s.clone(),
+        };
+        let hi = sep
+            .inside
+            .iter()
+            .chain(&sep.other)
+            .fold(0.0f64, |m, &v| m.max(v))
+            .max(1e-6)
+            * 1.05;
+        let l = ui.label("Threshold (MSE)");
+        ui.add(egui::Slider::new(&mut self.threshold, 0.0..=hi).logarithmic(true))
+            .labelled_by(l.id)
+            .on_hover_text(
+                "Inputs whose reconstruction error is above this are flagged as unfamiliar",
+            );
+        let t = self.threshold;
+        ui.label(format!(
+            "flagged: {} {:.1}% (false alarms) · {} {:.1}% · {} {:.1}%",
+            inside_kind.display_name(),
+            infer::fraction_above(&sep.inside, t) * 100.0,
+            other_kind.display_name(),
+            infer::fraction_above(&sep.other, t) * 100.0,
+            noise_kind.label(other_kind),
+            infer::fraction_above(&sep.noise, t) * 100.0,
+        ));
+        ui.label(
+            RichText::new(format!(
+                "AUROC {} vs {}: {:.3} · {} vs {}: {:.3}",
+                other_kind.display_name(),
+                inside_kind.display_name(),
+                sep.auroc_other,
+                noise_kind.label(other_kind),
+                inside_kind.display_name(),
+                sep.auroc_noise
+            ))
+            .strong(),
+        )
+        .on_hover_text("Area under the ROC curve: the chance that a random unfamiliar input has a larger error than a random familiar one (0.5 = no better than guessing, 1 = perfect)");
+        let sets = [
+            (
+                inside_kind.display_name().to_string(),
+                &sep.inside,
+                egui::Color32::from_rgb(33, 102, 172),
+            ),
+            (
+                other_kind.display_name().to_string(),
+                &sep.other,
+                egui::Color32::from_rgb(178, 24, 43),
+            ),
+            (
+                noise_kind.label(other_kind),
+                &sep.noise,
+                egui::Color32::from_rgb(120, 120, 120),
+            ),
+        ];
+        let csv = || {
+            let mut s = String::from("set,mse\n");
+            for (name, v, _) in &sets {
+                for e in v.iter() {
+                    s.push_str(&format!("{name},{e}\n"));
+                }
+            }
+            s
+        };
+        export::figure(
+            ui,
+            "ood-histogram",
+            &format!(
+                "Reconstruction error of {} (fraction of each set per bin)",
+                sep.model
+            ),
+            Some(&csv),
+            |ui| {
+                let width = hi / BINS as f64;
+                Plot::new("ood-hist")
+                    .height(300.0)
+                    .legend(Legend::default())
+                    .x_axis_label("reconstruction MSE")
+                    .y_axis_label("fraction")
+                    .allow_scroll(false)
+                    .show(ui, |p| {
+                        for (name, v, colour) in &sets {
+                            let h = infer::histogram(v, 0.0, hi, BINS);
+                            let bars: Vec<Bar> = h
+                                .iter()
+                                .enumerate()
+                                .map(|(i, &f)| Bar::new((i as f64 + 0.5) * width, f).width(width))
+                                .collect();
+                            p.bar_chart(
+                                BarChart::new(name.clone(), bars).color(colour.gamma_multiply(0.6)),
+                            );
+                        }
+                        p.vline(VLine::new("threshold", t));
+                    });
+            },
+        );
+    }
+}
+
+fn gallery_rows(x: &[f32], rows: &[Row]) -> Vec<GalleryRow> {
+    let mut out = Vec::new();
+    let mut input = GalleryRow::new("input");
+    for img in x.chunks_exact(PIXELS) {
+        input
+            .images
+            .push((images::gray(img), String::new(), String::new()));
+    }
+    out.push(input);
+    for r in rows {
+        let mut g = GalleryRow::new(match r.mean_mse() {
+            Some(m) => format!("{}\nMSE {m:.4}", r.label),
+            None => r.label.clone(),
+        });
+        match &r.images {
+            Err(e) => g.error = Some(e.clone()),
+            Ok(rec) => {
+                for (img, s) in rec.chunks_exact(PIXELS).zip(&r.scores) {
+                    g.images
+                        .push((images::gray(img), format!("{:.4}", s.mse), String::new()));
+                }
+            }
+        }
+        out.push(g);
+    }
+    out
+}

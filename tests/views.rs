@@ -1,0 +1,343 @@
+//! The explorer views driven through egui_kittest on small generated data
+//! with a model trained for a few steps: Compare, Denoise, Noise & OOD,
+//! Draw and Latent space follow their controls and show real results.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use aelab::app::state::{DataStatus, Settings};
+use aelab::app::{AelabApp, Launch};
+use aelab::data::{self, idx, registry, Dataset, DatasetKind, PIXELS};
+use aelab::model::checkpoint::{self, Manifest};
+use aelab::model::{Autoencoder, ModelConfig, RunConfig, TrainParams};
+use aelab::train::{self, Control};
+use egui::accesskit::Role;
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+
+fn harness(data_dir: &Path, models_dir: &Path) -> Harness<'static, AelabApp> {
+    let launch = Launch {
+        data_dir: Some(data_dir.to_path_buf()),
+        models_dir: Some(models_dir.to_path_buf()),
+        download: false,
+        auto_first_model: false,
+        start: None,
+        frame_log: false,
+    };
+    Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .build_eframe(move |cc| AelabApp::new(&cc.egui_ctx, Settings::default(), launch))
+}
+
+fn step_until(
+    h: &mut Harness<'static, AelabApp>,
+    secs: u64,
+    what: &str,
+    done: impl Fn(&AelabApp) -> bool,
+) {
+    let t = Instant::now();
+    while !done(h.state()) {
+        assert!(
+            t.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}; messages: {:?}",
+            h.state().state.messages
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Generated MNIST-like data and a `preset` trained on it for `epochs`,
+/// saved into the model library.
+fn setup(preset: &str, epochs: usize) -> (tempfile::TempDir, tempfile::TempDir, PathBuf) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    data::write_synthetic(data_dir.path(), DatasetKind::Mnist, 1200, 300, 7).unwrap();
+    let ds = Dataset::load(data_dir.path(), DatasetKind::Mnist).unwrap();
+    let run = RunConfig {
+        model: ModelConfig::preset(preset).unwrap(),
+        train: TrainParams {
+            epochs,
+            ..TrainParams::default()
+        },
+        dataset: DatasetKind::Mnist,
+    };
+    let model = Autoencoder::new(&run.model, 1, &candle_core::Device::Cpu).unwrap();
+    let out = train::run(&run, &ds, &model, &mut (), &Control::default()).unwrap();
+    let manifest = Manifest::from_outcome(run, model.param_count(), &out, None);
+    let path = models.path().join(format!("{preset}.safetensors"));
+    checkpoint::save(&path, &model, &manifest).unwrap();
+    (data_dir, models, path)
+}
+
+fn ready(h: &mut Harness<'static, AelabApp>) {
+    step_until(h, 90, "data and PCA", |a| {
+        matches!(a.state.data, DataStatus::Ready { pca: Some(_), .. })
+    });
+}
+
+#[test]
+fn denoise_noise_slider_changes_the_noisy_input_and_curves_arrive() {
+    let (data_dir, models, _) = setup("shallow-64", 2);
+    let mut h = harness(data_dir.path(), models.path());
+    ready(&mut h);
+    h.get_by_label("Denoise").click();
+    step_until(&mut h, 60, "denoise rows", |a| {
+        a.denoise_view.rows().is_some()
+    });
+    let noisy_before = h.state().denoise_view.noisy().unwrap().to_vec();
+    let rows = h.state().denoise_view.rows().unwrap();
+    assert_eq!(rows.len(), 2, "the model and PCA-30");
+    assert_eq!(rows[1].label, "PCA-30");
+    h.get_by_role_and_label(Role::Slider, "Noise level")
+        .set_value_accesskit(0.9);
+    step_until(&mut h, 60, "noisier rows", |a| {
+        a.denoise_view
+            .noisy()
+            .is_some_and(|n| n != noisy_before.as_slice())
+    });
+    let noisy_after = h.state().denoise_view.noisy().unwrap().to_vec();
+    let clean: Vec<f32> = {
+        let ds = Dataset::load(data_dir.path(), DatasetKind::Mnist).unwrap();
+        ds.test.rows_f32(0..noisy_after.len() / PIXELS)
+    };
+    let mse = |x: &[f32]| {
+        x.iter()
+            .zip(&clean)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f32>()
+    };
+    assert!(
+        mse(&noisy_after) > mse(&noisy_before),
+        "level 0.9 corrupts more than 0.5"
+    );
+    step_until(&mut h, 120, "error-vs-level curves", |a| {
+        a.denoise_view.curves().is_some()
+    });
+    let curves = h.state().denoise_view.curves().unwrap();
+    assert_eq!(curves.len(), 2);
+    for c in curves {
+        let m = c.mse.as_ref().unwrap();
+        assert!(m[10] > m[0], "{}: MSE grows with the noise {m:?}", c.label);
+    }
+}
+
+#[test]
+fn compare_shows_every_model_and_sorts_the_table() {
+    let (data_dir, models, _) = setup("shallow-64", 1);
+    let mut h = harness(data_dir.path(), models.path());
+    ready(&mut h);
+    h.get_by_label("Compare").click();
+    step_until(&mut h, 60, "compare rows", |a| {
+        a.compare_view.rows().is_some()
+    });
+    let rows = h.state().compare_view.rows().unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.label.as_str()).collect::<Vec<_>>(),
+        ["PCA-30", "shallow-64"]
+    );
+    for r in rows {
+        assert_eq!(r.scores.len(), aelab::app::compare_view::COMPARE_DIGITS);
+        assert!(r.scores.iter().all(|s| s.mse.is_finite() && s.ssim <= 1.0));
+    }
+    assert!(h.query_by_label_contains("shallow-64 image 0").is_some());
+    // sorting by params puts PCA-30 (23,520) before shallow-64 (101,200)
+    h.get_by_label_contains("params").click();
+    h.run_steps(2);
+    let state = &h.state().state;
+    let names: Vec<String> = h
+        .state()
+        .compare_view
+        .table_rows(state)
+        .into_iter()
+        .map(|r| r.model)
+        .collect();
+    assert_eq!(names, ["PCA-30", "shallow-64"]);
+    h.get_by_label_contains("params").click();
+    h.run_steps(2);
+    let names: Vec<String> = h
+        .state()
+        .compare_view
+        .table_rows(&h.state().state)
+        .into_iter()
+        .map(|r| r.model)
+        .collect();
+    assert_eq!(names, ["shallow-64", "PCA-30"], "a second click reverses");
+}
+
+/// Blocky "clothes": filled rectangles, unlike the generated digits.
+fn write_blocky_fashion(root: &Path, n: usize) {
+    let dir = root.join(DatasetKind::FashionMnist.slug());
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut rng = aelab::rng::Rng::new(9);
+    let mut px = vec![0u8; n * PIXELS];
+    for img in px.chunks_exact_mut(PIXELS) {
+        let (x0, y0) = (2 + rng.below(6), 2 + rng.below(6));
+        let (x1, y1) = (18 + rng.below(8), 18 + rng.below(8));
+        let v = 120 + rng.below(130) as u8;
+        for y in y0..y1 {
+            for x in x0..x1 {
+                img[y * 28 + x] = v;
+            }
+        }
+    }
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    for (name, bytes) in [
+        (registry::TRAIN_IMAGES, idx::encode_images(&px, n)),
+        (registry::TRAIN_LABELS, idx::encode_labels(&labels)),
+        (registry::TEST_IMAGES, idx::encode_images(&px, n)),
+        (registry::TEST_LABELS, idx::encode_labels(&labels)),
+    ] {
+        std::fs::write(dir.join(name), idx::gzip(&bytes)).unwrap();
+    }
+}
+
+#[test]
+fn ood_auroc_of_fashion_against_mnist_is_above_chance() {
+    let (data_dir, models, _) = setup("shallow-64", 3);
+    write_blocky_fashion(data_dir.path(), 400);
+    let mut h = harness(data_dir.path(), models.path());
+    ready(&mut h);
+    h.get_by_label("Noise & OOD").click();
+    step_until(&mut h, 90, "the separation of the test sets", |a| {
+        a.ood_view.separation().is_some()
+    });
+    let s = h.state().ood_view.separation().unwrap();
+    assert!(
+        s.auroc_other > 0.5 && s.auroc_other <= 1.0,
+        "AUROC Fashion vs MNIST {}",
+        s.auroc_other
+    );
+    assert!(
+        s.auroc_noise > 0.5 && s.auroc_noise <= 1.0,
+        "noise {}",
+        s.auroc_noise
+    );
+    assert!(h.query_by_label_contains("AUROC").is_some());
+    step_until(&mut h, 60, "OOD rows", |a| a.ood_view.rows().is_some());
+    assert_eq!(h.state().ood_view.rows().unwrap().len(), 1);
+}
+
+fn drag(h: &mut Harness<'static, AelabApp>, points: &[egui::Pos2]) {
+    h.hover_at(points[0]);
+    h.step();
+    h.drag_at(points[0]);
+    h.step();
+    for p in &points[1..] {
+        h.hover_at(*p);
+        h.step();
+    }
+    h.drop_at(*points.last().unwrap());
+    h.step();
+}
+
+#[test]
+fn drawing_on_the_canvas_gives_an_input_and_every_model_answers() {
+    let (data_dir, models, _) = setup("shallow-64", 1);
+    let mut h = harness(data_dir.path(), models.path());
+    ready(&mut h);
+    h.get_by_label("Draw").click();
+    h.run_steps(3);
+    assert!(h.state().draw_view.input.is_none());
+    assert!(
+        h.query_by_label_contains("Draw something").is_some(),
+        "empty canvas state"
+    );
+    let rect = h.get_by_label("Drawing canvas").rect();
+    let at = |fx: f32, fy: f32| {
+        egui::pos2(
+            rect.min.x + fx * rect.width(),
+            rect.min.y + fy * rect.height(),
+        )
+    };
+    // a vertical stroke
+    drag(
+        &mut h,
+        &[at(0.5, 0.2), at(0.5, 0.4), at(0.5, 0.6), at(0.5, 0.8)],
+    );
+    let input1 = h
+        .state()
+        .draw_view
+        .input
+        .clone()
+        .expect("the stroke gives an input");
+    assert!(input1.iter().any(|&v| v > 0.5));
+    step_until(&mut h, 60, "answers", |a| {
+        a.draw_view.answers().is_some_and(|r| r.len() == 2)
+    });
+    let answer1 = h.state().draw_view.answers().unwrap()[1]
+        .image
+        .clone()
+        .unwrap();
+    // a horizontal bar on top: a "7"-ish shape, the answers change
+    drag(
+        &mut h,
+        &[at(0.3, 0.2), at(0.45, 0.2), at(0.6, 0.2), at(0.7, 0.2)],
+    );
+    let input2 = h.state().draw_view.input.clone().unwrap();
+    assert_ne!(input1, input2);
+    step_until(&mut h, 60, "new answers", |a| {
+        a.draw_view
+            .answers()
+            .and_then(|r| r.get(1))
+            .and_then(|r| r.image.as_ref().ok())
+            .is_some_and(|img| *img != answer1)
+    });
+    let answers = h.state().draw_view.answers().unwrap();
+    assert_eq!(answers[0].label, "PCA-30");
+    assert!(answers.iter().all(|a| a.mse.is_some_and(|m| m.is_finite())));
+    step_until(&mut h, 60, "nearest training images", |a| {
+        a.draw_view.nearest().is_some_and(|n| n.len() == 6)
+    });
+    // undo and clear through the buttons
+    h.get_by_label("Undo").click();
+    h.run_steps(2);
+    assert_eq!(h.state().draw_view.drawing.strokes.len(), 1);
+    h.get_by_label("Clear").click();
+    h.run_steps(2);
+    assert!(h.state().draw_view.input.is_none());
+}
+
+#[test]
+fn interpolation_slider_ends_show_the_two_inputs() {
+    let (data_dir, models, _) = setup("shallow-64", 1);
+    let mut h = harness(data_dir.path(), models.path());
+    ready(&mut h);
+    h.get_by_label("Latent space").click();
+    h.run_steps(3);
+    let ds = Dataset::load(data_dir.path(), DatasetKind::Mnist).unwrap();
+    let (a, b) = (ds.test.image_f32(0), ds.test.image_f32(1));
+    let last = |app: &AelabApp| -> Option<Vec<f32>> {
+        let rows = app.latent_view.interpolation()?;
+        let px = rows[0].images.as_ref().ok()?;
+        Some(px[px.len() - PIXELS..].to_vec())
+    };
+    let close = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(p, q)| (p - q).abs() < 1e-5);
+    h.get_by_role_and_label(Role::Slider, "Blend t")
+        .set_value_accesskit(0.0);
+    step_until(&mut h, 60, "t = 0 shows A", |app| {
+        last(app).is_some_and(|v| close(&v, &a))
+    });
+    h.get_by_role_and_label(Role::Slider, "Blend t")
+        .set_value_accesskit(1.0);
+    step_until(&mut h, 60, "t = 1 shows B", |app| {
+        last(app).is_some_and(|v| close(&v, &b))
+    });
+    let rows = h.state().latent_view.interpolation().unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.label.as_str()).collect::<Vec<_>>(),
+        ["pixels", "PCA-30", "shallow-64"]
+    );
+    // the model's row at t = 1 decodes B's code: its reconstruction of B
+    let model = checkpoint::load(
+        &models.path().join("shallow-64.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap()
+    .0;
+    let rec_b = model.reconstruct(&b).unwrap();
+    let px = rows[2].images.as_ref().unwrap();
+    assert!(close(&px[px.len() - PIXELS..], &rec_b));
+    step_until(&mut h, 60, "the map", |app| app.latent_view.map().is_some());
+    assert_eq!(h.state().latent_view.map().unwrap().points.len(), 300);
+}
