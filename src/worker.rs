@@ -74,6 +74,12 @@ pub enum Event {
         val_loss: f64,
         samples_per_sec: f64,
     },
+    /// Code statistics on validation images at the end of an epoch.
+    Activations {
+        id: u64,
+        epoch: usize,
+        stats: Box<crate::train::metrics::ActivationStats>,
+    },
     Evaluating {
         id: u64,
     },
@@ -94,6 +100,7 @@ impl Event {
             | Event::Step { id, .. }
             | Event::LearningRateChanged { id, .. }
             | Event::Epoch { id, .. }
+            | Event::Activations { id, .. }
             | Event::Evaluating { id }
             | Event::Finished { id, .. }
             | Event::Failed { id, .. } => *id,
@@ -305,6 +312,7 @@ impl train::Observer for ChannelObserver<'_> {
                 train_loss,
                 val_loss,
                 samples_per_sec,
+                ref activations,
                 ..
             } => {
                 self.flush_steps(epoch.saturating_sub(1), self.last_lr, samples_per_sec);
@@ -314,9 +322,20 @@ impl train::Observer for ChannelObserver<'_> {
                     train_loss,
                     val_loss,
                     samples_per_sec,
-                })
+                });
+                if let Some(stats) = activations {
+                    self.send_reliable(Event::Activations {
+                        id,
+                        epoch,
+                        stats: stats.clone(),
+                    });
+                }
             }
         }
+    }
+
+    fn wants_activations(&self) -> bool {
+        true
     }
 }
 
@@ -475,6 +494,15 @@ mod tests {
         wait_for(&worker.events, 30, |e| {
             matches!(e, Event::Epoch { epoch: 1, .. })
         });
+        // the epoch's code statistics follow it, for the live Filters view
+        let seen = wait_for(&worker.events, 30, |e| {
+            matches!(e, Event::Activations { epoch: 1, .. })
+        });
+        let Some(Event::Activations { stats, .. }) = seen.last() else {
+            unreachable!()
+        };
+        assert_eq!(stats.units(), 64);
+        assert!(stats.n_images > 0 && stats.dead < 64);
 
         worker.pause();
         std::thread::sleep(Duration::from_millis(400)); // let in-flight events arrive

@@ -341,3 +341,50 @@ fn interpolation_slider_ends_show_the_two_inputs() {
     step_until(&mut h, 60, "the map", |app| app.latent_view.map().is_some());
     assert_eq!(h.state().latent_view.map().unwrap().points.len(), 300);
 }
+
+#[test]
+fn filters_show_activation_statistics_and_conv_feature_maps() {
+    let (data_dir, models, _) = setup("shallow-64", 1);
+    // a conv model next to it
+    let run = RunConfig {
+        model: ModelConfig::preset("conv-deconv").unwrap(),
+        train: TrainParams::default(),
+        dataset: DatasetKind::Mnist,
+    };
+    let conv = Autoencoder::new(&run.model, 1, &candle_core::Device::Cpu).unwrap();
+    let mut manifest = Manifest::new(run, conv.param_count());
+    manifest.epochs_done = 1;
+    checkpoint::save(&models.path().join("conv.safetensors"), &conv, &manifest).unwrap();
+    let mut h = harness(data_dir.path(), models.path());
+    ready(&mut h);
+    h.get_by_label("Filters").click();
+    h.run_steps(3);
+    h.get_by_label("Left model").click();
+    h.run_steps(3);
+    h.get_by_label("shallow-64 (1 epochs)").click();
+    h.run_steps(3);
+    h.get_by_label("Right model").click();
+    h.run_steps(3);
+    h.get_by_label("conv-deconv (1 epochs)").click();
+    step_until(&mut h, 60, "activations and feature maps", |a| {
+        let v = &a.filters_view;
+        v.activations(0).is_some() && v.activations(1).is_some() && v.feature_maps(1).is_some()
+    });
+    let v = &h.state().filters_view;
+    let dense = v.activations(0).unwrap();
+    assert_eq!(dense.units(), 64);
+    assert_eq!(dense.n_images, 300);
+    assert!(dense.dead <= 64);
+    assert_eq!(v.activations(1).unwrap().units(), 256);
+    let maps = v.feature_maps(1).unwrap();
+    assert_eq!(
+        maps.len(),
+        7,
+        "conv1, conv2, conv3, code, two decoder layers, output"
+    );
+    assert_eq!(maps[0].shape, [8, 28, 28]);
+    assert!(h
+        .query_by_label_contains("enc.conv1 + ReLU channel 7")
+        .is_some());
+    assert_eq!(h.query_all_by_label_contains("units never fire").count(), 2);
+}

@@ -8,11 +8,21 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use egui::RichText;
+use egui_plot::{Bar, BarChart, Line, Plot};
 
+use super::compute::{Compute, Pending};
+use super::export;
 use super::images::{self, Tiles};
-use super::state::AppState;
+use super::state::{AppState, DataStatus};
 use crate::data::PIXELS;
-use crate::model::checkpoint;
+use crate::model::{checkpoint, FeatureMaps};
+use crate::train::metrics::{self, ActivationStats};
+
+/// Test images behind the activation statistics of a library model.
+pub const ACTIVATION_TEST_IMAGES: usize = 2000;
+
+type Acts = Pending<PathBuf, Result<ActivationStats, String>>;
+type Maps = Pending<(PathBuf, usize), Result<Vec<FeatureMaps>, String>>;
 
 /// Filters of one checkpoint, ready to draw.
 pub struct LoadedFilters {
@@ -36,6 +46,12 @@ pub struct FiltersView {
     pub left: Option<PathBuf>,
     pub right: Option<PathBuf>,
     pub loaded: HashMap<PathBuf, Result<LoadedFilters, String>>,
+    acts: [Acts; 2],
+    maps: [Maps; 2],
+    map_tiles: [Tiles; 2],
+    maps_shown: [Option<(PathBuf, usize)>; 2],
+    /// Test image whose feature maps conv models show.
+    pub input_index: usize,
 }
 
 /// Read a checkpoint and turn its first-layer weights (dense) or all kernels
@@ -118,7 +134,21 @@ impl FiltersView {
         self.loaded.get(path).and_then(|r| r.as_ref().ok())
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, state: &AppState) {
+    /// Activation statistics of the model in column `i`, once computed.
+    pub fn activations(&self, i: usize) -> Option<&ActivationStats> {
+        self.acts[i].get().and_then(|r| r.as_ref().ok())
+    }
+
+    /// Feature maps shown in column `i`, once computed.
+    pub fn feature_maps(&self, i: usize) -> Option<&[FeatureMaps]> {
+        self.maps[i]
+            .get()
+            .and_then(|r| r.as_ref().ok())
+            .map(|v| v.as_slice())
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, compute: &Compute) {
+        live_activations(ui, state);
         if state.library.is_empty() {
             ui.label(RichText::new("Train a model (or import one into the Library) to see what its units look for.").weak());
             return;
@@ -163,35 +193,252 @@ impl FiltersView {
                     .loaded
                     .entry(path.clone())
                     .or_insert_with(|| load_filters(col.ctx(), &path));
-                match loaded {
-                    Err(e) => {
-                        col.colored_label(col.visuals().error_fg_color, e.as_str());
-                    }
-                    Ok(f) => show_filters(col, f, i),
+                if let Err(e) = loaded {
+                    col.colored_label(col.visuals().error_fg_color, e.as_str());
+                    continue;
                 }
+                let is_conv = loaded.as_ref().is_ok_and(|f| f.side == 3);
+                self.request(i, &path, is_conv, state, compute);
+                self.acts[i].poll();
+                self.maps[i].poll();
+                let ctx = col.ctx().clone();
+                egui::ScrollArea::vertical()
+                    .id_salt(("filters", i))
+                    .show(col, |ui| {
+                        show_activations(ui, &self.acts[i], i);
+                        ui.separator();
+                        if is_conv {
+                            self.show_maps(ui, &ctx, i, &path);
+                            ui.separator();
+                        }
+                        if let Some(Ok(f)) = self.loaded.get(&path) {
+                            show_filters(ui, f);
+                        }
+                    });
             }
         });
     }
+
+    fn request(
+        &mut self,
+        i: usize,
+        path: &Path,
+        is_conv: bool,
+        state: &AppState,
+        compute: &Compute,
+    ) {
+        let DataStatus::Ready { data, .. } = &state.data else {
+            return;
+        };
+        let (cache, d, p) = (compute.models.clone(), data.clone(), path.to_path_buf());
+        self.acts[i].request(path.to_path_buf(), || {
+            compute.submit_slow(&format!("filters-activations-{i}"), move || {
+                let m = cache.get(&p)?;
+                let n = ACTIVATION_TEST_IMAGES.min(d.test.len());
+                let codes = m
+                    .encode(&d.test.rows_f32(0..n))
+                    .map_err(|e| e.to_string())?;
+                Ok(metrics::activation_stats(&codes, m.config.bottleneck()))
+            })
+        });
+        if is_conv && !data.test.is_empty() {
+            let index = self.input_index.min(data.test.len() - 1);
+            let (cache, d, p) = (compute.models.clone(), data.clone(), path.to_path_buf());
+            self.maps[i].request((path.to_path_buf(), index), || {
+                compute.submit(&format!("filters-maps-{i}"), move || {
+                    let m = cache.get(&p)?;
+                    m.feature_maps(&d.test.image_f32(index))
+                        .map_err(|e| e.to_string())
+                })
+            });
+        }
+    }
+
+    fn show_maps(&mut self, ui: &mut egui::Ui, ctx: &egui::Context, i: usize, path: &Path) {
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("Feature maps of test image").strong());
+            let l = ui.label("#");
+            ui.add(egui::DragValue::new(&mut self.input_index).range(0..=9_999))
+                .labelled_by(l.id)
+                .on_hover_text("Which test image to push through the layers");
+        });
+        let Some((key, Ok(maps))) = &self.maps[i].value else {
+            ui.spinner();
+            return;
+        };
+        if key.0 != path {
+            ui.spinner();
+            return;
+        }
+        if self.maps_shown[i].as_ref() != Some(key) {
+            let mut n = 0;
+            for f in maps {
+                let [c, h, w] = f.shape;
+                // one scale per layer, so channels compare
+                let top = f.values.iter().cloned().fold(1e-9f32, f32::max);
+                for ch in 0..c {
+                    let v: Vec<f32> = f.values[ch * h * w..(ch + 1) * h * w]
+                        .iter()
+                        .map(|x| x / top)
+                        .collect();
+                    self.map_tiles[i].put(
+                        ctx,
+                        n,
+                        &format!("featuremap-{i}"),
+                        images::gray_sized(&v, [w, h]),
+                    );
+                    n += 1;
+                }
+            }
+            self.maps_shown[i] = Some(key.clone());
+        }
+        let id = format!("feature-maps-{i}");
+        let tiles = &self.map_tiles[i];
+        export::figure(
+            ui,
+            &id,
+            "Each channel, scaled per layer (white = the layer's largest activation)",
+            None,
+            |ui| {
+                let mut n = 0;
+                for f in maps {
+                    let [c, h, w] = f.shape;
+                    ui.label(format!("{}: {c} × {h}×{w}", f.name));
+                    ui.horizontal_wrapped(|ui| {
+                        ui.spacing_mut().item_spacing = egui::vec2(2.0, 2.0);
+                        for ch in 0..c {
+                            if let Some(t) = tiles.get(n) {
+                                images::show(
+                                    ui,
+                                    t,
+                                    if h >= 14 { 40.0 } else { 28.0 },
+                                    &format!("{} channel {ch}", f.name),
+                                );
+                            }
+                            n += 1;
+                        }
+                    });
+                }
+            },
+        );
+    }
 }
 
-fn show_filters(ui: &mut egui::Ui, f: &LoadedFilters, column: usize) {
+/// Statistics of the model being trained, refreshed every epoch.
+fn live_activations(ui: &mut egui::Ui, state: &AppState) {
+    let Some(run) = state.active_run() else {
+        return;
+    };
+    ui.horizontal(|ui| {
+        ui.label(RichText::new(format!("Training now: {}", run.label())).strong());
+        match &run.activations {
+            None => {
+                ui.label(RichText::new("its code statistics appear after the first epoch").weak());
+            }
+            Some((epoch, s)) => {
+                ui.label(format!(
+                    "after epoch {epoch}: {} of {} code units never fire ({:.0}%), {:.0}% of activations are zero, mean activation {:.3} (on {} validation images)",
+                    s.dead,
+                    s.units(),
+                    s.dead_fraction() * 100.0,
+                    s.zero_fraction * 100.0,
+                    s.mean.iter().sum::<f32>() / s.units().max(1) as f32,
+                    s.n_images
+                ));
+            }
+        }
+    });
+    if let Some((_, s)) = &run.activations {
+        histogram_plot(ui, s, "live-activations", 110.0);
+    }
+    ui.separator();
+}
+
+fn histogram_plot(ui: &mut egui::Ui, s: &ActivationStats, id: &str, height: f32) {
+    let width = s.max.max(1e-6) as f64 / s.hist.len().max(1) as f64;
+    let bars: Vec<Bar> = s
+        .hist
+        .iter()
+        .enumerate()
+        .map(|(b, &f)| Bar::new((b as f64 + 0.5) * width, f).width(width))
+        .collect();
+    Plot::new(id)
+        .height(height)
+        .x_axis_label("activation (non-zero)")
+        .y_axis_label("fraction")
+        .allow_scroll(false)
+        .show(ui, |p| p.bar_chart(BarChart::new("activations", bars)));
+}
+
+fn show_activations(ui: &mut egui::Ui, acts: &Acts, column: usize) {
+    let Some(r) = acts.get() else {
+        ui.horizontal(|ui| {
+            ui.spinner();
+            ui.label("encoding the test set…");
+        });
+        return;
+    };
+    let s = match r {
+        Err(e) => {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+            return;
+        }
+        Ok(s) => s,
+    };
+    let csv = || {
+        let mut out = String::from("unit,mean_activation\n");
+        for (u, m) in s.mean.iter().enumerate() {
+            out.push_str(&format!("{u},{m}\n"));
+        }
+        out
+    };
+    let title = format!("Code activations over {} test images", s.n_images);
+    export::figure(
+        ui,
+        &format!("activations-{column}"),
+        &title,
+        Some(&csv),
+        |ui| {
+            ui.label(format!(
+                "{} of {} units never fire ({:.1}%) · {:.0}% of activations are zero · mean {:.3}",
+                s.dead,
+                s.units(),
+                s.dead_fraction() * 100.0,
+                s.zero_fraction * 100.0,
+                s.mean.iter().sum::<f32>() / s.units().max(1) as f32
+            ));
+            histogram_plot(ui, s, &format!("act-hist-{column}"), 120.0);
+            let mut sorted = s.mean.clone();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            let pts: Vec<[f64; 2]> = sorted
+                .iter()
+                .enumerate()
+                .map(|(u, &m)| [u as f64, m as f64])
+                .collect();
+            Plot::new(format!("act-mean-{column}"))
+                .height(100.0)
+                .x_axis_label("unit (sorted)")
+                .y_axis_label("mean activation")
+                .allow_scroll(false)
+                .show(ui, |p| p.line(Line::new("mean activation per unit", pts)));
+        },
+    );
+}
+
+fn show_filters(ui: &mut egui::Ui, f: &LoadedFilters) {
     ui.label(RichText::new(&f.description).small().weak());
     let size = if f.side == 3 { 18.0 } else { 30.0 };
-    egui::ScrollArea::vertical()
-        .id_salt(("filters", column))
-        .show(ui, |ui| {
-            let mut index = 0;
-            for (name, count) in &f.layers {
-                ui.label(RichText::new(name).strong());
-                ui.horizontal_wrapped(|ui| {
-                    ui.spacing_mut().item_spacing = egui::vec2(2.0, 2.0);
-                    for _ in 0..*count {
-                        if let Some(t) = f.tiles.get(index) {
-                            images::show(ui, t, size, &format!("{} filter {index}", f.preset));
-                        }
-                        index += 1;
-                    }
-                });
+    let mut index = 0;
+    for (name, count) in &f.layers {
+        ui.label(RichText::new(name).strong());
+        ui.horizontal_wrapped(|ui| {
+            ui.spacing_mut().item_spacing = egui::vec2(2.0, 2.0);
+            for _ in 0..*count {
+                if let Some(t) = f.tiles.get(index) {
+                    images::show(ui, t, size, &format!("{} filter {index}", f.preset));
+                }
+                index += 1;
             }
         });
+    }
 }

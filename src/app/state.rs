@@ -132,6 +132,8 @@ pub struct Run {
     /// Serialized checkpoint of a finished run (kept for "save as").
     pub weights: Option<Arc<Vec<u8>>>,
     pub test_mse: Option<f64>,
+    /// The latest per-epoch code statistics (epoch, stats).
+    pub activations: Option<(usize, crate::train::metrics::ActivationStats)>,
 }
 
 impl Run {
@@ -156,6 +158,7 @@ impl Run {
             save_error: None,
             weights: None,
             test_mse: None,
+            activations: None,
         }
     }
 
@@ -489,6 +492,7 @@ impl AppState {
                     .push([(epoch * run.steps_per_epoch) as f64, val_loss]);
             }
             Event::Evaluating { .. } => run.status = RunStatus::Evaluating,
+            Event::Activations { epoch, stats, .. } => run.activations = Some((epoch, *stats)),
             Event::Finished { result, .. } => {
                 run.status = match &result.status {
                     crate::train::Status::Completed => RunStatus::Completed,

@@ -122,6 +122,7 @@ impl Observer for TrainBar {
                 val_loss,
                 secs,
                 samples_per_sec,
+                ..
             } => {
                 if self.tty {
                     eprint!("\r{:<90}\r", "");

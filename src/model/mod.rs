@@ -79,6 +79,15 @@ pub struct Autoencoder {
     pub device: Device,
 }
 
+/// One layer's feature maps for one image.
+#[derive(Clone, Debug)]
+pub struct FeatureMaps {
+    pub name: String,
+    /// `[channels, height, width]`
+    pub shape: [usize; 3],
+    pub values: Vec<f32>,
+}
+
 /// What a forward pass yields.
 pub struct Forward {
     /// Pre-sigmoid output, `[b, 784]`.
@@ -180,7 +189,7 @@ impl Autoencoder {
                 let logits = self.dense_decode(&h, decoder.len(), *activation)?;
                 Ok(Forward { logits, code: h })
             }
-            Arch::Conv { decoder } => self.conv_forward(x, *decoder),
+            Arch::Conv { decoder } => self.conv_forward(x, *decoder, &mut Vec::new()),
         }
     }
 
@@ -193,10 +202,33 @@ impl Autoencoder {
     }
 
     /// Transposed-convolution decoder from the pooled code `[b, 16, 4, 4]`.
-    fn deconv_decode(&self, p3: &Tensor) -> Result<Tensor> {
+    fn deconv_decode(&self, p3: &Tensor, maps: &mut Vec<(&'static str, Tensor)>) -> Result<Tensor> {
         let d3 = self.deconv(p3, "dec.layer3", 2, 0)?.relu()?; // [b, 16, 7, 7]
         let d2 = self.deconv(&d3, "dec.layer2", 2, 1)?.relu()?; // [b, 8, 14, 14]
+        maps.push(("dec.layer3 + ReLU", d3));
+        maps.push(("dec.layer2 + ReLU", d2.clone()));
         self.deconv(&d2, "dec.layer1", 2, 1) // [b, 1, 28, 28]
+    }
+
+    /// Every layer's feature maps for one image (conv models): name,
+    /// `[channels, height, width]` and the values; empty for dense models.
+    pub fn feature_maps(&self, image: &[f32]) -> Result<Vec<FeatureMaps>> {
+        let Arch::Conv { decoder } = self.config.arch else {
+            return Ok(Vec::new());
+        };
+        let x = Tensor::from_slice(&image[..PIXELS], (1, PIXELS), &self.device)?;
+        let mut maps = Vec::new();
+        self.conv_forward(&x, decoder, &mut maps)?;
+        maps.into_iter()
+            .map(|(name, t)| {
+                let (_, c, h, w) = t.dims4()?;
+                Ok(FeatureMaps {
+                    name: name.to_string(),
+                    shape: [c, h, w],
+                    values: t.flatten_all()?.to_vec1::<f32>()?,
+                })
+            })
+            .collect()
     }
 
     /// Whether images can be decoded from a code alone: max-unpooling
@@ -224,7 +256,7 @@ impl Autoencoder {
             } => self.dense_decode(&code, decoder.len(), *activation)?,
             Arch::Conv {
                 decoder: ConvDecoder::Deconv,
-            } => self.deconv_decode(&code.reshape((n, 16, 4, 4))?)?,
+            } => self.deconv_decode(&code.reshape((n, 16, 4, 4))?, &mut Vec::new())?,
             Arch::Conv { .. } => candle_core::bail!(
                 "{}: the unpooling decoder needs the encoder's pooling switches; it cannot decode a code alone",
                 self.config.preset
@@ -263,7 +295,13 @@ impl Autoencoder {
             .broadcast_add(&b.reshape((1, c, 1, 1))?)
     }
 
-    fn conv_forward(&self, x: &Tensor, decoder: ConvDecoder) -> Result<Forward> {
+    /// Conv forward pass; `maps` receives each layer's output (named).
+    fn conv_forward(
+        &self,
+        x: &Tensor,
+        decoder: ConvDecoder,
+        maps: &mut Vec<(&'static str, Tensor)>,
+    ) -> Result<Forward> {
         let b = x.dim(0)?;
         let x = x.reshape((b, 1, 28, 28))?;
         let h1 = self.conv(&x, "enc.conv1")?.relu()?; // [b, 8, 28, 28]
@@ -275,6 +313,10 @@ impl Autoencoder {
         let h3p = h3.pad_with_zeros(2, 0, 1)?.pad_with_zeros(3, 0, 1)?; // [b, 16, 8, 8]
         let p3 = h3p.max_pool2d(2)?; // [b, 16, 4, 4]
         let code = p3.flatten_from(1)?;
+        maps.push(("enc.conv1 + ReLU", h1.clone()));
+        maps.push(("enc.conv2 + ReLU", h2.clone()));
+        maps.push(("enc.conv3 + ReLU", h3.clone()));
+        maps.push(("code (after the last pooling)", p3.clone()));
         let logits = match decoder {
             ConvDecoder::Unpool | ConvDecoder::Both => {
                 let up = |y: &Tensor, pre: &Tensor, pooled: &Tensor| unpool(y, pre, pooled);
@@ -290,10 +332,13 @@ impl Autoencoder {
                 let u2 = up(&d3, &h2, &p2)?; // [b, 16, 14, 14]
                 let d2 = layer(&u2, "dec.layer2")?.relu()?; // [b, 8, 14, 14]
                 let u1 = up(&d2, &h1, &p1)?; // [b, 8, 28, 28]
+                maps.push(("dec.layer3 + ReLU", d3));
+                maps.push(("dec.layer2 + ReLU", d2));
                 layer(&u1, "dec.layer1")? // [b, 1, 28, 28]
             }
-            ConvDecoder::Deconv => self.deconv_decode(&p3)?,
+            ConvDecoder::Deconv => self.deconv_decode(&p3, maps)?,
         };
+        maps.push(("output (sigmoid)", candle_nn::ops::sigmoid(&logits)?));
         Ok(Forward {
             logits: logits.reshape((b, PIXELS))?,
             code,

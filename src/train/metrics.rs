@@ -110,6 +110,85 @@ pub fn reconstruction_metrics(rec: &[f32], target: &[f32]) -> Metrics {
     }
 }
 
+/// Bins of the activation histogram.
+pub const ACTIVATION_BINS: usize = 40;
+
+/// How a model's code units respond over a set of images.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ActivationStats {
+    pub n_images: usize,
+    /// Mean activation of each unit.
+    pub mean: Vec<f32>,
+    /// Units that never fire (never above 1e-6) on any image.
+    pub dead: usize,
+    /// Fraction of all activations that are (near) zero.
+    pub zero_fraction: f64,
+    /// Histogram of the non-zero activations over `[0, max]`, as fractions
+    /// of all activations.
+    pub hist: Vec<f64>,
+    pub max: f32,
+}
+
+impl ActivationStats {
+    pub fn units(&self) -> usize {
+        self.mean.len()
+    }
+
+    pub fn dead_fraction(&self) -> f64 {
+        self.dead as f64 / self.units().max(1) as f64
+    }
+}
+
+/// Statistics of codes `[n * dim]`.
+pub fn activation_stats(codes: &[f32], dim: usize) -> ActivationStats {
+    const FIRES: f32 = 1e-6;
+    let n = codes.len().checked_div(dim).unwrap_or(0);
+    if n == 0 {
+        return ActivationStats {
+            mean: vec![0.0; dim],
+            dead: dim,
+            hist: vec![0.0; ACTIVATION_BINS],
+            ..ActivationStats::default()
+        };
+    }
+    let mut sum = vec![0f64; dim];
+    let mut fired = vec![false; dim];
+    let mut zeros = 0usize;
+    let mut max = 0f32;
+    let mut min = f32::MAX;
+    for row in codes.chunks_exact(dim) {
+        for (u, &v) in row.iter().enumerate() {
+            sum[u] += v as f64;
+            if v.abs() > FIRES {
+                fired[u] = true;
+            } else {
+                zeros += 1;
+            }
+            max = max.max(v);
+            min = min.min(v);
+        }
+    }
+    let lo = min.min(0.0);
+    let span = (max - lo).max(1e-9);
+    let mut hist = vec![0f64; ACTIVATION_BINS];
+    for &v in codes {
+        if v.abs() > FIRES {
+            let b = (((v - lo) / span) * ACTIVATION_BINS as f32) as usize;
+            hist[b.min(ACTIVATION_BINS - 1)] += 1.0;
+        }
+    }
+    let total = codes.len() as f64;
+    hist.iter_mut().for_each(|h| *h /= total);
+    ActivationStats {
+        n_images: n,
+        mean: sum.iter().map(|s| (s / n as f64) as f32).collect(),
+        dead: fired.iter().filter(|f| !**f).count(),
+        zero_fraction: zeros as f64 / total,
+        hist,
+        max,
+    }
+}
+
 /// A fitted linear probe: softmax regression on standardised codes.
 #[derive(Clone, Debug)]
 pub struct Probe {
@@ -289,6 +368,20 @@ mod tests {
         assert!(s < 0.9 && s > -1.0, "{s}");
         let zero = vec![0f32; PIXELS];
         assert!((ssim(&zero, &zero) - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn activation_stats_count_dead_units() {
+        // 3 units over 4 images: unit 1 never fires
+        let codes = [1.0, 0.0, 0.5, 2.0, 0.0, 0.0, 3.0, 0.0, 0.5, 0.0, 0.0, 0.5];
+        let s = activation_stats(&codes, 3);
+        assert_eq!(s.n_images, 4);
+        assert_eq!(s.dead, 1);
+        assert_eq!(s.mean, vec![1.5, 0.0, 0.375]);
+        assert!((s.zero_fraction - 6.0 / 12.0).abs() < 1e-12);
+        assert!((s.hist.iter().sum::<f64>() - 0.5).abs() < 1e-12);
+        assert_eq!(s.max, 3.0);
+        assert_eq!(activation_stats(&[], 3).dead, 3);
     }
 
     #[test]

@@ -88,13 +88,24 @@ pub enum TrainEvent {
         val_loss: f64,
         secs: f64,
         samples_per_sec: f64,
+        /// Code statistics on the first validation images, when the
+        /// observer asks for them.
+        activations: Option<Box<metrics::ActivationStats>>,
     },
 }
 
 /// Receives the loop's events (a terminal progress bar, a channel to the UI).
 pub trait Observer {
     fn event(&mut self, event: &TrainEvent);
+    /// Whether each epoch should report code statistics (costs a forward
+    /// pass over [`ACTIVATION_IMAGES`] validation images).
+    fn wants_activations(&self) -> bool {
+        false
+    }
 }
+
+/// Validation images behind the per-epoch activation statistics.
+pub const ACTIVATION_IMAGES: usize = 1000;
 
 impl Observer for () {
     fn event(&mut self, _: &TrainEvent) {}
@@ -340,12 +351,22 @@ pub fn run(
         let train_loss = loss_sum / loss_count.max(1) as f64;
         history.train_loss.push(train_loss);
         history.val_loss.push(val);
+        let activations = if observer.wants_activations() {
+            let n = ACTIVATION_IMAGES.min(data.val.len());
+            model
+                .encode(&data.val.rows_f32(0..n))
+                .ok()
+                .map(|c| Box::new(metrics::activation_stats(&c, cfg.model.bottleneck())))
+        } else {
+            None
+        };
         observer.event(&TrainEvent::Epoch {
             epoch: epoch + 1,
             train_loss,
             val_loss: val,
             secs: epoch_start.elapsed().as_secs_f64(),
             samples_per_sec: samples as f64 / train_secs.max(1e-9),
+            activations,
         });
     }
     Ok(Outcome {
