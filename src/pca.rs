@@ -239,7 +239,11 @@ impl Pca {
     pub fn percentile_grid(&self, split: &Split, n_components: usize) -> Vec<[usize; 7]> {
         let n = split.len();
         let k = n_components.min(PIXELS);
-        let codes = self.project(&split.to_f32(), k);
+        // in chunks: projecting all 50,000 images at once would allocate 157 MB
+        let mut codes = Vec::with_capacity(n * k);
+        for start in (0..n).step_by(5000) {
+            codes.extend(self.project(&split.rows_f32(start..(start + 5000).min(n)), k));
+        }
         (0..k)
             .map(|c| {
                 let mut order: Vec<usize> = (0..n).collect();

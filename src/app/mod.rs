@@ -359,7 +359,7 @@ impl AelabApp {
             }
             match self.state.settings.view {
                 View::Train => self.train_view.ui(ui, &mut self.state, &mut actions),
-                View::Pca => self.pca_view.ui(ui, &self.state),
+                View::Pca => self.pca_view.ui(ui, &self.state, &self.compute),
                 View::Filters => self.filters_view.ui(ui, &self.state, &self.compute),
                 View::Compare => self.compare_view.ui(ui, &self.state, &self.compute),
                 View::Denoise => self.denoise_view.ui(ui, &self.state, &self.compute),

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use crossbeam_channel::Receiver;
 use egui::RichText;
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, Points, Text, VLine};
 
+use super::compute::{Compute, Pending};
 use super::images::{self, Tiles};
 use super::state::{AppState, DataStatus};
 use crate::data::{Dataset, PIXELS};
@@ -34,8 +34,8 @@ pub struct PcaView {
     eigen: Tiles,
     percentile: Tiles,
     static_ready: bool,
-    curve: Option<Arc<Vec<f64>>>,
-    curve_rx: Option<Receiver<Vec<f64>>>,
+    curve: Pending<usize, Vec<f64>>,
+    grid: Pending<usize, Vec<[usize; 7]>>,
     /// Identity of the PCA the caches belong to.
     pca_id: usize,
 }
@@ -52,8 +52,8 @@ impl Default for PcaView {
             eigen: Tiles::default(),
             percentile: Tiles::default(),
             static_ready: false,
-            curve: None,
-            curve_rx: None,
+            curve: Pending::default(),
+            grid: Pending::default(),
             pca_id: 0,
         }
     }
@@ -91,7 +91,7 @@ impl PcaView {
         }
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, state: &AppState) {
+    pub fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, compute: &Compute) {
         let (data, pca) = match &state.data {
             DataStatus::Ready {
                 data,
@@ -108,7 +108,7 @@ impl PcaView {
             }
         };
         self.reset_if_new(&pca);
-        self.poll_curve(&data, &pca, ui.ctx());
+        self.request(&data, &pca, compute);
         ui.horizontal(|ui| {
             let l = ui.label("Components k");
             ui.add(egui::Slider::new(&mut self.k, 1..=PIXELS).logarithmic(true))
@@ -182,28 +182,23 @@ impl PcaView {
         });
     }
 
-    fn poll_curve(&mut self, data: &Arc<Dataset>, pca: &Arc<Pca>, ctx: &egui::Context) {
-        if let Some(rx) = &self.curve_rx {
-            if let Ok(c) = rx.try_recv() {
-                self.curve = Some(Arc::new(c));
-                self.curve_rx = None;
-            }
-            return;
-        }
-        if self.curve.is_none() {
-            let (tx, rx) = crossbeam_channel::bounded(1);
-            let (data, pca, ctx) = (data.clone(), pca.clone(), ctx.clone());
-            let spawned = std::thread::Builder::new()
-                .name("aelab-pca-curve".into())
-                .spawn(move || {
-                    let n = CURVE_IMAGES.min(data.test.len());
-                    let _ = tx.send(pca.error_curve(&data.test.rows_f32(0..n)));
-                    ctx.request_repaint();
-                });
-            if spawned.is_ok() {
-                self.curve_rx = Some(rx);
-            }
-        }
+    fn request(&mut self, data: &Arc<Dataset>, pca: &Arc<Pca>, compute: &Compute) {
+        self.curve.poll();
+        self.grid.poll();
+        let id = Arc::as_ptr(pca) as usize;
+        let (d, p) = (data.clone(), pca.clone());
+        self.curve.request(id, || {
+            compute.submit_slow("pca-error-curve", move || {
+                let n = CURVE_IMAGES.min(d.test.len());
+                p.error_curve(&d.test.rows_f32(0..n))
+            })
+        });
+        let (d, p) = (data.clone(), pca.clone());
+        self.grid.request(id, || {
+            compute.submit_slow("pca-percentile-grid", move || {
+                p.percentile_grid(&d.train, PERCENTILE_COMPONENTS)
+            })
+        });
     }
 
     fn error_plot(&self, ui: &mut egui::Ui, state: &AppState) {
@@ -221,7 +216,7 @@ impl PcaView {
             .y_axis_label("test MSE per pixel")
             .x_axis_formatter(|m, _| format!("{:.0}", 10f64.powf(m.value)))
             .show(ui, |plot| {
-                if let Some(c) = &self.curve {
+                if let Some(c) = self.curve.get() {
                     let pts: Vec<[f64; 2]> = c
                         .iter()
                         .enumerate()
@@ -250,7 +245,7 @@ impl PcaView {
         response
             .response
             .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Canvas, true, "Error against k"));
-        if self.curve.is_none() {
+        if self.curve.get().is_none() {
             ui.label(RichText::new("computing PCA's error for every k…").weak());
         }
     }
@@ -268,18 +263,21 @@ impl PcaView {
                     images::diverging(comp, images::abs_max(comp)),
                 );
             }
-            let grid = pca.percentile_grid(&data.train, PERCENTILE_COMPONENTS);
-            for (c, row) in grid.iter().enumerate() {
-                for (p, &idx) in row.iter().enumerate() {
-                    self.percentile.put(
-                        ctx,
-                        c * PERCENTILES.len() + p,
-                        "pca-perc",
-                        images::gray(&data.train.image_f32(idx)),
-                    );
+            self.static_ready = true;
+        }
+        if self.percentile.is_empty() {
+            if let Some(grid) = self.grid.get() {
+                for (c, row) in grid.iter().enumerate() {
+                    for (p, &idx) in row.iter().enumerate() {
+                        self.percentile.put(
+                            ctx,
+                            c * PERCENTILES.len() + p,
+                            "pca-perc",
+                            images::gray(&data.train.image_f32(idx)),
+                        );
+                    }
                 }
             }
-            self.static_ready = true;
         }
         ui.label(RichText::new("Mean image and eigen-digits (first components; red positive, blue negative, white zero)").strong());
         ui.horizontal_wrapped(|ui| {
