@@ -49,11 +49,11 @@ click 35 "$(view_y 2)" 4
 shot pca
 click 35 "$(view_y 3)" 8
 shot compare
-click 35 "$(view_y 4)" 10
+click 35 "$(view_y 4)" 25
 shot denoise
 click 35 "$(view_y 5)" 3
 shot filters
-click 35 "$(view_y 6)" 10
+click 35 "$(view_y 6)" 20
 shot ood
 click 35 "$(view_y 7)" 10
 shot latent

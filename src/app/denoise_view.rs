@@ -22,7 +22,7 @@ use crate::rng::Rng;
 
 pub const DENOISE_DIGITS: usize = 8;
 /// Test images behind each point of the error-vs-level curves.
-pub const CURVE_IMAGES: usize = 1000;
+pub const CURVE_IMAGES: usize = 500;
 /// Noise levels of the curves.
 pub const CURVE_LEVELS: usize = 11;
 

@@ -167,7 +167,7 @@ impl OodView {
         self.sep.poll();
         let root = state.data_dir.clone();
         self.other.request(other_kind, || {
-            compute.submit_slow("ood-other-data", move || {
+            compute.submit("ood-other-data", move || {
                 Dataset::load(&root, other_kind)
                     .map(Arc::new)
                     .map_err(|e| e.to_string())
