@@ -7,6 +7,7 @@ pub mod data;
 pub mod draw;
 pub mod model;
 pub mod pca;
+pub mod report;
 pub mod rng;
 pub mod train;
 pub mod worker;

@@ -6,6 +6,7 @@ mod eval;
 mod pca;
 mod presets;
 mod progress;
+mod report;
 mod train;
 
 use std::path::PathBuf;
@@ -58,6 +59,8 @@ pub enum Command {
     Fetch(FetchArgs),
     /// Time training, the PCA fit, the interactive paths and start-up on this machine.
     Bench(bench::BenchArgs),
+    /// Train (or reuse) every model of the study and write REPORT.md, metrics.json and figures.
+    Report(report::ReportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -76,6 +79,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         None => crate::app_entry(&cli.common),
         Some(Command::Pca(a)) => pca::run(&cli.common, a),
+        Some(Command::Report(a)) => report::run(&cli.common, a),
         Some(Command::Train(a)) => train::run(&cli.common, a),
         Some(Command::Eval(a)) => eval::run(&cli.common, a),
         Some(Command::Presets(a)) => presets::run(a),

@@ -110,6 +110,36 @@ pub fn reconstruction_metrics(rec: &[f32], target: &[f32]) -> Metrics {
     }
 }
 
+/// Area under the ROC curve for telling `positive` scores (higher =
+/// anomalous) from `negative` ones: the probability that a random positive
+/// scores above a random negative (ties count half).
+pub fn auroc(positive: &[f64], negative: &[f64]) -> f64 {
+    if positive.is_empty() || negative.is_empty() {
+        return 0.5;
+    }
+    let mut all: Vec<(f64, bool)> = positive
+        .iter()
+        .map(|&v| (v, true))
+        .chain(negative.iter().map(|&v| (v, false)))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // rank-sum (Mann-Whitney U) with average ranks for ties
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i;
+        while j + 1 < all.len() && all[j + 1].0 == all[i].0 {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        rank_sum += all[i..=j].iter().filter(|(_, p)| *p).count() as f64 * avg;
+        i = j + 1;
+    }
+    let np = positive.len() as f64;
+    let nn = negative.len() as f64;
+    (rank_sum - np * (np + 1.0) / 2.0) / (np * nn)
+}
+
 /// Bins of the activation histogram.
 pub const ACTIVATION_BINS: usize = 40;
 
