@@ -388,3 +388,31 @@ fn filters_show_activation_statistics_and_conv_feature_maps() {
         .is_some());
     assert_eq!(h.query_all_by_label_contains("units never fire").count(), 2);
 }
+
+#[test]
+fn the_study_report_runs_from_the_app_with_progress() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    data::write_synthetic(data_dir.path(), DatasetKind::Mnist, 800, 200, 3).unwrap();
+    let mut h = harness(data_dir.path(), models.path());
+    ready(&mut h);
+    h.get_by_label("Library").click();
+    h.run_steps(2);
+    assert!(h.query_by_label("Write the study report…").is_some());
+    h.state_mut().apply(aelab::app::state::Action::WriteReport {
+        out: out.path().to_path_buf(),
+        quick: true,
+    });
+    step_until(&mut h, 120, "progress", |a| {
+        a.report.as_ref().is_some_and(|r| r.last.contains("/15]"))
+    });
+    step_until(&mut h, 300, "the report", |a| {
+        a.report.as_ref().is_some_and(|r| r.finished.is_some())
+    });
+    assert_eq!(h.state().report.as_ref().unwrap().finished, Some(Ok(())));
+    assert!(out.path().join("REPORT.md").is_file());
+    assert!(out.path().join("metrics.json").is_file());
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("Written:").is_some());
+}

@@ -14,6 +14,7 @@ pub struct LibraryView {
     pub target: String,
     pub confirm_delete: Option<PathBuf>,
     pub note: Option<String>,
+    pub report_quick: bool,
 }
 
 fn date(unix: u64) -> String {
@@ -37,6 +38,58 @@ fn date(unix: u64) -> String {
 }
 
 impl LibraryView {
+    /// The study report: a folder, a button, and how far it got.
+    pub fn report_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        report: Option<(String, Option<Result<(), String>>, PathBuf)>,
+        actions: &mut Vec<Action>,
+    ) {
+        ui.separator();
+        ui.heading("Study report");
+        ui.label("Trains (or reuses from the library) every model of the study for 10 epochs and writes REPORT.md, metrics.json and the figures into a folder, like `aelab report`.");
+        ui.horizontal(|ui| {
+            ui.checkbox(&mut self.report_quick, "quick (a few thousand images, 1 epoch)")
+                .on_hover_text("The same pipeline on a small subset: a first look in about a minute");
+            let running = report.as_ref().is_some_and(|(_, done, _)| done.is_none());
+            if ui
+                .add_enabled(!running, egui::Button::new("Write the study report…"))
+                .on_hover_text("Choose a folder; the report runs in the background with its progress in the status bar")
+                .clicked()
+            {
+                let picked = rfd::FileDialog::new().pick_folder().or_else(|| {
+                    (!self.target.trim().is_empty()).then(|| PathBuf::from(self.target.trim()))
+                });
+                match picked {
+                    Some(out) => actions.push(Action::WriteReport {
+                        out,
+                        quick: self.report_quick,
+                    }),
+                    None => self.note = Some("No folder dialog is available here (or it was cancelled): type the report folder in the field above and press the button again.".into()),
+                }
+            }
+        });
+        if let Some((last, done, out)) = report {
+            match done {
+                None => {
+                    ui.horizontal(|ui| {
+                        ui.spinner();
+                        ui.label(last);
+                    });
+                }
+                Some(Ok(())) => {
+                    ui.label(format!("Written: {}", out.join("REPORT.md").display()));
+                }
+                Some(Err(e)) => {
+                    ui.colored_label(
+                        ui.visuals().error_fg_color,
+                        format!("The report failed: {e}"),
+                    );
+                }
+            }
+        }
+    }
+
     /// A save dialog, or None where none can open (then the typed path is used).
     fn pick(&mut self, default_name: &str) -> Option<PathBuf> {
         let picked = rfd::FileDialog::new()

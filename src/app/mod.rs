@@ -29,6 +29,15 @@ use crate::worker::{Job, WorkerHandle};
 use loader::{LoadEvent, Loader};
 use state::{Action, AppState, DataStatus, Settings, View};
 
+/// The study report being written on a thread of its own.
+pub struct ReportTask {
+    rx: crossbeam_channel::Receiver<Result<String, String>>,
+    pub out: PathBuf,
+    /// The latest progress line.
+    pub last: String,
+    pub finished: Option<Result<(), String>>,
+}
+
 /// Time the UI thread may spend draining events per frame.
 const DRAIN_BUDGET: Duration = Duration::from_millis(4);
 
@@ -47,6 +56,7 @@ pub struct AelabApp {
     pub latent_view: latent_view::LatentView,
     /// Inference and analysis for the views, off the UI thread.
     pub compute: compute::Compute,
+    pub report: Option<ReportTask>,
     frame_ms: VecDeque<f32>,
     last_frame: Option<Instant>,
     /// CPU time spent building each frame (ms), for the debug overlay.
@@ -118,6 +128,7 @@ impl AelabApp {
             draw_view: draw_view::DrawView::default(),
             latent_view: latent_view::LatentView::default(),
             compute: compute::Compute::spawn(wake.clone()).expect("spawning the compute thread"),
+            report: None,
             frame_ms: VecDeque::new(),
             last_frame: None,
             draw_ms: VecDeque::new(),
@@ -178,6 +189,26 @@ impl AelabApp {
             match self.worker.events.try_recv() {
                 Ok(ev) => self.state.apply(ev),
                 Err(_) => break,
+            }
+        }
+        if let Some(r) = &mut self.report {
+            while let Ok(msg) = r.rx.try_recv() {
+                match msg {
+                    Ok(line) => r.last = line,
+                    Err(done) => {
+                        let result = if done.is_empty() { Ok(()) } else { Err(done) };
+                        let note = match &result {
+                            Ok(()) => {
+                                format!("report written to {}", r.out.join("REPORT.md").display())
+                            }
+                            Err(e) => format!("the report failed: {e}"),
+                        };
+                        r.finished = Some(result);
+                        self.state.notify(note);
+                        let dir = self.state.models_dir.clone();
+                        self.state.load_library(&dir);
+                    }
+                }
             }
         }
         for note in export::take_notes() {
@@ -295,6 +326,61 @@ impl AelabApp {
                 self.state.load_library(&dir);
             }
             Action::Download => self.load_data(true),
+            Action::WriteReport { out, quick } => self.write_report(out, quick),
+        }
+    }
+
+    /// Start `aelab report` into `out` on a thread of its own.
+    pub fn write_report(&mut self, out: PathBuf, quick: bool) {
+        if self.report.as_ref().is_some_and(|r| r.finished.is_none()) {
+            self.state.notify("a report is already being written");
+            return;
+        }
+        let DataStatus::Ready { data, .. } = &self.state.data else {
+            self.state
+                .notify("the report needs the data set: wait until it is loaded");
+            return;
+        };
+        let data = data.clone();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let opts = crate::report::Options {
+            out: out.clone(),
+            dataset: data.kind,
+            epochs: 10,
+            quick,
+            models_dir: self.state.models_dir.clone(),
+        };
+        let root = self.state.data_dir.clone();
+        let wake = self.wake.clone();
+        let spawned = std::thread::Builder::new()
+            .name("aelab-report".into())
+            .spawn(move || {
+                let other_kind = match data.kind {
+                    crate::data::DatasetKind::Mnist => crate::data::DatasetKind::FashionMnist,
+                    crate::data::DatasetKind::FashionMnist => crate::data::DatasetKind::Mnist,
+                };
+                let other = crate::data::Dataset::load(&root, other_kind).ok();
+                let mut progress = |line: &str| {
+                    let _ = tx.send(Ok(line.to_string()));
+                    wake();
+                };
+                let result = crate::report::run(&opts, &data, other.as_ref(), &mut progress);
+                let _ = tx.send(Err(match result {
+                    Ok(_) => String::new(),
+                    Err(e) => format!("{e:#}"),
+                }));
+                wake();
+            });
+        match spawned {
+            Ok(_) => {
+                self.report = Some(ReportTask {
+                    rx,
+                    out,
+                    last: "starting".into(),
+                    finished: None,
+                })
+            }
+            Err(e) => self.state.notify(format!("cannot start the report: {e}")),
         }
     }
 
@@ -377,7 +463,14 @@ impl AelabApp {
                         }
                     }
                 }
-                View::Library => self.library_view.ui(ui, &self.state, &mut actions),
+                View::Library => {
+                    let report = self
+                        .report
+                        .as_ref()
+                        .map(|r| (r.last.clone(), r.finished.clone(), r.out.clone()));
+                    self.library_view.ui(ui, &self.state, &mut actions);
+                    self.library_view.report_ui(ui, report, &mut actions);
+                }
             }
         });
         if self.state.settings.show_debug {
@@ -488,6 +581,10 @@ impl AelabApp {
                 candle_core::utils::get_num_threads()
             ));
             ui.separator();
+            if let Some(r) = self.report.as_ref().filter(|r| r.finished.is_none()) {
+                ui.label(format!("report: {}", r.last));
+                ui.separator();
+            }
             match s.active_run() {
                 Some(r) => {
                     ui.label(format!(

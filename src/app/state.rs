@@ -232,14 +232,28 @@ pub enum Action {
     Resume,
     Stop,
     SetLearningRate(f64),
-    MoveQueued { id: u64, up: bool },
+    MoveQueued {
+        id: u64,
+        up: bool,
+    },
     CancelQueued(u64),
     DeleteModel(PathBuf),
-    ExportModel { from: PathBuf, to: PathBuf },
-    SaveRunAs { run: u64, to: PathBuf },
+    ExportModel {
+        from: PathBuf,
+        to: PathBuf,
+    },
+    SaveRunAs {
+        run: u64,
+        to: PathBuf,
+    },
     ImportModel(PathBuf),
     RefreshLibrary,
     Download,
+    /// Run `aelab report` into this folder (quick: a small subset, 1 epoch).
+    WriteReport {
+        out: PathBuf,
+        quick: bool,
+    },
 }
 
 /// Persisted settings (eframe storage).
