@@ -17,6 +17,9 @@ pub struct LibraryView {
     pub report_quick: bool,
 }
 
+/// A running or finished report: latest line, outcome, folder.
+pub type ReportState = (String, Option<Result<(), String>>, PathBuf);
+
 fn date(unix: u64) -> String {
     // days since 1970-01-01 -> civil date (Howard Hinnant's algorithm)
     let days = (unix / 86_400) as i64;
@@ -42,7 +45,7 @@ impl LibraryView {
     pub fn report_ui(
         &mut self,
         ui: &mut egui::Ui,
-        report: Option<(String, Option<Result<(), String>>, PathBuf)>,
+        report: Option<ReportState>,
         actions: &mut Vec<Action>,
     ) {
         ui.separator();
