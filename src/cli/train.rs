@@ -41,6 +41,10 @@ pub struct TrainArgs {
     /// Do not save a checkpoint.
     #[arg(long)]
     pub no_save: bool,
+    /// Also save the checkpoint (atomically, same path) after every epoch,
+    /// so an interrupted run keeps its finished epochs.
+    #[arg(long)]
+    pub save_every_epoch: bool,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -80,9 +84,28 @@ pub fn run(common: &Common, a: TrainArgs) -> anyhow::Result<()> {
     }
     let device = crate::device(&common.device)?;
     let model = Autoencoder::new(&cfg.model, cfg.train.seed, &device)?;
+    let checkpoint_path = (!a.no_save).then(|| {
+        a.out.clone().unwrap_or_else(|| {
+            crate::models_dir(common.models_dir.as_deref()).join(format!(
+                "{}-{}-{}.safetensors",
+                cfg.model.preset,
+                cfg.dataset.slug(),
+                Manifest::new(cfg.clone(), 0).created_unix
+            ))
+        })
+    });
     let mut bar = TrainBar::new(cfg.train.epochs, false);
-    let outcome =
-        train::run(&cfg, &ds, &model, &mut bar, &Control::default()).context("training")?;
+    let outcome = {
+        let mut saver = EpochSaver {
+            bar: &mut bar,
+            model: &model,
+            cfg: &cfg,
+            path: checkpoint_path.as_deref().filter(|_| a.save_every_epoch),
+            history: train::History::default(),
+            started: std::time::Instant::now(),
+        };
+        train::run(&cfg, &ds, &model, &mut saver, &Control::default()).context("training")?
+    };
     let test = train::evaluate(
         &model,
         &ds.test,
@@ -96,20 +119,9 @@ pub fn run(common: &Common, a: TrainArgs) -> anyhow::Result<()> {
         &outcome,
         Some(test.clone()),
     );
-    let checkpoint_path = if a.no_save {
-        None
-    } else {
-        let path = a.out.clone().unwrap_or_else(|| {
-            crate::models_dir(common.models_dir.as_deref()).join(format!(
-                "{}-{}-{}.safetensors",
-                cfg.model.preset,
-                cfg.dataset.slug(),
-                manifest.created_unix
-            ))
-        });
-        checkpoint::save(&path, &model, &manifest)?;
-        Some(path)
-    };
+    if let Some(path) = &checkpoint_path {
+        checkpoint::save(path, &model, &manifest)?;
+    }
     if let Status::Diverged { .. } = outcome.status {
         eprintln!("warning: {}", outcome.status.label());
     }
@@ -153,4 +165,49 @@ pub fn run(common: &Common, a: TrainArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Passes events to the progress bar and, when asked, saves the checkpoint
+/// after every epoch.
+struct EpochSaver<'a> {
+    bar: &'a mut TrainBar,
+    model: &'a Autoencoder,
+    cfg: &'a RunConfig,
+    path: Option<&'a std::path::Path>,
+    history: train::History,
+    started: std::time::Instant,
+}
+
+impl train::Observer for EpochSaver<'_> {
+    fn event(&mut self, e: &train::TrainEvent) {
+        self.bar.event(e);
+        let (
+            Some(path),
+            train::TrainEvent::Epoch {
+                epoch,
+                train_loss,
+                val_loss,
+                samples_per_sec,
+                ..
+            },
+        ) = (self.path, e)
+        else {
+            return;
+        };
+        self.history.train_loss.push(*train_loss);
+        self.history.val_loss.push(*val_loss);
+        let outcome = train::Outcome {
+            status: Status::Stopped,
+            history: self.history.clone(),
+            epochs_done: *epoch,
+            steps_done: 0,
+            train_secs: self.started.elapsed().as_secs_f64(),
+            samples_per_sec: *samples_per_sec,
+        };
+        let manifest =
+            Manifest::from_outcome(self.cfg.clone(), self.model.param_count(), &outcome, None);
+        if let Err(err) = checkpoint::save(path, self.model, &manifest) {
+            eprintln!("warning: saving after epoch {epoch} failed: {err}");
+        }
+    }
 }

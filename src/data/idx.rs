@@ -78,6 +78,10 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, IdxError> {
     }
 }
 
+/// Largest decoded file accepted (MNIST's training images are 47 MB): a
+/// small gzip that unpacks to gigabytes is refused, not allocated.
+pub const MAX_DECODED: usize = 512 << 20;
+
 /// Gunzip a whole buffer, with errors that say whether it was gzip at all.
 pub fn gunzip(raw: &[u8], path: &Path) -> Result<Vec<u8>, IdxError> {
     if raw.len() < 2 || raw[0] != 0x1f || raw[1] != 0x8b {
@@ -89,11 +93,21 @@ pub fn gunzip(raw: &[u8], path: &Path) -> Result<Vec<u8>, IdxError> {
     }
     let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(64 << 20));
     flate2::read::GzDecoder::new(raw)
+        .take(MAX_DECODED as u64 + 1)
         .read_to_end(&mut out)
         .map_err(|e| IdxError::BadGzip {
             path: path.to_path_buf(),
             detail: e.to_string(),
         })?;
+    if out.len() > MAX_DECODED {
+        return Err(IdxError::BadGzip {
+            path: path.to_path_buf(),
+            detail: format!(
+                "it unpacks to more than {} MB, far more than any IDX data set",
+                MAX_DECODED >> 20
+            ),
+        });
+    }
     Ok(out)
 }
 

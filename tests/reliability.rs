@@ -1,0 +1,286 @@
+//! Reliability: a training process killed mid-save never leaves a torn
+//! checkpoint or a pile of temporary files; start/stop cycles leave no
+//! threads behind and do not grow memory; a save that cannot happen keeps
+//! the model; hostile bytes never panic the parsers.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aelab::data::{self, idx, Dataset, DatasetKind};
+use aelab::model::checkpoint::{self, Manifest};
+use aelab::model::{Autoencoder, ModelConfig, RunConfig, TrainParams};
+use aelab::worker::{Event, Job, WorkerHandle};
+use proptest::prelude::*;
+
+fn temp_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        .count()
+}
+
+#[test]
+fn killing_a_saving_process_never_tears_the_checkpoint() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    data::write_synthetic(data_dir.path(), DatasetKind::Mnist, 400, 50, 2).unwrap();
+    let ckpt = out.path().join("model.safetensors");
+    let mut last_epochs = 0;
+    let mut loaded = 0;
+    let mut rng = aelab::rng::Rng::new(5);
+    for round in 0..25 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_aelab"))
+            .args([
+                "train",
+                "--preset",
+                "shallow-64",
+                "--epochs",
+                "100000",
+                "--save-every-epoch",
+                "--out",
+            ])
+            .arg(&ckpt)
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // let it start and save a few times, then kill at a random moment
+        let t = Instant::now();
+        while !ckpt.exists() && t.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(300) as u64));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let (model, manifest) = checkpoint::load(&ckpt, &candle_core::Device::Cpu)
+            .unwrap_or_else(|e| panic!("round {round}: the checkpoint on disk does not load: {e}"));
+        assert_eq!(model.param_count(), 101_200);
+        // each process starts from scratch: within one round the epochs only
+        // grow; across rounds the file is one process's latest whole save
+        assert!(manifest.epochs_done >= 1);
+        if round == 0 {
+            last_epochs = manifest.epochs_done;
+        }
+        loaded += 1;
+        assert!(
+            temp_files(out.path()) <= 1,
+            "round {round}: temporary files pile up"
+        );
+    }
+    assert_eq!(loaded, 25);
+    assert!(last_epochs >= 1);
+}
+
+fn tiny() -> (tempfile::TempDir, Arc<Dataset>) {
+    let dir = tempfile::tempdir().unwrap();
+    data::write_synthetic(dir.path(), DatasetKind::Mnist, 200, 40, 4).unwrap();
+    let ds = Dataset::load(dir.path(), DatasetKind::Mnist).unwrap();
+    (dir, Arc::new(ds))
+}
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn wait(worker: &WorkerHandle, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+    let t = Instant::now();
+    loop {
+        match worker.events.recv_timeout(Duration::from_secs(30)) {
+            Ok(e) if pred(&e) => return e,
+            Ok(_) => {}
+            Err(_) => panic!("no {what} within 30 s"),
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "no {what}");
+    }
+}
+
+/// 1,000 start → a few steps → (pause/resume) → stop cycles through the
+/// worker handle. Prints thread counts and RSS for the issue note.
+#[test]
+fn start_stop_soak_leaves_no_threads_and_flat_memory() {
+    let (_d, data) = tiny();
+    let cycles: usize = std::env::var("AELAB_SOAK_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let run = RunConfig {
+        model: ModelConfig::preset("shallow-64").unwrap(),
+        train: TrainParams {
+            epochs: 1000,
+            ..TrainParams::default()
+        },
+        dataset: DatasetKind::Mnist,
+    };
+    let threads_before = threads();
+    let worker = WorkerHandle::spawn(Arc::new(|| {})).unwrap();
+    let mut rss_after_warmup = 0;
+    let mut threads_warm = 0;
+    for i in 0..cycles {
+        worker
+            .start(
+                Job {
+                    id: i as u64,
+                    run: run.clone(),
+                    save_dir: None,
+                },
+                data.clone(),
+            )
+            .unwrap();
+        wait(&worker, "a step", |e| matches!(e, Event::Step { .. }));
+        if i % 10 == 0 {
+            worker.pause();
+            worker.resume();
+        }
+        worker.stop();
+        wait(&worker, "the end of the run", |e| {
+            matches!(e, Event::Finished { .. } | Event::Failed { .. })
+        });
+        if i == 0 {
+            threads_warm = threads(); // the compute pools start once, lazily
+        }
+        if i == 50.min(cycles - 1) {
+            rss_after_warmup = rss_kib();
+        }
+    }
+    let rss_end = rss_kib();
+    let threads_end = threads();
+    drop(worker); // joins the worker thread
+    std::thread::sleep(Duration::from_millis(100));
+    let threads_after = threads();
+    eprintln!(
+        "soak: {cycles} cycles; threads before {threads_before}, after the first cycle {threads_warm}, after the last {threads_end}, after dropping the handle {threads_after}; RSS after warm-up {rss_after_warmup} KiB, at the end {rss_end} KiB"
+    );
+    assert_eq!(
+        threads_end, threads_warm,
+        "threads left behind by the cycles"
+    );
+    assert!(
+        threads_after < threads_end,
+        "dropping the handle joins the worker thread"
+    );
+    assert!(
+        rss_end < rss_after_warmup + 64 * 1024,
+        "memory grew from {rss_after_warmup} KiB to {rss_end} KiB"
+    );
+}
+
+#[test]
+fn a_save_that_cannot_happen_keeps_the_model_in_memory() {
+    let (_d, data) = tiny();
+    // the "folder" is a regular file: no checkpoint can be written under it
+    let blocker = tempfile::NamedTempFile::new().unwrap();
+    let worker = WorkerHandle::spawn(Arc::new(|| {})).unwrap();
+    let run = RunConfig {
+        model: ModelConfig::preset("shallow-64").unwrap(),
+        train: TrainParams {
+            epochs: 1,
+            ..TrainParams::default()
+        },
+        dataset: DatasetKind::Mnist,
+    };
+    worker
+        .start(
+            Job {
+                id: 1,
+                run,
+                save_dir: Some(blocker.path().to_path_buf()),
+            },
+            data,
+        )
+        .unwrap();
+    let Event::Finished { result, .. } =
+        wait(&worker, "the end", |e| matches!(e, Event::Finished { .. }))
+    else {
+        unreachable!()
+    };
+    let err = result.save_error.expect("the save failed");
+    assert!(err.contains(&blocker.path().display().to_string()), "{err}");
+    assert_eq!(err.lines().count(), 1);
+    assert!(result.checkpoint.is_none());
+    // the weights are still there and load
+    let (m, _) = checkpoint::load_bytes(
+        &result.weights,
+        Path::new("memory"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(m.param_count(), 101_200);
+}
+
+fn valid_checkpoint() -> Vec<u8> {
+    let run = RunConfig {
+        model: ModelConfig::preset("shallow-64").unwrap(),
+        train: TrainParams::default(),
+        dataset: DatasetKind::Mnist,
+    };
+    let m = Autoencoder::new(&run.model, 1, &candle_core::Device::Cpu).unwrap();
+    checkpoint::to_bytes(&m, &Manifest::new(run, m.param_count())).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Arbitrary bytes and mutated valid files through the IDX parser.
+    #[test]
+    fn idx_parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096), flip in any::<usize>(), cut in any::<usize>()) {
+        let p = Path::new("fuzz.idx");
+        let _ = idx::parse_images(&bytes, p);
+        let _ = idx::parse_labels(&bytes, p);
+        let _ = idx::gunzip(&bytes, p);
+        let mut good = idx::encode_images(&vec![7u8; 3 * 784], 3);
+        let i = flip % good.len();
+        good[i] ^= 0xff;
+        let _ = idx::parse_images(&good, p);
+        let gz = idx::gzip(&good);
+        let _ = idx::gunzip(&gz[..cut % (gz.len() + 1)], p);
+    }
+
+    /// Mutated and truncated checkpoints: an error, never a panic.
+    #[test]
+    fn checkpoint_loader_never_panics(flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8), cut in any::<usize>()) {
+        thread_local!(static GOOD: Vec<u8> = valid_checkpoint());
+        let mut bytes = GOOD.with(|g| g.clone());
+        for (at, v) in flips {
+            let i = at % bytes.len();
+            bytes[i] = v;
+        }
+        let n = bytes.len();
+        bytes.truncate(if cut % 3 == 0 { cut % (n + 1) } else { n });
+        let _ = checkpoint::load_bytes(&bytes, Path::new("fuzz.safetensors"), &candle_core::Device::Cpu);
+    }
+
+    /// Arbitrary bytes and damaged PNGs as a picture for the Draw view.
+    #[test]
+    fn image_input_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2048), flip in any::<usize>()) {
+        let _ = aelab::draw::image_to_ink(&bytes);
+        let img = image::GrayImage::from_fn(20, 12, |x, y| image::Luma([(x * 10 + y) as u8]));
+        let mut png = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut png, image::ImageFormat::Png).unwrap();
+        let mut png = png.into_inner();
+        let i = flip % png.len();
+        png[i] ^= 0x55;
+        if let Ok((w, h, ink)) = aelab::draw::image_to_ink(&png) {
+            prop_assert_eq!(ink.len(), w * h);
+            prop_assert!(ink.iter().all(|v| (0.0..=1.0).contains(v)));
+            let _ = aelab::draw::to_mnist(&ink, w, h, true);
+        }
+    }
+}
