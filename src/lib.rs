@@ -42,6 +42,38 @@ pub fn models_dir(flag: Option<&std::path::Path>) -> std::path::PathBuf {
 
 pub mod app;
 
+/// Where the app writes its log (`RUST_LOG` filters it, as on stderr).
+pub fn log_file_path() -> std::path::PathBuf {
+    data::registry::platform_dir().join("aelab.log")
+}
+
+/// The log file, appended to and echoed on stderr; None when it cannot be
+/// opened (then only stderr is used).
+pub fn open_log_file() -> Option<Tee> {
+    let path = log_file_path();
+    std::fs::create_dir_all(path.parent()?).ok()?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .ok()?;
+    Some(Tee(file))
+}
+
+/// Writes to a file and to stderr.
+pub struct Tee(std::fs::File);
+
+impl std::io::Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        self.0.write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
 /// `aelab` with no subcommand: the desktop app.
 pub fn app_entry(common: &cli::Common) -> anyhow::Result<()> {
     app::run_native(common)

@@ -416,3 +416,55 @@ fn the_study_report_runs_from_the_app_with_progress() {
     h.run_steps(2);
     assert!(h.query_by_label_contains("Written:").is_some());
 }
+
+#[test]
+fn shortcuts_switch_views_and_the_help_window_copies_diagnostics() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    data::write_synthetic(data_dir.path(), DatasetKind::Mnist, 300, 50, 3).unwrap();
+    let mut h = harness(data_dir.path(), models.path());
+    h.run_steps(2);
+    assert_eq!(
+        h.state().state.settings.view,
+        aelab::app::state::View::Train
+    );
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::PageDown);
+    h.run_steps(2);
+    assert_eq!(h.state().state.settings.view, aelab::app::state::View::Draw);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::PageUp);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::PageUp);
+    h.run_steps(2);
+    assert_eq!(
+        h.state().state.settings.view,
+        aelab::app::state::View::Library,
+        "wraps around"
+    );
+    h.key_press(egui::Key::F1);
+    h.run_steps(2);
+    assert!(h.query_by_label("Keyboard shortcuts").is_some());
+    h.get_by_label("Copy diagnostics").click();
+    h.run_steps(2);
+    assert!(h
+        .state()
+        .state
+        .messages
+        .iter()
+        .any(|m| m.contains("diagnostics copied")));
+    let d = h.state().diagnostics();
+    assert!(
+        d.contains(env!("CARGO_PKG_VERSION")) && d.contains(&data_dir.path().display().to_string()),
+        "{d}"
+    );
+    // Ctrl+Enter queues the Train view's run
+    ready(&mut h);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Enter);
+    h.run_steps(2);
+    assert_eq!(h.state().state.runs.len(), 1);
+    h.key_press_modifiers(
+        egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+        egui::Key::Enter,
+    );
+    step_until(&mut h, 60, "the run to stop", |a| {
+        a.state.active.is_none() && a.state.queue.is_empty()
+    });
+}

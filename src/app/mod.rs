@@ -57,6 +57,7 @@ pub struct AelabApp {
     /// Inference and analysis for the views, off the UI thread.
     pub compute: compute::Compute,
     pub report: Option<ReportTask>,
+    pub show_help: bool,
     frame_ms: VecDeque<f32>,
     last_frame: Option<Instant>,
     /// CPU time spent building each frame (ms), for the debug overlay.
@@ -129,6 +130,7 @@ impl AelabApp {
             latent_view: latent_view::LatentView::default(),
             compute: compute::Compute::spawn(wake.clone()).expect("spawning the compute thread"),
             report: None,
+            show_help: false,
             frame_ms: VecDeque::new(),
             last_frame: None,
             draw_ms: VecDeque::new(),
@@ -424,9 +426,115 @@ impl AelabApp {
         self.draw_ms.clear();
     }
 
+    /// Keyboard shortcuts (listed in the help window).
+    fn shortcuts(&mut self, ctx: &egui::Context, actions: &mut Vec<Action>) {
+        use egui::{Key, Modifiers};
+        let shift_cmd = Modifiers::COMMAND | Modifiers::SHIFT;
+        let pressed = |m: Modifiers, k: Key| ctx.input_mut(|i| i.consume_key(m, k));
+        if pressed(shift_cmd, Key::Enter) {
+            actions.push(Action::Stop);
+        } else if pressed(Modifiers::COMMAND, Key::Enter) {
+            match self.state.settings.form.to_run(self.state.settings.dataset) {
+                Ok(cfg) => actions.push(Action::Enqueue(cfg)),
+                Err(e) => self.state.notify(e),
+            }
+        }
+        if pressed(Modifiers::COMMAND, Key::P) && self.state.active.is_some() {
+            actions.push(if self.state.paused {
+                Action::Resume
+            } else {
+                Action::Pause
+            });
+        }
+        if pressed(Modifiers::COMMAND, Key::PageDown) {
+            self.state.settings.view = self.state.settings.view.step(1);
+        }
+        if pressed(Modifiers::COMMAND, Key::PageUp) {
+            self.state.settings.view = self.state.settings.view.step(-1);
+        }
+        if pressed(Modifiers::NONE, Key::F1) {
+            self.show_help = !self.show_help;
+        }
+    }
+
+    /// Versions, device, folders and recent messages, for bug reports.
+    pub fn diagnostics(&self) -> String {
+        let s = &self.state;
+        let mut out = format!(
+            "aelab {} ({} {}), candle 0.11, egui 0.37\ndevice: CPU, {} trainer threads, {} cores\ndata folder: {} ({})\nmodels folder: {}\nlog file: {}\nlibrary: {} models\n",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            candle_core::utils::get_num_threads(),
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            s.data_dir.display(),
+            s.data_source.map(|d| d.to_string()).unwrap_or_default(),
+            s.models_dir.display(),
+            crate::log_file_path().display(),
+            s.library.len(),
+        );
+        out.push_str("recent messages:\n");
+        for m in s.messages.iter().rev().take(10) {
+            out.push_str(&format!("  {m}\n"));
+        }
+        for e in &s.library_errors {
+            out.push_str(&format!("  library: {e}\n"));
+        }
+        out
+    }
+
+    fn help_window(&mut self, ctx: &egui::Context) {
+        let mut open = self.show_help;
+        egui::Window::new("Help")
+            .open(&mut open)
+            .default_pos([400.0, 120.0])
+            .show(ctx, |ui| {
+                ui.label(egui::RichText::new("Keyboard shortcuts").strong());
+                egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
+                    for (keys, what) in [
+                        ("Ctrl+Enter", "start training the Train view's settings"),
+                        ("Ctrl+Shift+Enter", "stop the running model"),
+                        ("Ctrl+P", "pause / resume training"),
+                        ("Ctrl+PageDown / Ctrl+PageUp", "next / previous view"),
+                        ("Ctrl+Z", "Draw: undo the last stroke"),
+                        ("Delete", "Draw: clear the canvas"),
+                        ("F1", "this window"),
+                    ] {
+                        ui.label(egui::RichText::new(keys).monospace());
+                        ui.label(what);
+                        ui.end_row();
+                    }
+                });
+                ui.separator();
+                ui.label("Every figure has PNG and CSV buttons. Hover any control to learn what it does.");
+                if ui
+                    .button("Copy diagnostics")
+                    .on_hover_text("Versions, device, folders and recent messages, for a bug report")
+                    .clicked()
+                {
+                    ui.ctx().copy_text(self.diagnostics());
+                    self.state.notify("diagnostics copied to the clipboard");
+                }
+            });
+        self.show_help = open && self.show_help;
+    }
+
     /// Draw the whole window.
     pub fn draw(&mut self, ui: &mut egui::Ui) {
         let mut actions = Vec::new();
+        let ctx = ui.ctx().clone();
+        self.shortcuts(&ctx, &mut actions);
+        let theme = match self.state.settings.theme {
+            state::Theme::System => egui::ThemePreference::System,
+            state::Theme::Dark => egui::ThemePreference::Dark,
+            state::Theme::Light => egui::ThemePreference::Light,
+        };
+        if ctx.options(|o| o.theme_preference) != theme {
+            ctx.set_theme(theme);
+        }
+        if self.show_help {
+            self.help_window(&ctx);
+        }
         egui::Panel::top("top_bar").show(ui, |ui| self.top_bar(ui, &mut actions));
         egui::Panel::bottom("status_bar").show(ui, |ui| self.status_bar(ui));
         egui::Panel::left("views")
@@ -538,6 +646,22 @@ impl AelabApp {
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 ui.checkbox(&mut self.state.settings.show_debug, "Debug overlay");
+                if ui
+                    .button("Help")
+                    .on_hover_text("Shortcuts and diagnostics (F1)")
+                    .clicked()
+                {
+                    self.show_help = !self.show_help;
+                }
+                egui::ComboBox::from_id_salt("theme")
+                    .selected_text(self.state.settings.theme.label())
+                    .show_ui(ui, |ui| {
+                        for t in state::Theme::ALL {
+                            ui.selectable_value(&mut self.state.settings.theme, t, t.label());
+                        }
+                    })
+                    .response
+                    .on_hover_text("Light or dark colours, or follow the system");
                 if ui.button("Reload library").clicked() {
                     actions.push(Action::RefreshLibrary);
                 }

@@ -265,6 +265,37 @@ pub struct Settings {
     pub form: TrainForm,
     pub log_scale: bool,
     pub auto_first_model: bool,
+    #[serde(default)]
+    pub theme: Theme,
+}
+
+/// The colour theme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Theme {
+    #[default]
+    System,
+    Dark,
+    Light,
+}
+
+impl Theme {
+    pub const ALL: [Theme; 3] = [Theme::System, Theme::Dark, Theme::Light];
+    pub fn label(self) -> &'static str {
+        match self {
+            Theme::System => "system theme",
+            Theme::Dark => "dark",
+            Theme::Light => "light",
+        }
+    }
+}
+
+impl View {
+    /// The view after (`step` = 1) or before (-1) this one, wrapping.
+    pub fn step(self, step: i32) -> View {
+        let i = View::ALL.iter().position(|v| *v == self).unwrap_or(0) as i32;
+        let n = View::ALL.len() as i32;
+        View::ALL[((i + step).rem_euclid(n)) as usize]
+    }
 }
 
 impl Default for Settings {
@@ -276,6 +307,7 @@ impl Default for Settings {
             form: TrainForm::default(),
             log_scale: true,
             auto_first_model: true,
+            theme: Theme::System,
         }
     }
 }

@@ -74,8 +74,16 @@ pub struct FetchArgs {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
-        .try_init();
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));
+    if cli.command.is_none() {
+        // the app also logs to a file in the data folder, for bug reports
+        logger.filter_module("aelab", log::LevelFilter::Info);
+        if let Some(file) = crate::open_log_file() {
+            logger.target(env_logger::Target::Pipe(Box::new(file)));
+        }
+    }
+    let _ = logger.try_init();
     let result = match cli.command {
         None => crate::app_entry(&cli.common),
         Some(Command::Pca(a)) => pca::run(&cli.common, a),
