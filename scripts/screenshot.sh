@@ -26,10 +26,10 @@ app=$!
 sleep "$SECS"
 shot() { DISPLAY=$DISP import -window root "$OUT/$1.png"; echo "wrote $OUT/$1.png"; }
 shot train
-# the side panel lists Train, Draw, PCA, Compare, Denoise, Filters, Noise & OOD, Latent space, Library from the top
+# the side panel lists Study, Train, Draw, PCA, Compare, Denoise, Filters, Noise & OOD, Latent space, Library from the top
 click() { DISPLAY=$DISP xdotool mousemove "$1" "$2" click 1; sleep "${3:-2}"; }
 view_y() { echo $((44 + 23 * $1)); }
-click 35 "$(view_y 1)" 3
+click 35 "$(view_y 2)" 3
 # draw a "7": a top bar, then a slanted stem (canvas at CANVAS_X, CANVAS_Y, side ~360)
 cx=${CANVAS_X:-150}; cy=${CANVAS_Y:-110}
 stroke() { # x1 y1 x2 y2 ... in canvas fractions x100
@@ -45,17 +45,19 @@ stroke() { # x1 y1 x2 y2 ... in canvas fractions x100
 stroke 30 25 40 25 50 25 60 25 70 25 68 30 64 38 60 46 56 54 52 62 48 70 45 78
 sleep 4
 shot draw
-click 35 "$(view_y 2)" 4
+click 35 "$(view_y 3)" 4
 shot pca
-click 35 "$(view_y 3)" 8
+click 35 "$(view_y 4)" 8
 shot compare
-click 35 "$(view_y 4)" 25
+click 35 "$(view_y 5)" 25
 shot denoise
-click 35 "$(view_y 5)" 3
+click 35 "$(view_y 6)" 3
 shot filters
-click 35 "$(view_y 6)" 20
+click 35 "$(view_y 7)" 20
 shot ood
-click 35 "$(view_y 7)" 10
+click 35 "$(view_y 8)" 10
 shot latent
-click 35 "$(view_y 8)"
+click 35 "$(view_y 9)"
 shot library
+click 35 "$(view_y 0)" 6
+shot study

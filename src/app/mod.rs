@@ -16,6 +16,7 @@ pub mod loader;
 pub mod ood_view;
 pub mod pca_view;
 pub mod state;
+pub mod study_view;
 pub mod train_view;
 
 use std::collections::VecDeque;
@@ -54,6 +55,7 @@ pub struct AelabApp {
     pub ood_view: ood_view::OodView,
     pub draw_view: draw_view::DrawView,
     pub latent_view: latent_view::LatentView,
+    pub study_view: study_view::StudyView,
     /// Inference and analysis for the views, off the UI thread.
     pub compute: compute::Compute,
     pub report: Option<ReportTask>,
@@ -128,6 +130,7 @@ impl AelabApp {
             ood_view: ood_view::OodView::default(),
             draw_view: draw_view::DrawView::default(),
             latent_view: latent_view::LatentView::default(),
+            study_view: study_view::StudyView::default(),
             compute: compute::Compute::spawn(wake.clone()).expect("spawning the compute thread"),
             report: None,
             show_help: false,
@@ -553,6 +556,9 @@ impl AelabApp {
             }
             match self.state.settings.view {
                 View::Train => self.train_view.ui(ui, &mut self.state, &mut actions),
+                View::Study => self
+                    .study_view
+                    .ui(ui, &self.state, &self.compute, &mut actions),
                 View::Pca => self.pca_view.ui(ui, &self.state, &self.compute),
                 View::Filters => self.filters_view.ui(ui, &self.state, &self.compute),
                 View::Compare => self.compare_view.ui(ui, &self.state, &self.compute),

@@ -17,6 +17,7 @@ use crate::worker::Event;
 /// The views of the side panel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum View {
+    Study,
     #[default]
     Train,
     Draw,
@@ -30,7 +31,8 @@ pub enum View {
 }
 
 impl View {
-    pub const ALL: [View; 9] = [
+    pub const ALL: [View; 10] = [
+        View::Study,
         View::Train,
         View::Draw,
         View::Pca,
@@ -43,6 +45,7 @@ impl View {
     ];
     pub fn label(self) -> &'static str {
         match self {
+            View::Study => "Study",
             View::Train => "Train",
             View::Draw => "Draw",
             View::Pca => "PCA",
