@@ -176,15 +176,18 @@ impl Gallery {
             .spacing(egui::vec2(4.0, 2.0))
             .show(ui, |ui| {
                 for (label, hover, error, tex) in &self.rows {
-                    let l = ui.label(egui::RichText::new(label).strong());
-                    if !hover.is_empty() {
-                        l.on_hover_text(hover);
-                    }
-                    if let Some(e) = error {
-                        // short in the grid (a long message would widen the column)
-                        ui.colored_label(ui.visuals().error_fg_color, "not available")
-                            .on_hover_text(e.as_str());
-                    }
+                    ui.vertical(|ui| {
+                        let l = ui.label(egui::RichText::new(label).strong());
+                        if !hover.is_empty() {
+                            l.on_hover_text(hover);
+                        }
+                        if let Some(e) = error {
+                            // short, in the label column: a long message in an
+                            // image column would widen that column for every row
+                            ui.colored_label(ui.visuals().error_fg_color, "not available (hover)")
+                                .on_hover_text(e.as_str());
+                        }
+                    });
                     for (i, (t, cap, hover)) in tex.iter().enumerate() {
                         ui.vertical(|ui| {
                             let first = label.lines().next().unwrap_or_default();

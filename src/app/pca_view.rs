@@ -9,6 +9,7 @@ use egui::RichText;
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, Points, Text, VLine};
 
 use super::compute::{Compute, Pending};
+use super::export;
 use super::images::{self, Tiles};
 use super::state::{AppState, DataStatus};
 use crate::data::{Dataset, PIXELS};
@@ -127,14 +128,46 @@ impl PcaView {
         self.update(&data, &pca);
         let ctx = ui.ctx().clone();
         egui::ScrollArea::vertical().show(ui, |ui| {
-            self.reconstruction_rows(ui, &ctx, &data);
-            ui.separator();
-            ui.columns(2, |cols| {
-                variance_plot(&mut cols[0], &pca, self.k);
-                self.error_plot(&mut cols[1], state);
+            export::figure(ui, "pca-reconstructions", "", None, |ui| {
+                self.reconstruction_rows(ui, &ctx, &data)
             });
             ui.separator();
-            self.static_images(ui, &ctx, &data, &pca);
+            ui.columns(2, |cols| {
+                let variance_csv = || {
+                    let mut s = String::from("component,explained_variance_ratio,cumulative\n");
+                    for (i, (r, c)) in pca
+                        .explained_variance_ratio
+                        .iter()
+                        .zip(&pca.cumulative_ratio)
+                        .enumerate()
+                    {
+                        s.push_str(&format!("{},{r},{c}\n", i + 1));
+                    }
+                    s
+                };
+                export::figure(
+                    &mut cols[0],
+                    "pca-variance",
+                    "",
+                    Some(&variance_csv),
+                    |ui| variance_plot(ui, &pca, self.k),
+                );
+                let curve = self.curve.get().cloned();
+                let error_csv = || {
+                    let mut s = String::from("k,pca_test_mse\n");
+                    for (i, e) in curve.iter().flatten().enumerate() {
+                        s.push_str(&format!("{},{e}\n", i + 1));
+                    }
+                    s
+                };
+                export::figure(&mut cols[1], "pca-error-vs-k", "", Some(&error_csv), |ui| {
+                    self.error_plot(ui, state)
+                });
+            });
+            ui.separator();
+            export::figure(ui, "pca-eigendigits-percentiles", "", None, |ui| {
+                self.static_images(ui, &ctx, &data, &pca)
+            });
         });
     }
 

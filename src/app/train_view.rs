@@ -47,7 +47,14 @@ impl TrainView {
             });
         egui::CentralPanel::default().show(ui, |ui| {
             progress_ui(ui, state);
-            loss_plot(ui, state);
+            let mut log = state.settings.log_scale;
+            {
+                let st: &AppState = state;
+                super::export::figure(ui, "loss", "", Some(&|| loss_csv(st)), |ui| {
+                    loss_plot(ui, st, &mut log)
+                });
+            }
+            state.settings.log_scale = log;
         });
     }
 
@@ -330,12 +337,32 @@ pub fn format_secs(s: f64) -> String {
     }
 }
 
-fn loss_plot(ui: &mut egui::Ui, state: &mut AppState) {
+/// Every run's step losses and validation MSE as CSV.
+fn loss_csv(state: &AppState) -> String {
+    let mut s = String::from("run,preset,kind,step,value\n");
+    for r in &state.runs {
+        for [step, loss] in &r.steps {
+            s.push_str(&format!(
+                "{},{},step_loss,{step},{loss}\n",
+                r.id, r.config.model.preset
+            ));
+        }
+        for [step, v] in &r.val {
+            s.push_str(&format!(
+                "{},{},val_mse,{step},{v}\n",
+                r.id, r.config.model.preset
+            ));
+        }
+    }
+    s
+}
+
+fn loss_plot(ui: &mut egui::Ui, state: &AppState, log_scale: &mut bool) {
     ui.horizontal(|ui| {
-        ui.checkbox(&mut state.settings.log_scale, "Log scale");
+        ui.checkbox(log_scale, "Log scale");
         ui.label(RichText::new("faint: loss per step · bold: smoothed · dots: validation MSE per epoch · dashed: learning-rate change").small().weak());
     });
-    let log = state.settings.log_scale;
+    let log = *log_scale;
     let tf = move |y: f64| if log { y.max(1e-12).log10() } else { y };
     let runs: Vec<_> = state
         .runs
