@@ -546,7 +546,8 @@ impl AppState {
                 run.status = match &result.status {
                     crate::train::Status::Completed => RunStatus::Completed,
                     crate::train::Status::Stopped => RunStatus::Stopped,
-                    s @ crate::train::Status::Diverged { .. } => RunStatus::Diverged(s.label()),
+                    s @ (crate::train::Status::Diverged { .. }
+                    | crate::train::Status::Collapsed { .. }) => RunStatus::Diverged(s.label()),
                 };
                 run.checkpoint = result.checkpoint.clone();
                 run.save_error = result.save_error.clone();

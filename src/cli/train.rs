@@ -122,7 +122,7 @@ pub fn run(common: &Common, a: TrainArgs) -> anyhow::Result<()> {
     if let Some(path) = &checkpoint_path {
         checkpoint::save(path, &model, &manifest)?;
     }
-    if let Status::Diverged { .. } = outcome.status {
+    if let Status::Diverged { .. } | Status::Collapsed { .. } = outcome.status {
         eprintln!("warning: {}", outcome.status.label());
     }
     if a.json {

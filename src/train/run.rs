@@ -138,6 +138,13 @@ pub enum Status {
         step: usize,
         loss: f32,
     },
+    /// The output went (nearly) blank and stopped improving: validation
+    /// error at the level of an all-black image for two epochs in a row.
+    Collapsed {
+        epoch: usize,
+        val_mse: f64,
+        blank_mse: f64,
+    },
 }
 
 impl Status {
@@ -147,6 +154,13 @@ impl Status {
             Status::Stopped => "stopped".into(),
             Status::Diverged { step, loss, .. } => format!(
                 "diverged at step {step} (loss {loss}); the weights of the last good epoch were kept — try a lower learning rate"
+            ),
+            Status::Collapsed {
+                epoch,
+                val_mse,
+                blank_mse,
+            } => format!(
+                "collapsed after epoch {epoch}: the output is nearly blank (validation MSE {val_mse:.4}; an all-black image scores {blank_mse:.4}) and stopped improving — try a lower learning rate"
             ),
         }
     }
@@ -161,6 +175,15 @@ pub struct Outcome {
     pub train_secs: f64,
     /// Training samples per second over the whole run (excluding validation).
     pub samples_per_sec: f64,
+}
+
+/// Two epochs in a row at 95% or more of the blank-output error, the
+/// second no better than the first by 1%: the model has collapsed.
+pub fn collapsed(previous_val: f64, val: f64, blank_mse: f64) -> bool {
+    blank_mse > 0.0
+        && previous_val >= 0.95 * blank_mse
+        && val >= 0.95 * blank_mse
+        && val >= 0.99 * previous_val
 }
 
 /// Copy the rows `idx` of `split` into `buf` scaled to [0, 1].
@@ -267,6 +290,12 @@ pub fn run(
             weight_decay: tp.weight_decay,
         },
     )?;
+    // the validation error of an all-black output: a model that stays there
+    // has collapsed (what a far too high learning rate does to these models)
+    let blank_mse = {
+        let x = data.val.to_f32();
+        x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / x.len().max(1) as f64
+    };
     let mut shuffle_rng = Rng::new(tp.seed);
     let mut noise_rng = Rng::new(tp.seed.wrapping_add(0x5EED));
     let mut order: Vec<usize> = (0..n).collect();
@@ -350,7 +379,9 @@ pub fn run(
         last_good = model.snapshot()?;
         let train_loss = loss_sum / loss_count.max(1) as f64;
         history.train_loss.push(train_loss);
+        let previous = history.val_loss.last().copied();
         history.val_loss.push(val);
+        let collapsed = previous.is_some_and(|p| collapsed(p, val, blank_mse));
         let activations = if observer.wants_activations() {
             let n = ACTIVATION_IMAGES.min(data.val.len());
             model
@@ -368,6 +399,14 @@ pub fn run(
             samples_per_sec: samples as f64 / train_secs.max(1e-9),
             activations,
         });
+        if collapsed {
+            status = Status::Collapsed {
+                epoch: epoch + 1,
+                val_mse: val,
+                blank_mse,
+            };
+            break;
+        }
     }
     Ok(Outcome {
         status,
@@ -480,6 +519,14 @@ mod tests {
         assert_eq!(out.status, Status::Stopped);
         assert_eq!(out.steps_done, 7);
         assert_eq!(steps, 7);
+    }
+
+    #[test]
+    fn collapse_rule() {
+        assert!(collapsed(0.107, 0.108, 0.110));
+        assert!(!collapsed(0.107, 0.090, 0.110), "still improving");
+        assert!(!collapsed(0.05, 0.05, 0.110), "far from blank");
+        assert!(!collapsed(0.2, 0.2, 0.0), "no ink at all: no rule");
     }
 
     #[test]
