@@ -3,6 +3,8 @@
 # let it train for a while, and write PNG screenshots of the views to docs/.
 # Needs: xvfb xauth imagemagick xdotool (apt-get install -y --no-install-recommends ...).
 #   BIN=target/release/aelab SECS=30 START=shallow-64 SIZE=1280x800 scripts/screenshot.sh
+# SCALE=2 renders at twice the pixels per point (a HiDPI screen): SIZE is in
+# pixels, the window fills the screen.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/aelab}
@@ -10,6 +12,8 @@ DATA=${AELAB_DATA_DIR:-../shared/data}
 OUT=${OUT:-docs}
 SECS=${SECS:-30}
 SIZE=${SIZE:-1280x800}
+SCALE=${SCALE:-1}
+WINDOW="$(( ${SIZE%x*} / SCALE ))x$(( ${SIZE#*x} / SCALE ))"
 START=${START-shallow-64}   # empty: queue nothing
 # MODELS=DIR shows an existing model library (kept); default: a fresh empty one
 DISP=${DISP:-:97}
@@ -21,13 +25,13 @@ xvfb=$!
 app=
 trap 'kill $app $xvfb 2>/dev/null || true; [ "$keep" = 1 ] || rm -rf "$models"; rm -rf "$XDG_DATA_HOME"' EXIT
 sleep 1
-DISPLAY=$DISP AELAB_MODELS_DIR="$models" "$BIN" --data-dir "$DATA" ${START:+--start "$START"} >/dev/null 2>&1 &
+DISPLAY=$DISP WINIT_X11_SCALE_FACTOR=$SCALE AELAB_WINDOW=$WINDOW AELAB_MODELS_DIR="$models" "$BIN" --data-dir "$DATA" ${START:+--start "$START"} >/dev/null 2>&1 &
 app=$!
 sleep "$SECS"
 shot() { DISPLAY=$DISP import -window root "$OUT/$1.png"; echo "wrote $OUT/$1.png"; }
 shot train
 # the side panel lists Study, Train, Draw, PCA, Compare, Denoise, Filters, Noise & OOD, Latent space, Library from the top
-click() { DISPLAY=$DISP xdotool mousemove "$1" "$2" click 1; sleep "${3:-2}"; }
+click() { DISPLAY=$DISP xdotool mousemove $(( $1 * SCALE )) $(( $2 * SCALE )) click 1; sleep "${3:-2}"; }
 view_y() { echo $((44 + 23 * $1)); }
 click 35 "$(view_y 2)" 3
 # draw a "7": a top bar, then a slanted stem (canvas at CANVAS_X, CANVAS_Y, side ~360)
@@ -35,7 +39,7 @@ cx=${CANVAS_X:-150}; cy=${CANVAS_Y:-110}
 stroke() { # x1 y1 x2 y2 ... in canvas fractions x100
   local first=1
   while [ $# -ge 2 ]; do
-    local x=$((cx + $1 * 36 / 10)) y=$((cy + $2 * 36 / 10))
+    local x=$(( (cx + $1 * 36 / 10) * SCALE )) y=$(( (cy + $2 * 36 / 10) * SCALE ))
     if [ $first = 1 ]; then DISPLAY=$DISP xdotool mousemove $x $y mousedown 1; first=0
     else DISPLAY=$DISP xdotool mousemove $x $y; fi
     sleep 0.05; shift 2

@@ -394,7 +394,7 @@ impl DrawView {
                 });
             let (d, p) = (data.clone(), pca.clone());
             self.index.request(Arc::as_ptr(&pca) as usize, || {
-                compute.submit_slow("draw-index", move || Arc::new(NearIndex::build(&d, &p)))
+                compute.submit("draw-index", move || Arc::new(NearIndex::build(&d, &p)))
             });
         }
 

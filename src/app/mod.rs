@@ -796,16 +796,25 @@ pub fn run_native(common: &crate::cli::Common) -> anyhow::Result<()> {
         start: common.start.clone(),
         frame_log: std::env::var_os("AELAB_FRAME_LOG").is_some_and(|v| v != "0"),
     };
+    // AELAB_WINDOW=WIDTHxHEIGHT (points) sets the first window size, e.g.
+    // for screenshots at a laptop's 1366x768
+    let size = std::env::var("AELAB_WINDOW")
+        .ok()
+        .and_then(|v| {
+            let (w, h) = v.split_once('x')?;
+            Some([w.trim().parse::<f32>().ok()?, h.trim().parse::<f32>().ok()?])
+        })
+        .unwrap_or([1280.0, 800.0]);
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("aelab — autoencoder workbench")
-            .with_inner_size([1280.0, 800.0])
+            .with_inner_size(size)
             .with_min_inner_size([900.0, 600.0])
             .with_icon(
                 eframe::icon_data::from_png_bytes(include_bytes!("../../assets/icon.png"))
                     .unwrap_or_default(),
             ),
-        persist_window: true,
+        persist_window: std::env::var_os("AELAB_WINDOW").is_none(),
         ..Default::default()
     };
     eframe::run_native(
