@@ -318,3 +318,92 @@ fn learning_rate_10_ends_as_collapsed_with_advice() {
         }
     }
 }
+
+/// A tmpfs mounted for one test (needs root; the test is skipped otherwise).
+struct Mount(tempfile::TempDir);
+
+impl Mount {
+    fn tmpfs(options: &str) -> Option<Mount> {
+        let dir = tempfile::tempdir().ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipping: cannot mount a tmpfs here (not root?)");
+            return None;
+        }
+        Some(Mount(dir))
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+/// Train one epoch with the library on `dir`; returns the finished event.
+fn train_into(dir: &Path) -> Box<aelab::worker::Finished> {
+    let (_d, data) = tiny();
+    let worker = WorkerHandle::spawn(Arc::new(|| {})).unwrap();
+    let run = RunConfig {
+        model: ModelConfig::preset("shallow-64").unwrap(),
+        train: TrainParams {
+            epochs: 1,
+            ..TrainParams::default()
+        },
+        dataset: DatasetKind::Mnist,
+    };
+    worker
+        .start(
+            Job {
+                id: 1,
+                run,
+                save_dir: Some(dir.to_path_buf()),
+            },
+            data,
+        )
+        .unwrap();
+    let Event::Finished { result, .. } =
+        wait(&worker, "the end", |e| matches!(e, Event::Finished { .. }))
+    else {
+        unreachable!()
+    };
+    result
+}
+
+#[test]
+fn full_and_read_only_devices_give_a_clear_error_and_keep_the_model() {
+    for (options, expect) in [("size=64k", "No space left"), ("ro,size=1m", "Read-only")] {
+        let Some(m) = Mount::tmpfs(options) else {
+            return;
+        };
+        let result = train_into(m.0.path());
+        let err = result
+            .save_error
+            .clone()
+            .unwrap_or_else(|| panic!("{options}: the save should fail"));
+        assert!(err.contains(expect), "{options}: {err}");
+        assert!(
+            err.contains(&m.0.path().display().to_string()),
+            "{options}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1);
+        assert!(result.checkpoint.is_none());
+        let (model, _) = checkpoint::load_bytes(
+            &result.weights,
+            Path::new("memory"),
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        assert_eq!(model.param_count(), 101_200, "the model is still in memory");
+        assert_eq!(
+            temp_files(m.0.path()),
+            0,
+            "{options}: no temporary file left behind"
+        );
+    }
+}
