@@ -533,3 +533,66 @@ fn the_study_view_walks_from_step_1_to_5() {
     h.run_steps(2);
     assert!(h.query_by_label_contains("4. Denoising").is_some());
 }
+
+#[test]
+fn a_download_shows_progress_and_can_be_cancelled_and_retried() {
+    use std::io::{Read, Write};
+    // a mirror that trickles a large file
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 10000000\r\nConnection: close\r\n\r\n",
+                );
+                for _ in 0..10_000 {
+                    if s.write_all(&[0x1f; 1000]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            });
+        }
+    });
+    // only this test binary's download-enabled test reads the variable
+    std::env::set_var("AELAB_MIRRORS", format!("http://{addr}/"));
+    let data_dir = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let launch = Launch {
+        data_dir: Some(data_dir.path().to_path_buf()),
+        models_dir: Some(models.path().to_path_buf()),
+        download: true,
+        auto_first_model: false,
+        start: None,
+        frame_log: false,
+    };
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .build_eframe(move |cc| AelabApp::new(&cc.egui_ctx, Settings::default(), launch));
+    step_until(
+        &mut h,
+        60,
+        "download progress",
+        |a| matches!(&a.state.data, DataStatus::Loading { fraction: Some(f), message } if *f > 0.0 && message.contains("downloading")),
+    );
+    assert!(h.query_all_by_label_contains("downloading").count() >= 1);
+    h.get_by_label("Cancel").click();
+    step_until(
+        &mut h,
+        60,
+        "the cancelled download",
+        |a| matches!(&a.state.data, DataStatus::Missing { message } if message.contains("cancelled")),
+    );
+    h.run_steps(2);
+    assert!(h.query_by_label("Download now").is_some(), "a retry button");
+    assert_eq!(
+        std::fs::read_dir(data_dir.path())
+            .map(|d| d.flatten().filter(|e| e.path().is_file()).count())
+            .unwrap_or(0),
+        0
+    );
+}

@@ -25,6 +25,8 @@ pub enum LoadEvent {
 /// (it only decodes files and fits PCA, then exits).
 pub struct Loader {
     pub events: Receiver<LoadEvent>,
+    /// Set to cancel a download in progress.
+    pub cancel: Arc<std::sync::atomic::AtomicBool>,
     _thread: Option<JoinHandle<()>>,
 }
 
@@ -37,6 +39,8 @@ impl Loader {
         wake: Arc<dyn Fn() + Send + Sync>,
     ) -> Loader {
         let (tx, rx) = bounded(256);
+        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cancelled = cancel.clone();
         let thread = std::thread::Builder::new()
             .name("aelab-loader".into())
             .spawn(move || {
@@ -71,7 +75,7 @@ impl Loader {
                                 fraction: frac,
                             });
                         }
-                        true
+                        !cancelled.load(std::sync::atomic::Ordering::Relaxed)
                     });
                     if let Err(e) = res {
                         send(LoadEvent::Missing(e.to_string()));
@@ -102,6 +106,7 @@ impl Loader {
             .ok();
         Loader {
             events: rx,
+            cancel,
             _thread: thread,
         }
     }

@@ -331,6 +331,11 @@ impl AelabApp {
                 self.state.load_library(&dir);
             }
             Action::Download => self.load_data(true),
+            Action::CancelDownload => {
+                if let Some(l) = &self.loader {
+                    l.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
             Action::WriteReport { out, quick } => self.write_report(out, quick),
         }
     }
@@ -552,6 +557,27 @@ impl AelabApp {
         egui::CentralPanel::default().show(ui, |ui| {
             if let Some(msg) = self.data_problem() {
                 self.data_panel(ui, &msg, &mut actions);
+                ui.separator();
+            }
+            if let DataStatus::Loading {
+                message,
+                fraction: Some(f),
+            } = &self.state.data
+            {
+                ui.horizontal(|ui| {
+                    ui.add(
+                        egui::ProgressBar::new(*f)
+                            .text(message.as_str())
+                            .desired_width(420.0),
+                    );
+                    if ui
+                        .button("Cancel")
+                        .on_hover_text("Stop the download; Download now starts it again")
+                        .clicked()
+                    {
+                        actions.push(Action::CancelDownload);
+                    }
+                });
                 ui.separator();
             }
             match self.state.settings.view {

@@ -252,6 +252,7 @@ pub enum Action {
     ImportModel(PathBuf),
     RefreshLibrary,
     Download,
+    CancelDownload,
     /// Run `aelab report` into this folder (quick: a small subset, 1 epoch).
     WriteReport {
         out: PathBuf,
