@@ -29,10 +29,12 @@ DISPLAY=$DISP WINIT_X11_SCALE_FACTOR=$SCALE AELAB_WINDOW=$WINDOW AELAB_MODELS_DI
 app=$!
 sleep "$SECS"
 shot() { DISPLAY=$DISP import -window root "$OUT/$1.png"; echo "wrote $OUT/$1.png"; }
-shot train
 # the side panel lists Study, Train, Draw, PCA, Compare, Denoise, Filters, Noise & OOD, Latent space, Library from the top
 click() { DISPLAY=$DISP xdotool mousemove $(( $1 * SCALE )) $(( $2 * SCALE )) click 1; sleep "${3:-2}"; }
 view_y() { echo $((44 + 23 * $1)); }
+# a first launch opens the Study view
+click 35 "$(view_y 1)" 2
+shot train
 click 35 "$(view_y 2)" 3
 # draw a "7": a top bar, then a slanted stem (canvas at CANVAS_X, CANVAS_Y, side ~360)
 cx=${CANVAS_X:-150}; cy=${CANVAS_Y:-110}

@@ -25,7 +25,16 @@ fn harness(data_dir: &Path, models_dir: &Path) -> Harness<'static, AelabApp> {
     };
     Harness::builder()
         .with_size(egui::vec2(1400.0, 900.0))
-        .build_eframe(move |cc| AelabApp::new(&cc.egui_ctx, Settings::default(), launch))
+        .build_eframe(move |cc| {
+            AelabApp::new(
+                &cc.egui_ctx,
+                Settings {
+                    view: aelab::app::state::View::Train,
+                    ..Settings::default()
+                },
+                launch,
+            )
+        })
 }
 
 /// Step the UI until `done` holds (or fail after `secs`).

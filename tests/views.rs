@@ -26,7 +26,16 @@ fn harness(data_dir: &Path, models_dir: &Path) -> Harness<'static, AelabApp> {
     };
     Harness::builder()
         .with_size(egui::vec2(1400.0, 900.0))
-        .build_eframe(move |cc| AelabApp::new(&cc.egui_ctx, Settings::default(), launch))
+        .build_eframe(move |cc| {
+            AelabApp::new(
+                &cc.egui_ctx,
+                Settings {
+                    view: aelab::app::state::View::Train,
+                    ..Settings::default()
+                },
+                launch,
+            )
+        })
 }
 
 fn step_until(
@@ -572,7 +581,16 @@ fn a_download_shows_progress_and_can_be_cancelled_and_retried() {
     };
     let mut h = Harness::builder()
         .with_size(egui::vec2(1400.0, 900.0))
-        .build_eframe(move |cc| AelabApp::new(&cc.egui_ctx, Settings::default(), launch));
+        .build_eframe(move |cc| {
+            AelabApp::new(
+                &cc.egui_ctx,
+                Settings {
+                    view: aelab::app::state::View::Train,
+                    ..Settings::default()
+                },
+                launch,
+            )
+        });
     step_until(
         &mut h,
         60,

@@ -17,8 +17,9 @@ use crate::worker::Event;
 /// The views of the side panel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum View {
-    Study,
+    /// A first launch opens the guided study.
     #[default]
+    Study,
     Train,
     Draw,
     Pca,
@@ -305,7 +306,7 @@ impl View {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            view: View::Train,
+            view: View::Study,
             dataset: DatasetKind::Mnist,
             show_debug: false,
             form: TrainForm::default(),

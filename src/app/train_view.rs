@@ -369,6 +369,21 @@ fn loss_plot(ui: &mut egui::Ui, state: &AppState, log_scale: &mut bool) {
         .iter()
         .filter(|r| !r.steps.is_empty() || !r.val.is_empty())
         .collect();
+    if runs.is_empty() {
+        // an empty plot with made-up axes says nothing: say what will be here
+        let size = egui::vec2(ui.available_width(), ui.available_height().max(200.0));
+        ui.allocate_ui_with_layout(size, egui::Layout::centered_and_justified(egui::Direction::TopDown), |ui| {
+            ui.label(
+                RichText::new(if state.active.is_some() || !state.queue.is_empty() {
+                    "The first loss values arrive in a moment…"
+                } else {
+                    "Press Start (Ctrl+Enter) to train the model set up on the left: its loss per step, smoothed, and its validation error per epoch are drawn here as it learns."
+                })
+                .weak(),
+            );
+        });
+        return;
+    }
     let response = Plot::new("loss_plot")
         .legend(Legend::default())
         .x_axis_label("step")
