@@ -177,7 +177,11 @@ impl Gallery {
             .show(ui, |ui| {
                 for (label, hover, error, tex) in &self.rows {
                     ui.vertical(|ui| {
-                        let l = ui.label(egui::RichText::new(label).strong());
+                        // extend, never wrap: the column grows to the longest label
+                        let l = ui.add(
+                            egui::Label::new(egui::RichText::new(label).strong())
+                                .wrap_mode(egui::TextWrapMode::Extend),
+                        );
                         if !hover.is_empty() {
                             l.on_hover_text(hover);
                         }
