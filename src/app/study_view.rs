@@ -342,6 +342,8 @@ impl StudyView {
         ui.label(RichText::new("Take-away").strong());
         ui.label(take_away(self.step, state, self.pca.get()));
         ui.separator();
+        let pca30 = self.pca.get().map(|m| m.mse_per_pixel);
+        let step_index = self.step;
         egui::ScrollArea::vertical().show(ui, |ui| {
             super::export::figure(
                 ui,
@@ -352,6 +354,68 @@ impl StudyView {
                     self.gallery.show(ui, "study-grid", 48.0);
                 },
             );
+            ui.separator();
+            super::export::figure(
+                ui,
+                &format!("study-step-{}-curves", step_index + 1),
+                "Validation error per epoch of this step's models (live while they train)",
+                None,
+                |ui| curves_plot(ui, state, step_index, pca30),
+            );
         });
+    }
+}
+
+/// Validation MSE per epoch of the step's models: finished ones from their
+/// manifests, training ones from the live run; PCA-30's test error as a
+/// dashed line in step 1.
+fn curves_plot(ui: &mut egui::Ui, state: &AppState, step: usize, pca30: Option<f64>) {
+    use egui_plot::{HLine, Legend, Line, LineStyle, Plot, Points};
+    let presets = STEPS[step].presets;
+    let mut any = false;
+    Plot::new(("study-curves", step))
+        .height(220.0)
+        .legend(Legend::default())
+        .x_axis_label("epoch")
+        .y_axis_label("validation MSE")
+        .allow_scroll(false)
+        .show(ui, |p| {
+            for e in state.models() {
+                let m = &e.manifest;
+                if !presets.contains(&m.run.model.preset.as_str()) {
+                    continue;
+                }
+                let pts: Vec<[f64; 2]> = m
+                    .history
+                    .val_loss
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| [(i + 1) as f64, v])
+                    .collect();
+                any |= !pts.is_empty();
+                if pts.len() == 1 {
+                    p.points(Points::new(e.label(), pts).radius(4.0));
+                } else {
+                    p.line(Line::new(e.label(), pts));
+                }
+            }
+            for r in state.runs.iter().filter(|r| r.status.is_active()) {
+                if !presets.contains(&r.config.model.preset.as_str()) || r.val.is_empty() {
+                    continue;
+                }
+                let per_epoch = r.steps_per_epoch.max(1) as f64;
+                let pts: Vec<[f64; 2]> = r.val.iter().map(|[s, v]| [s / per_epoch, *v]).collect();
+                any = true;
+                p.line(
+                    Line::new(format!("{} (training)", r.label()), pts)
+                        .style(LineStyle::dotted_dense()),
+                );
+            }
+            if let (0, Some(v)) = (step, pca30) {
+                p.hline(HLine::new("PCA-30 (test)", v).style(LineStyle::dashed_loose()));
+            }
+        });
+    if !any {
+        ui.label(RichText::new("No model of this step has finished an epoch yet.").weak());
     }
 }
