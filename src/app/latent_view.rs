@@ -519,14 +519,17 @@ impl LatentView {
             if !self.a_drawn || drawn.is_none() {
                 let l = ui.label("A: test #");
                 ui.add(egui::DragValue::new(&mut self.a).range(0..=n - 1))
-                    .labelled_by(l.id);
+                    .labelled_by(l.id)
+                    .on_hover_text("The test image the blend starts from");
             }
             let l = ui.label("B: test #");
             ui.add(egui::DragValue::new(&mut self.b).range(0..=n - 1))
-                .labelled_by(l.id);
+                .labelled_by(l.id)
+                .on_hover_text("The test image the blend ends at");
             let l = ui.label("PCA k");
             ui.add(egui::Slider::new(&mut self.k, 2..=PIXELS).logarithmic(true))
-                .labelled_by(l.id);
+                .labelled_by(l.id)
+                .on_hover_text("Components of the PCA code the PCA row blends in");
         });
         let l = ui.label("Blend t");
         ui.add(egui::Slider::new(&mut self.t, 0.0..=1.0))
@@ -643,8 +646,13 @@ impl LatentView {
                     }
                 })
                 .response
-                .labelled_by(l.id);
-            if ui.button("Reset").clicked() {
+                .labelled_by(l.id)
+                .on_hover_text("Whose code space the sliders move through (max-unpooling decoders cannot decode a code alone)");
+            if ui
+                .button("Reset")
+                .on_hover_text("Put every slider back to 0: the plain reconstruction")
+                .clicked()
+            {
                 self.steps = [0.0; SLIDERS];
             }
         });
