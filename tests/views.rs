@@ -298,10 +298,18 @@ fn drawing_on_the_canvas_gives_an_input_and_every_model_answers() {
     step_until(&mut h, 60, "nearest training images", |a| {
         a.draw_view.nearest().is_some_and(|n| n.len() == 6)
     });
+    // the drawn digit's marker on the latent map under the canvas
+    step_until(&mut h, 60, "the drawn digit on the map", |a| {
+        a.latent_view.marker().is_some()
+    });
+    let m1 = h.state().latent_view.marker().unwrap();
     // undo and clear through the buttons
     h.get_by_label("Undo").click();
     h.run_steps(2);
     assert_eq!(h.state().draw_view.drawing.strokes.len(), 1);
+    step_until(&mut h, 60, "the marker to move with the drawing", |a| {
+        a.latent_view.marker().is_some_and(|m| m != m1)
+    });
     h.get_by_label("Clear").click();
     h.run_steps(2);
     assert!(h.state().draw_view.input.is_none());

@@ -357,7 +357,15 @@ impl DrawView {
         self.input_tex = None;
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, compute: &Compute) {
+    /// `below_canvas` draws under the canvas (the app puts the latent
+    /// map with the drawn digit's marker there).
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        state: &AppState,
+        compute: &Compute,
+        below_canvas: impl FnOnce(&mut egui::Ui),
+    ) {
         let (data, pca) = match &state.data {
             DataStatus::Ready { data, pca: Some(p) } => (data.clone(), p.clone()),
             _ => {
@@ -400,6 +408,7 @@ impl DrawView {
 
         ui.columns(2, |cols| {
             self.left_column(&mut cols[0]);
+            below_canvas(&mut cols[0]);
             self.update_input();
             self.request(compute, &data, &pca, &models);
             self.right_column(&mut cols[1], &data, models.is_empty());

@@ -307,6 +307,110 @@ impl LatentView {
         self.interp.get().map(|v| v.as_slice())
     }
 
+    /// Poll the background results and ask for what the current source and
+    /// drawing need; returns the library models and the map's key.
+    fn sync(
+        &mut self,
+        state: &AppState,
+        compute: &Compute,
+        drawn: &Option<(u64, Vec<f32>)>,
+        data: &Arc<Dataset>,
+        pca: &Arc<Pca>,
+    ) -> (Vec<ModelRef>, (String, usize)) {
+        let models: Vec<ModelRef> = state.models().into_iter().map(ModelRef::of).collect();
+        if let MapSource::Model(m) = &self.source {
+            if !models.contains(m) {
+                self.source = MapSource::Pca;
+            }
+        }
+        self.map.poll();
+        self.marker.poll();
+        if self.interp.poll() {
+            self.interp_generation += 1;
+        }
+        if self.walk.poll() {
+            self.walk_generation += 1;
+        }
+        let source_key = (self.source.label(), Arc::as_ptr(pca) as usize);
+        {
+            let (cache, s, d, p) = (
+                compute.models.clone(),
+                self.source.clone(),
+                data.clone(),
+                pca.clone(),
+            );
+            self.map.request(source_key.clone(), || {
+                compute.submit_slow("latent-map", move || {
+                    build_map(&cache, &s, &d, &p).map(Arc::new)
+                })
+            });
+        }
+        if let (Some((version, x)), Some(Ok(map))) = (drawn, self.map.get_for(&source_key)) {
+            let (cache, s, p, map, x) = (
+                compute.models.clone(),
+                self.source.clone(),
+                pca.clone(),
+                map.clone(),
+                x.clone(),
+            );
+            self.marker.request((*version, source_key.0.clone()), || {
+                compute.submit("latent-marker", move || place(&cache, &s, &p, &map, &x))
+            });
+        }
+        (models, source_key)
+    }
+
+    /// A small map of the test set with the drawn digit's marker, for the
+    /// Draw view: the marker moves as the drawing changes.
+    pub fn mini_map(
+        &mut self,
+        ui: &mut egui::Ui,
+        state: &AppState,
+        compute: &Compute,
+        drawn: Option<(u64, Vec<f32>)>,
+    ) {
+        let DataStatus::Ready {
+            data,
+            pca: Some(pca),
+        } = &state.data
+        else {
+            return;
+        };
+        let (data, pca) = (data.clone(), pca.clone());
+        let (_, key) = self.sync(state, compute, &drawn, &data, &pca);
+        let Some(Ok(map)) = self.map.get_for(&key).cloned() else {
+            return;
+        };
+        let marker = self
+            .marker
+            .get()
+            .copied()
+            .flatten()
+            .filter(|_| drawn.is_some());
+        ui.label(
+            RichText::new(format!(
+                "Your digit (white) on the map of {}",
+                self.source.label()
+            ))
+            .small(),
+        );
+        Plot::new("draw-mini-map")
+            .height(ui.available_height().clamp(120.0, 260.0))
+            .data_aspect(1.0)
+            .show_axes(false)
+            .allow_scroll(false)
+            .allow_drag(false)
+            .allow_zoom(false)
+            .show(ui, |p| {
+                class_points(p, &map, 1.5, marker);
+            });
+    }
+
+    /// Where the drawn digit lands on the current map, once computed.
+    pub fn marker(&self) -> Option<[f32; 2]> {
+        self.marker.get().copied().flatten()
+    }
+
     /// `drawn`: the Draw view's current input and its version.
     pub fn ui(
         &mut self,
@@ -322,46 +426,7 @@ impl LatentView {
                 return None;
             }
         };
-        let models: Vec<ModelRef> = state.models().into_iter().map(ModelRef::of).collect();
-        if let MapSource::Model(m) = &self.source {
-            if !models.contains(m) {
-                self.source = MapSource::Pca;
-            }
-        }
-        self.map.poll();
-        self.marker.poll();
-        if self.interp.poll() {
-            self.interp_generation += 1;
-        }
-        if self.walk.poll() {
-            self.walk_generation += 1;
-        }
-        let source_key = (self.source.label(), Arc::as_ptr(&pca) as usize);
-        {
-            let (cache, s, d, p) = (
-                compute.models.clone(),
-                self.source.clone(),
-                data.clone(),
-                pca.clone(),
-            );
-            self.map.request(source_key.clone(), || {
-                compute.submit_slow("latent-map", move || {
-                    build_map(&cache, &s, &d, &p).map(Arc::new)
-                })
-            });
-        }
-        if let (Some((version, x)), Some(Ok(map))) = (&drawn, self.map.get_for(&source_key)) {
-            let (cache, s, p, map, x) = (
-                compute.models.clone(),
-                self.source.clone(),
-                pca.clone(),
-                map.clone(),
-                x.clone(),
-            );
-            self.marker.request((*version, source_key.0.clone()), || {
-                compute.submit("latent-marker", move || place(&cache, &s, &p, &map, &x))
-            });
-        }
+        let (models, source_key) = self.sync(state, compute, &drawn, &data, &pca);
         let mut request = None;
         ui.horizontal(|ui| {
             let l = ui.label("Map of");
@@ -440,28 +505,7 @@ impl LatentView {
                 .legend(Legend::default())
                 .allow_scroll(false)
                 .show(ui, |p| {
-                    for c in 0..10u8 {
-                        let pts: Vec<[f64; 2]> = map
-                            .points
-                            .iter()
-                            .zip(&map.labels)
-                            .filter(|(_, &l)| l == c)
-                            .map(|(p, _)| [p[0] as f64, p[1] as f64])
-                            .collect();
-                        p.points(
-                            Points::new(c.to_string(), pts)
-                                .radius(2.0)
-                                .color(CLASS_COLOURS[c as usize]),
-                        );
-                    }
-                    if let Some(m) = marker.filter(|_| have_drawn) {
-                        p.points(
-                            Points::new("your digit", vec![[m[0] as f64, m[1] as f64]])
-                                .radius(8.0)
-                                .shape(egui_plot::MarkerShape::Asterisk)
-                                .color(Color32::WHITE),
-                        );
-                    }
+                    class_points(p, &map, 2.0, marker.filter(|_| have_drawn));
                     p.pointer_coordinate()
                 });
             // nearest point to the pointer
@@ -733,6 +777,32 @@ impl LatentView {
                 "Starting from test image A (draw a digit to start from it)."
             })
             .weak(),
+        );
+    }
+}
+
+/// The test digits by class, and the drawn digit's marker, into a plot.
+fn class_points(p: &mut egui_plot::PlotUi, map: &Map, radius: f32, marker: Option<[f32; 2]>) {
+    for c in 0..10u8 {
+        let pts: Vec<[f64; 2]> = map
+            .points
+            .iter()
+            .zip(&map.labels)
+            .filter(|(_, &l)| l == c)
+            .map(|(p, _)| [p[0] as f64, p[1] as f64])
+            .collect();
+        p.points(
+            Points::new(c.to_string(), pts)
+                .radius(radius)
+                .color(CLASS_COLOURS[c as usize]),
+        );
+    }
+    if let Some(m) = marker {
+        p.points(
+            Points::new("your digit", vec![[m[0] as f64, m[1] as f64]])
+                .radius(8.0)
+                .shape(egui_plot::MarkerShape::Asterisk)
+                .color(Color32::WHITE),
         );
     }
 }

@@ -590,7 +590,14 @@ impl AelabApp {
                 View::Compare => self.compare_view.ui(ui, &self.state, &self.compute),
                 View::Denoise => self.denoise_view.ui(ui, &self.state, &self.compute),
                 View::Ood => self.ood_view.ui(ui, &self.state, &self.compute),
-                View::Draw => self.draw_view.ui(ui, &self.state, &self.compute),
+                View::Draw => {
+                    let drawn = self.draw_view.current();
+                    let (latent, state, compute) =
+                        (&mut self.latent_view, &self.state, &self.compute);
+                    self.draw_view.ui(ui, state, compute, |ui| {
+                        latent.mini_map(ui, state, compute, drawn)
+                    });
+                }
                 View::Latent => {
                     let drawn = self.draw_view.current();
                     let req = self.latent_view.ui(ui, &self.state, &self.compute, drawn);
