@@ -340,7 +340,7 @@ impl LatentView {
                 pca.clone(),
             );
             self.map.request(source_key.clone(), || {
-                compute.submit_slow("latent-map", move || {
+                compute.submit("latent-map", move || {
                     build_map(&cache, &s, &d, &p).map(Arc::new)
                 })
             });
