@@ -531,14 +531,7 @@ pub fn pca_test_metrics(data: &Dataset, pca: &Pca, k: usize) -> Metrics {
 
 /// The gallery: the inputs, then each row's reconstructions (or error maps).
 fn gallery_rows(x: &[f32], rows: &[Row], heat: bool) -> Vec<GalleryRow> {
-    let mut out = Vec::new();
-    let mut input = GalleryRow::new("input");
-    for img in x.chunks_exact(PIXELS) {
-        input
-            .images
-            .push((images::gray(img), String::new(), String::new()));
-    }
-    out.push(input);
+    let mut out = vec![GalleryRow::plain("input", x)];
     for r in rows {
         let mut g = GalleryRow::new(match r.mean_mse() {
             Some(m) => {

@@ -385,25 +385,6 @@ fn gallery_rows(clean: &[f32], noisy: &[f32], rows: &[Row]) -> Vec<GalleryRow> {
     }
     out.push(c);
     out.push(n);
-    for r in rows {
-        let label = match r.mean_mse() {
-            Some(m) => format!("{}\nMSE {m:.4}", r.label),
-            None => r.label.clone(),
-        };
-        let mut g = GalleryRow::new(label);
-        match &r.images {
-            Err(e) => g.error = Some(e.clone()),
-            Ok(rec) => {
-                for (img, s) in rec.chunks_exact(PIXELS).zip(&r.scores) {
-                    g.images.push((
-                        images::gray(img),
-                        format!("{:.4}", s.mse),
-                        format!("(PSNR {:.1} dB, SSIM {:.3})", s.psnr, s.ssim),
-                    ));
-                }
-            }
-        }
-        out.push(g);
-    }
+    out.extend(rows.iter().map(|r| GalleryRow::of_row(r, true)));
     out
 }

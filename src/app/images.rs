@@ -128,6 +128,41 @@ type GalleryTextures = (
     Vec<(TextureHandle, String, String)>,
 );
 
+impl GalleryRow {
+    /// Images without captions (the inputs of a figure).
+    pub fn plain(label: impl Into<String>, pixels: &[f32]) -> GalleryRow {
+        let mut g = GalleryRow::new(label);
+        for img in pixels.chunks_exact(crate::data::PIXELS) {
+            g.images.push((gray(img), String::new(), String::new()));
+        }
+        g
+    }
+
+    /// A model's reconstructions: its label with the row's mean MSE, each
+    /// image captioned with its MSE (PSNR and SSIM on hover when
+    /// `scores_on_hover`), or the reason it could not run.
+    pub fn of_row(r: &super::infer::Row, scores_on_hover: bool) -> GalleryRow {
+        let mut g = GalleryRow::new(match r.mean_mse() {
+            Some(m) => format!("{}\nMSE {m:.4}", r.label),
+            None => r.label.clone(),
+        });
+        match &r.images {
+            Err(e) => g.error = Some(e.clone()),
+            Ok(rec) => {
+                for (img, s) in rec.chunks_exact(crate::data::PIXELS).zip(&r.scores) {
+                    let hover = if scores_on_hover {
+                        format!("(PSNR {:.1} dB, SSIM {:.3})", s.psnr, s.ssim)
+                    } else {
+                        String::new()
+                    };
+                    g.images.push((gray(img), format!("{:.4}", s.mse), hover));
+                }
+            }
+        }
+        g
+    }
+}
+
 /// Rows of images (a label column, then one image per column with a
 /// caption), with textures made once per [`Gallery::set`].
 #[derive(Default)]

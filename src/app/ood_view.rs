@@ -13,7 +13,7 @@ use egui_plot::{Bar, BarChart, Legend, Plot, VLine};
 
 use super::compute::{Compute, Pending};
 use super::export;
-use super::images::{self, Gallery, GalleryRow};
+use super::images::{Gallery, GalleryRow};
 use super::infer::{self, ModelRef, Row, Source};
 use super::state::{AppState, DataStatus};
 use crate::data::{Dataset, DatasetKind, PIXELS};
@@ -445,29 +445,7 @@ impl OodView {
 }
 
 fn gallery_rows(x: &[f32], rows: &[Row]) -> Vec<GalleryRow> {
-    let mut out = Vec::new();
-    let mut input = GalleryRow::new("input");
-    for img in x.chunks_exact(PIXELS) {
-        input
-            .images
-            .push((images::gray(img), String::new(), String::new()));
-    }
-    out.push(input);
-    for r in rows {
-        let mut g = GalleryRow::new(match r.mean_mse() {
-            Some(m) => format!("{}\nMSE {m:.4}", r.label),
-            None => r.label.clone(),
-        });
-        match &r.images {
-            Err(e) => g.error = Some(e.clone()),
-            Ok(rec) => {
-                for (img, s) in rec.chunks_exact(PIXELS).zip(&r.scores) {
-                    g.images
-                        .push((images::gray(img), format!("{:.4}", s.mse), String::new()));
-                }
-            }
-        }
-        out.push(g);
-    }
+    let mut out = vec![GalleryRow::plain("input", x)];
+    out.extend(rows.iter().map(|r| GalleryRow::of_row(r, false)));
     out
 }

@@ -13,7 +13,6 @@ use super::images::{Gallery, GalleryRow};
 use super::infer::{self, ModelRef, Row};
 use super::state::{Action, AppState, DataStatus, RunStatus};
 use crate::data::noise::{Noise, NoiseKind};
-use crate::data::PIXELS;
 use crate::model::{ModelConfig, RunConfig, TrainParams};
 use crate::rng::Rng;
 use crate::train::metrics::Metrics;
@@ -306,34 +305,13 @@ impl StudyView {
         });
         if self.shown != Some(self.generation) {
             if let Some((x, rows)) = self.rows.get() {
-                let mut g = vec![GalleryRow::new(if step.noise > 0.0 {
+                let input = if step.noise > 0.0 {
                     "noisy input"
                 } else {
                     "input"
-                })];
-                for img in x.chunks_exact(PIXELS) {
-                    g[0].images
-                        .push((super::images::gray(img), String::new(), String::new()));
-                }
-                for r in rows {
-                    let mut gr = GalleryRow::new(match r.mean_mse() {
-                        Some(m) => format!("{}\nMSE {m:.4}", r.label),
-                        None => r.label.clone(),
-                    });
-                    match &r.images {
-                        Ok(rec) => {
-                            for (img, s) in rec.chunks_exact(PIXELS).zip(&r.scores) {
-                                gr.images.push((
-                                    super::images::gray(img),
-                                    format!("{:.4}", s.mse),
-                                    String::new(),
-                                ));
-                            }
-                        }
-                        Err(e) => gr.error = Some(e.clone()),
-                    }
-                    g.push(gr);
-                }
+                };
+                let mut g = vec![GalleryRow::plain(input, x)];
+                g.extend(rows.iter().map(|r| GalleryRow::of_row(r, false)));
                 self.gallery.set(ui.ctx(), "study", g);
                 self.shown = Some(self.generation);
             }
