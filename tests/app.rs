@@ -2,66 +2,15 @@
 //! set: pick a preset by its label, Start, watch the loss plot fill, Stop,
 //! find the model in the library; and hand-made worker events shown.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
-
-use aelab::app::state::{DataStatus, RunStatus, Settings, View};
-use aelab::app::{AelabApp, Launch};
+use aelab::app::state::{DataStatus, RunStatus, View};
 use aelab::data::{self, DatasetKind};
 use aelab::model::checkpoint::Manifest;
 use aelab::train::Status;
 use aelab::worker::{Event, Finished};
 use egui_kittest::kittest::Queryable;
-use egui_kittest::Harness;
 
-fn harness(data_dir: &Path, models_dir: &Path) -> Harness<'static, AelabApp> {
-    let launch = Launch {
-        data_dir: Some(data_dir.to_path_buf()),
-        models_dir: Some(models_dir.to_path_buf()),
-        download: false,
-        auto_first_model: false,
-        start: None,
-        frame_log: false,
-    };
-    Harness::builder()
-        .with_size(egui::vec2(1400.0, 900.0))
-        .build_eframe(move |cc| {
-            AelabApp::new(
-                &cc.egui_ctx,
-                Settings {
-                    view: aelab::app::state::View::Train,
-                    ..Settings::default()
-                },
-                launch,
-            )
-        })
-}
-
-/// Step the UI until `done` holds (or fail after `secs`).
-fn step_until(
-    h: &mut Harness<'static, AelabApp>,
-    secs: u64,
-    what: &str,
-    done: impl Fn(&AelabApp) -> bool,
-) {
-    let t = Instant::now();
-    while !done(h.state()) {
-        if t.elapsed() > Duration::from_secs(secs) {
-            let data = match &h.state().state.data {
-                DataStatus::Loading { message, .. } => format!("loading: {message}"),
-                DataStatus::Missing { message } | DataStatus::Failed { message } => message.clone(),
-                DataStatus::Ready { .. } => "ready".into(),
-                DataStatus::NotLoaded => "not loaded".into(),
-            };
-            panic!(
-                "timed out waiting for {what}; data: {data}; messages: {:?}",
-                h.state().state.messages
-            );
-        }
-        h.step();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+mod common;
+use common::{harness, step_until};
 
 #[test]
 fn start_train_stop_and_find_it_in_the_library() {

@@ -182,33 +182,9 @@ fn start_stop_soak_leaves_no_threads_and_flat_memory() {
 
 #[test]
 fn a_save_that_cannot_happen_keeps_the_model_in_memory() {
-    let (_d, data) = tiny();
     // the "folder" is a regular file: no checkpoint can be written under it
     let blocker = tempfile::NamedTempFile::new().unwrap();
-    let worker = WorkerHandle::spawn(Arc::new(|| {})).unwrap();
-    let run = RunConfig {
-        model: ModelConfig::preset("shallow-64").unwrap(),
-        train: TrainParams {
-            epochs: 1,
-            ..TrainParams::default()
-        },
-        dataset: DatasetKind::Mnist,
-    };
-    worker
-        .start(
-            Job {
-                id: 1,
-                run,
-                save_dir: Some(blocker.path().to_path_buf()),
-            },
-            data,
-        )
-        .unwrap();
-    let Event::Finished { result, .. } =
-        wait(&worker, "the end", |e| matches!(e, Event::Finished { .. }))
-    else {
-        unreachable!()
-    };
+    let result = train_into(blocker.path());
     let err = result.save_error.expect("the save failed");
     assert!(err.contains(&blocker.path().display().to_string()), "{err}");
     assert_eq!(err.lines().count(), 1);

@@ -3,9 +3,9 @@
 //! Draw and Latent space follow their controls and show real results.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use aelab::app::state::{DataStatus, Settings};
+use aelab::app::state::DataStatus;
 use aelab::app::{AelabApp, Launch};
 use aelab::data::{self, idx, registry, Dataset, DatasetKind, PIXELS};
 use aelab::model::checkpoint::{self, Manifest};
@@ -15,46 +15,8 @@ use egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 
-fn harness(data_dir: &Path, models_dir: &Path) -> Harness<'static, AelabApp> {
-    let launch = Launch {
-        data_dir: Some(data_dir.to_path_buf()),
-        models_dir: Some(models_dir.to_path_buf()),
-        download: false,
-        auto_first_model: false,
-        start: None,
-        frame_log: false,
-    };
-    Harness::builder()
-        .with_size(egui::vec2(1400.0, 900.0))
-        .build_eframe(move |cc| {
-            AelabApp::new(
-                &cc.egui_ctx,
-                Settings {
-                    view: aelab::app::state::View::Train,
-                    ..Settings::default()
-                },
-                launch,
-            )
-        })
-}
-
-fn step_until(
-    h: &mut Harness<'static, AelabApp>,
-    secs: u64,
-    what: &str,
-    done: impl Fn(&AelabApp) -> bool,
-) {
-    let t = Instant::now();
-    while !done(h.state()) {
-        assert!(
-            t.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {what}; messages: {:?}",
-            h.state().state.messages
-        );
-        h.step();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+mod common;
+use common::{harness, step_until};
 
 /// Generated MNIST-like data and a `preset` trained on it for `epochs`,
 /// saved into the model library.
@@ -580,25 +542,10 @@ fn a_download_shows_progress_and_can_be_cancelled_and_retried() {
     let data_dir = tempfile::tempdir().unwrap();
     let models = tempfile::tempdir().unwrap();
     let launch = Launch {
-        data_dir: Some(data_dir.path().to_path_buf()),
-        models_dir: Some(models.path().to_path_buf()),
         download: true,
-        auto_first_model: false,
-        start: None,
-        frame_log: false,
+        ..common::launch(data_dir.path(), models.path())
     };
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1400.0, 900.0))
-        .build_eframe(move |cc| {
-            AelabApp::new(
-                &cc.egui_ctx,
-                Settings {
-                    view: aelab::app::state::View::Train,
-                    ..Settings::default()
-                },
-                launch,
-            )
-        });
+    let mut h = common::harness_for(launch);
     step_until(
         &mut h,
         60,

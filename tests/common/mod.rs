@@ -1,0 +1,68 @@
+//! What the kittest files share: the app on a data and a models folder,
+//! opened on the Train view, and stepping it until a condition holds.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aelab::app::state::{DataStatus, Settings};
+use aelab::app::{AelabApp, Launch};
+use egui_kittest::Harness;
+
+/// The app on these folders, without downloading or an automatic first model.
+pub fn launch(data_dir: &Path, models_dir: &Path) -> Launch {
+    Launch {
+        data_dir: Some(data_dir.to_path_buf()),
+        models_dir: Some(models_dir.to_path_buf()),
+        download: false,
+        auto_first_model: false,
+        start: None,
+        frame_log: false,
+    }
+}
+
+/// The app started with `launch`, opened on the Train view.
+pub fn harness_for(launch: Launch) -> Harness<'static, AelabApp> {
+    Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .build_eframe(move |cc| {
+            AelabApp::new(
+                &cc.egui_ctx,
+                Settings {
+                    view: aelab::app::state::View::Train,
+                    ..Settings::default()
+                },
+                launch,
+            )
+        })
+}
+
+pub fn harness(data_dir: &Path, models_dir: &Path) -> Harness<'static, AelabApp> {
+    harness_for(launch(data_dir, models_dir))
+}
+
+/// Step the UI until `done` holds (or fail after `secs`, saying where the
+/// data stands and what the app reported).
+pub fn step_until(
+    h: &mut Harness<'static, AelabApp>,
+    secs: u64,
+    what: &str,
+    done: impl Fn(&AelabApp) -> bool,
+) {
+    let t = Instant::now();
+    while !done(h.state()) {
+        if t.elapsed() > Duration::from_secs(secs) {
+            let data = match &h.state().state.data {
+                DataStatus::Loading { message, .. } => format!("loading: {message}"),
+                DataStatus::Missing { message } | DataStatus::Failed { message } => message.clone(),
+                DataStatus::Ready { .. } => "ready".into(),
+                DataStatus::NotLoaded => "not loaded".into(),
+            };
+            panic!(
+                "timed out waiting for {what}; data: {data}; messages: {:?}",
+                h.state().state.messages
+            );
+        }
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
