@@ -18,6 +18,48 @@ pub mod worker;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc hands freed pages back to the kernel 10 ms after they go idle;
+/// a conv training step (tens of ms) then finds its multi-megabyte buffers
+/// gone and pays a page fault and a page clear for every 4 KiB of them
+/// (`clear_page_erms` was 21% of `conv-unpool`'s profile). Keep idle pages
+/// for a second instead: memory still goes back when training stops.
+pub fn tune_allocator() {
+    // index of mi_option_purge_delay in mimalloc v2's option enum
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: plain option setter; called once at start-up, before any
+    // other thread exists.
+    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 1000) };
+}
+
+/// Threads: rayon's global pool (the PCA fit, other parallel loops) gets
+/// every core; candle's tensor ops get `tensor_threads`, through the
+/// `RAYON_NUM_THREADS` variable that candle reads on every op (if unset it
+/// re-reads /proc/cpuinfo each time, ~9% of a conv run). On 2 cores one
+/// thread trains every study preset faster than two (candle splits small
+/// element-wise ops and matrix products across threads at a loss; `aelab
+/// bench` with `--threads 1` and `2`), so the CLI defaults to one.
+///
+/// Call before any other thread starts (it writes the environment).
+pub fn set_up_threads(tensor_threads: usize) {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    // (fails only if already built, e.g. by a test harness: keep that one)
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(cores)
+        .build_global();
+    std::env::set_var("RAYON_NUM_THREADS", tensor_threads.max(1).to_string());
+}
+
+/// Tensor threads asked for by `RAYON_NUM_THREADS`, if set and valid.
+pub fn threads_from_env() -> Option<usize> {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|&n| n > 0)
+}
+
 /// The compute device: `cpu`, or `cuda` / `metal` when built with that feature.
 pub fn device(name: &str) -> anyhow::Result<candle_core::Device> {
     match name {

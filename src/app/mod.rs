@@ -811,16 +811,16 @@ fn median_worst(v: &VecDeque<f32>) -> Option<(f32, f32)> {
 pub fn run_native(common: &crate::cli::Common) -> anyhow::Result<()> {
     // Leave a core to the UI: the trainer's thread pools use one core fewer
     // than the machine has (unless RAYON_NUM_THREADS says otherwise).
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        // Safe here: no other thread has started yet.
-        std::env::set_var(
-            "RAYON_NUM_THREADS",
-            (cores.saturating_sub(1)).max(1).to_string(),
-        );
-    }
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    // (no other thread has started yet)
+    crate::set_up_threads(
+        common
+            .threads
+            .or_else(crate::threads_from_env)
+            .unwrap_or(cores.saturating_sub(1).max(1)),
+    );
     let launch = Launch {
         data_dir: common.data_dir.clone(),
         models_dir: common.models_dir.clone(),

@@ -40,6 +40,11 @@ pub struct Common {
     /// Compute device: cpu, cuda or metal (the last two need the cargo feature).
     #[arg(long, global = true, default_value = "cpu")]
     pub device: String,
+    /// Threads for the tensor ops of training and inference (else
+    /// RAYON_NUM_THREADS, else 1 on the command line: faster than 2 for the
+    /// study's models on a 2-core machine; the app uses all cores but one).
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
     /// App only: queue a run of this preset at launch (e.g. --start deep).
     #[arg(long, value_name = "PRESET")]
     pub start: Option<String>,
@@ -63,19 +68,6 @@ pub enum Command {
     Report(report::ReportArgs),
 }
 
-/// candle asks for its thread count on every matrix product; unless
-/// `RAYON_NUM_THREADS` is set, that reads and parses /proc/cpuinfo each
-/// time (about 9% of a conv model's training time here, found with perf).
-/// Ask once, before any other thread starts, and keep the answer in the
-/// variable candle reads first.
-fn pin_thread_count() {
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let n = candle_core::utils::get_num_threads();
-        // single-threaded here: nothing else reads the environment yet
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    }
-}
-
 #[derive(Args, Debug)]
 pub struct FetchArgs {
     #[arg(long, default_value = "mnist")]
@@ -86,10 +78,16 @@ pub struct FetchArgs {
 }
 
 pub fn main() -> ExitCode {
+    crate::tune_allocator();
     let cli = Cli::parse();
     if cli.command.is_some() {
         // (the app sets its own count, one core fewer, in `run_native`)
-        pin_thread_count();
+        crate::set_up_threads(
+            cli.common
+                .threads
+                .or_else(crate::threads_from_env)
+                .unwrap_or(1),
+        );
     }
     let mut logger =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));

@@ -6,6 +6,7 @@
 
 pub mod checkpoint;
 pub mod config;
+mod convops;
 
 use candle_core::{DType, Device, Tensor, Var};
 
@@ -77,6 +78,9 @@ pub struct Autoencoder {
     /// Parameters in [`param_shapes`] order.
     pub params: Vec<(String, Var)>,
     pub device: Device,
+    /// Run conv layers through candle's own ops even on the CPU (tests
+    /// compare them with the fused ones).
+    pub(crate) reference_ops: bool,
 }
 
 /// One layer's feature maps for one image.
@@ -116,6 +120,7 @@ impl Autoencoder {
             config: config.clone(),
             params,
             device: device.clone(),
+            reference_ops: false,
         })
     }
 
@@ -138,6 +143,7 @@ impl Autoencoder {
             config: config.clone(),
             params,
             device: device.clone(),
+            reference_ops: false,
         })
     }
 
@@ -203,11 +209,11 @@ impl Autoencoder {
 
     /// Transposed-convolution decoder from the pooled code `[b, 16, 4, 4]`.
     fn deconv_decode(&self, p3: &Tensor, maps: &mut Vec<(&'static str, Tensor)>) -> Result<Tensor> {
-        let d3 = self.deconv(p3, "dec.layer3", 2, 0)?.relu()?; // [b, 16, 7, 7]
-        let d2 = self.deconv(&d3, "dec.layer2", 2, 1)?.relu()?; // [b, 8, 14, 14]
+        let d3 = self.deconv(p3, "dec.layer3", 2, 0, true)?; // [b, 16, 7, 7]
+        let d2 = self.deconv(&d3, "dec.layer2", 2, 1, true)?; // [b, 8, 14, 14]
         maps.push(("dec.layer3 + ReLU", d3));
         maps.push(("dec.layer2 + ReLU", d2.clone()));
-        self.deconv(&d2, "dec.layer1", 2, 1) // [b, 1, 28, 28]
+        self.deconv(&d2, "dec.layer1", 2, 1, false) // [b, 1, 28, 28]
     }
 
     /// Every layer's feature maps for one image (conv models): name,
@@ -273,26 +279,100 @@ impl Autoencoder {
         x.matmul(&w.t()?)?.broadcast_add(b)
     }
 
-    fn conv(&self, x: &Tensor, name: &str) -> Result<Tensor> {
-        let w = self.param(&format!("{name}.weight"));
-        let b = self.param(&format!("{name}.bias"));
-        let c = b.dims1()?;
-        x.conv2d(w, 1, 1, 1, 1)?
-            .broadcast_add(&b.reshape((1, c, 1, 1))?)
+    fn fused(&self) -> bool {
+        self.device.is_cpu() && !self.reference_ops
     }
 
+    /// 3x3 convolution, stride 1, padding 1, plus bias (and ReLU).
+    fn conv(&self, x: &Tensor, name: &str, relu: bool) -> Result<Tensor> {
+        let w = self.param(&format!("{name}.weight"));
+        let b = self.param(&format!("{name}.bias"));
+        if self.fused() {
+            let op = convops::Conv3x3 {
+                transposed: false,
+                stride: 1,
+                pad: 1,
+                out_pad: 0,
+                relu,
+            };
+            return x.apply_op3(w, b, op);
+        }
+        let c = b.dims1()?;
+        let y = x
+            .conv2d(w, 1, 1, 1, 1)?
+            .broadcast_add(&b.reshape((1, c, 1, 1))?)?;
+        if relu {
+            y.relu()
+        } else {
+            Ok(y)
+        }
+    }
+
+    /// 3x3 transposed convolution, padding 1, plus bias (and ReLU).
     fn deconv(
         &self,
         x: &Tensor,
         name: &str,
         stride: usize,
         output_padding: usize,
+        relu: bool,
     ) -> Result<Tensor> {
         let w = self.param(&format!("{name}.weight"));
         let b = self.param(&format!("{name}.bias"));
+        if self.fused() {
+            let op = convops::Conv3x3 {
+                transposed: true,
+                stride,
+                pad: 1,
+                out_pad: output_padding,
+                relu,
+            };
+            return x.apply_op3(w, b, op);
+        }
         let c = b.dims1()?;
-        x.conv_transpose2d(w, 1, output_padding, stride, 1)?
-            .broadcast_add(&b.reshape((1, c, 1, 1))?)
+        let y = x
+            .conv_transpose2d(w, 1, output_padding, stride, 1)?
+            .broadcast_add(&b.reshape((1, c, 1, 1))?)?;
+        if relu {
+            y.relu()
+        } else {
+            Ok(y)
+        }
+    }
+
+    /// 2x2 max-pooling in ceil mode (an odd side gets a clipped last
+    /// window) of non-negative maps.
+    fn pool(&self, x: &Tensor) -> Result<Tensor> {
+        if self.fused() {
+            return x.apply_op1(convops::MaxPool2);
+        }
+        let (_, _, h, w) = x.dims4()?;
+        let x = x.pad_with_zeros(2, 0, h % 2)?.pad_with_zeros(3, 0, w % 2)?;
+        // Not `max_pool2d` alone: candle 0.11's gradient for it is the
+        // incoming gradient times (number of maxima / 4), a quarter of the
+        // right value for a single maximum. Here the maxima of each window
+        // share the gradient equally, with the max as the value.
+        let (h, w) = (h + h % 2, w + w % 2);
+        let max = x.max_pool2d(2)?.detach();
+        let mask = x.eq(&max.upsample_nearest2d(h, w)?)?.to_dtype(x.dtype())?;
+        let count = (mask.avg_pool2d(2)? * 4.0)?.upsample_nearest2d(h, w)?;
+        (x * (mask / count)?)?.avg_pool2d(2)? * 4.0
+    }
+
+    /// Max-unpooling of `y` to the shape of `pre` (the map before pooling).
+    fn unpool(&self, y: &Tensor, pre: &Tensor) -> Result<Tensor> {
+        let pre = pre.detach();
+        if self.fused() {
+            return y.apply_op2(&pre, convops::Unpool2);
+        }
+        let (_, _, h, w) = pre.dims4()?;
+        let padded = pre
+            .pad_with_zeros(2, 0, h % 2)?
+            .pad_with_zeros(3, 0, w % 2)?;
+        let pooled = padded.max_pool2d(2)?;
+        unpool(y, &padded, &pooled)?
+            .narrow(2, 0, h)?
+            .narrow(3, 0, w)
     }
 
     /// Conv forward pass; `maps` receives each layer's output (named).
@@ -304,14 +384,12 @@ impl Autoencoder {
     ) -> Result<Forward> {
         let b = x.dim(0)?;
         let x = x.reshape((b, 1, 28, 28))?;
-        let h1 = self.conv(&x, "enc.conv1")?.relu()?; // [b, 8, 28, 28]
-        let p1 = h1.max_pool2d(2)?; // [b, 8, 14, 14]
-        let h2 = self.conv(&p1, "enc.conv2")?.relu()?; // [b, 16, 14, 14]
-        let p2 = h2.max_pool2d(2)?; // [b, 16, 7, 7]
-        let h3 = self.conv(&p2, "enc.conv3")?.relu()?; // [b, 16, 7, 7]
-                                                       // ceil-mode pooling 7 -> 4: pad with zeros (activations are >= 0)
-        let h3p = h3.pad_with_zeros(2, 0, 1)?.pad_with_zeros(3, 0, 1)?; // [b, 16, 8, 8]
-        let p3 = h3p.max_pool2d(2)?; // [b, 16, 4, 4]
+        let h1 = self.conv(&x, "enc.conv1", true)?; // [b, 8, 28, 28]
+        let p1 = self.pool(&h1)?; // [b, 8, 14, 14]
+        let h2 = self.conv(&p1, "enc.conv2", true)?; // [b, 16, 14, 14]
+        let p2 = self.pool(&h2)?; // [b, 16, 7, 7]
+        let h3 = self.conv(&p2, "enc.conv3", true)?; // [b, 16, 7, 7]
+        let p3 = self.pool(&h3)?; // [b, 16, 4, 4] (ceil mode)
         let code = p3.flatten_from(1)?;
         maps.push(("enc.conv1 + ReLU", h1.clone()));
         maps.push(("enc.conv2 + ReLU", h2.clone()));
@@ -319,22 +397,21 @@ impl Autoencoder {
         maps.push(("code (after the last pooling)", p3.clone()));
         let logits = match decoder {
             ConvDecoder::Unpool | ConvDecoder::Both => {
-                let up = |y: &Tensor, pre: &Tensor, pooled: &Tensor| unpool(y, pre, pooled);
-                let layer = |t: &Tensor, name: &str| -> Result<Tensor> {
+                let layer = |t: &Tensor, name: &str, relu: bool| -> Result<Tensor> {
                     if decoder == ConvDecoder::Unpool {
-                        self.conv(t, name)
+                        self.conv(t, name, relu)
                     } else {
-                        self.deconv(t, name, 1, 0)
+                        self.deconv(t, name, 1, 0, relu)
                     }
                 };
-                let u3 = up(&p3, &h3p, &p3)?.narrow(2, 0, 7)?.narrow(3, 0, 7)?; // [b, 16, 7, 7]
-                let d3 = layer(&u3, "dec.layer3")?.relu()?; // [b, 16, 7, 7]
-                let u2 = up(&d3, &h2, &p2)?; // [b, 16, 14, 14]
-                let d2 = layer(&u2, "dec.layer2")?.relu()?; // [b, 8, 14, 14]
-                let u1 = up(&d2, &h1, &p1)?; // [b, 8, 28, 28]
+                let u3 = self.unpool(&p3, &h3)?; // [b, 16, 7, 7]
+                let d3 = layer(&u3, "dec.layer3", true)?; // [b, 16, 7, 7]
+                let u2 = self.unpool(&d3, &h2)?; // [b, 16, 14, 14]
+                let d2 = layer(&u2, "dec.layer2", true)?; // [b, 8, 14, 14]
+                let u1 = self.unpool(&d2, &h1)?; // [b, 8, 28, 28]
                 maps.push(("dec.layer3 + ReLU", d3));
                 maps.push(("dec.layer2 + ReLU", d2));
-                layer(&u1, "dec.layer1")? // [b, 1, 28, 28]
+                layer(&u1, "dec.layer1", false)? // [b, 1, 28, 28]
             }
             ConvDecoder::Deconv => self.deconv_decode(&p3, maps)?,
         };
@@ -360,11 +437,16 @@ impl Autoencoder {
         images: &[f32],
         pick: impl Fn(&Forward) -> Result<Tensor>,
     ) -> Result<Vec<f32>> {
-        const BATCH: usize = 1000;
+        // Conv activations are ~30x the input: smaller batches keep them
+        // a few MB (cache-friendly, and reused by the allocator).
+        let batch = match self.config.arch {
+            Arch::Dense { .. } => 1000,
+            Arch::Conv { .. } => 128,
+        };
         let n = images.len() / PIXELS;
         let mut out = Vec::new();
-        for start in (0..n).step_by(BATCH) {
-            let end = (start + BATCH).min(n);
+        for start in (0..n).step_by(batch) {
+            let end = (start + batch).min(n);
             let x = Tensor::from_slice(
                 &images[start * PIXELS..end * PIXELS],
                 (end - start, PIXELS),
@@ -495,6 +577,49 @@ mod tests {
                 assert!(
                     norm > 0.0 && norm.is_finite(),
                     "{d:?}: zero gradient for {name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fused_conv_layers_match_candle_ops_for_every_decoder() {
+        let dev = Device::Cpu;
+        let mut rng = Rng::new(9);
+        // Digit-like inputs: mostly zeros with some ink.
+        let x: Vec<f32> = (0..5 * PIXELS)
+            .map(|_| (rng.uniform() * 2.0 - 1.0).max(0.0))
+            .collect();
+        let x = Tensor::from_vec(x, (5, PIXELS), &dev).unwrap();
+        for d in ConvDecoder::ALL {
+            let cfg = ModelConfig::preset(&format!("conv-{}", d.slug())).unwrap();
+            let fused = Autoencoder::new(&cfg, 4, &dev).unwrap();
+            let mut reference = Autoencoder::new(&cfg, 4, &dev).unwrap();
+            reference.reference_ops = true;
+            let run = |m: &Autoencoder| {
+                let f = m.forward(&x).unwrap();
+                let (l, _) = loss(&cfg, &f, &x).unwrap();
+                let grads = l.backward().unwrap();
+                let g: Vec<Tensor> = m
+                    .params
+                    .iter()
+                    .map(|(_, v)| grads.get(v.as_tensor()).unwrap().clone())
+                    .collect();
+                (f.logits, f.code, g)
+            };
+            let (l1, c1, g1) = run(&fused);
+            let (l2, c2, g2) = run(&reference);
+            assert!(max_abs_diff(&l1, &l2) < 1e-4, "{d:?} logits");
+            assert!(max_abs_diff(&c1, &c2) < 1e-4, "{d:?} code");
+            for ((name, _), (a, b)) in fused.params.iter().zip(g1.iter().zip(&g2)) {
+                let scale: f32 = b.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+                let diff = max_abs_diff(a, b);
+                // Loose for biases: at an exactly-zero pre-activation (an
+                // empty input window with zero bias) candle's ReLU passes the
+                // gradient and the fused one, like PyTorch's, does not.
+                assert!(
+                    diff <= 1e-2 * scale.max(1e-3),
+                    "{d:?} {name}: gradient differs by {diff} (scale {scale})"
                 );
             }
         }

@@ -1,0 +1,944 @@
+//! The layers of the convolutional autoencoders as fused candle custom ops
+//! for the CPU: 3x3 convolution and transposed convolution (bias and an
+//! optional ReLU folded in), 2x2 max-pooling (ceil mode) and max-unpooling.
+//!
+//! Each runs forward and backward as one im2col/col2im pass plus a single
+//! matrix product over the whole batch, on plain buffers, where candle's CPU
+//! backend takes a dozen allocating element-wise ops (its transposed
+//! convolution and every convolution's input gradient are direct loops of
+//! dot products). `Autoencoder` uses them on the CPU and candle's own ops on
+//! other devices; the tests at the end check both give the same values and
+//! gradients.
+
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Storage};
+use candle_core::{Result, Tensor};
+use std::cell::RefCell;
+
+/// Kernel size of every convolution of the study's models.
+const K: usize = 3;
+const KK: usize = K * K;
+
+/// Spatial geometry of a 3x3 convolution between a "big" image and a
+/// "small" one: the convolution maps big to small, the transposed
+/// convolution small to big.
+#[derive(Clone, Copy, Debug)]
+struct Geom {
+    hb: usize,
+    wb: usize,
+    hs: usize,
+    ws: usize,
+    stride: usize,
+    pad: usize,
+}
+
+impl Geom {
+    /// For a convolution of a `h x w` input.
+    fn conv(h: usize, w: usize, stride: usize, pad: usize) -> Geom {
+        Geom {
+            hb: h,
+            wb: w,
+            hs: (h + 2 * pad - K) / stride + 1,
+            ws: (w + 2 * pad - K) / stride + 1,
+            stride,
+            pad,
+        }
+    }
+
+    /// For a transposed convolution of a `h x w` input.
+    fn transposed(h: usize, w: usize, stride: usize, pad: usize, out_pad: usize) -> Geom {
+        Geom {
+            hb: (h - 1) * stride + K + out_pad - 2 * pad,
+            wb: (w - 1) * stride + K + out_pad - 2 * pad,
+            hs: h,
+            ws: w,
+            stride,
+            pad,
+        }
+    }
+
+    fn big(&self) -> usize {
+        self.hb * self.wb
+    }
+
+    fn small(&self) -> usize {
+        self.hs * self.ws
+    }
+}
+
+thread_local! {
+    /// Buffers of finished [`Scratch`]es, kept for the next op on this thread.
+    static SCRATCH: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A reused working buffer of `n` floats with stale contents: every user
+/// writes all of it before reading.
+struct Scratch {
+    buf: Vec<f32>,
+    n: usize,
+}
+
+impl Scratch {
+    fn new(n: usize) -> Scratch {
+        let mut buf = SCRATCH
+            .with(|s| {
+                let mut s = s.borrow_mut();
+                // the largest kept buffer, so big ones are not grown twice
+                let i = (0..s.len()).max_by_key(|&i| s[i].len())?;
+                Some(s.swap_remove(i))
+            })
+            .unwrap_or_default();
+        if buf.len() < n {
+            // (cleared first: growing need not copy the stale contents)
+            buf.clear();
+            buf.resize(n, 0.0);
+        }
+        Scratch { buf, n }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let v = std::mem::take(&mut self.buf);
+        SCRATCH.with(|s| s.borrow_mut().push(v));
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.buf[..self.n]
+    }
+}
+
+impl std::ops::DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.buf[..self.n]
+    }
+}
+
+impl Geom {
+    /// The range of small coordinates whose kernel offset `k` lands inside
+    /// a big side of length `limit` (the others read the zero padding).
+    #[inline]
+    fn valid(&self, k: usize, small: usize, limit: usize) -> std::ops::Range<usize> {
+        let lo = self.pad.saturating_sub(k).div_ceil(self.stride);
+        let hi = (limit + self.pad).saturating_sub(k).div_ceil(self.stride);
+        lo.min(small)..hi.min(small).max(lo.min(small))
+    }
+}
+
+/// `big [b, c, hb, wb]` to `col [c * 9, b * hs * ws]`, every element written.
+fn im2col(big: &[f32], b: usize, c: usize, g: Geom, col: &mut [f32]) {
+    let n_cols = b * g.small();
+    debug_assert_eq!(col.len(), c * KK * n_cols);
+    for ci in 0..c {
+        for ky in 0..K {
+            let ys_ok = g.valid(ky, g.hs, g.hb);
+            for kx in 0..K {
+                let xs_ok = g.valid(kx, g.ws, g.wb);
+                let row = &mut col[((ci * K + ky) * K + kx) * n_cols..][..n_cols];
+                for n in 0..b {
+                    let src = &big[(n * c + ci) * g.big()..][..g.big()];
+                    let dst = &mut row[n * g.small()..][..g.small()];
+                    for (ys, dst_row) in dst.chunks_exact_mut(g.ws).enumerate() {
+                        if !ys_ok.contains(&ys) {
+                            dst_row.fill(0.0);
+                            continue;
+                        }
+                        let y = ys * g.stride + ky - g.pad;
+                        let src_row = &src[y * g.wb..][..g.wb];
+                        dst_row[..xs_ok.start].fill(0.0);
+                        dst_row[xs_ok.end..].fill(0.0);
+                        let x0 = xs_ok.start * g.stride + kx - g.pad;
+                        if g.stride == 1 {
+                            dst_row[xs_ok.clone()].copy_from_slice(&src_row[x0..x0 + xs_ok.len()]);
+                        } else {
+                            for (d, x) in dst_row[xs_ok.clone()]
+                                .iter_mut()
+                                .zip((x0..).step_by(g.stride))
+                            {
+                                *d = src_row[x];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: `col [c * 9, b * hs * ws]` summed into
+/// `big [b, c, hb, wb]`.
+fn col2im_into(col: &[f32], b: usize, c: usize, g: Geom, big: &mut [f32]) {
+    let n_cols = b * g.small();
+    debug_assert_eq!(big.len(), b * c * g.big());
+    for ci in 0..c {
+        for ky in 0..K {
+            let ys_ok = g.valid(ky, g.hs, g.hb);
+            for kx in 0..K {
+                let xs_ok = g.valid(kx, g.ws, g.wb);
+                let x0 = xs_ok.start * g.stride + kx;
+                let row = &col[((ci * K + ky) * K + kx) * n_cols..][..n_cols];
+                for n in 0..b {
+                    let dst = &mut big[(n * c + ci) * g.big()..][..g.big()];
+                    let src = &row[n * g.small()..][..g.small()];
+                    for ys in ys_ok.clone() {
+                        let y = ys * g.stride + ky - g.pad;
+                        let dst_row = &mut dst[y * g.wb..][..g.wb];
+                        let src_row = &src[ys * g.ws..][xs_ok.clone()];
+                        let x0 = x0 - g.pad;
+                        if g.stride == 1 {
+                            for (d, s) in dst_row[x0..x0 + src_row.len()].iter_mut().zip(src_row) {
+                                *d += s;
+                            }
+                        } else {
+                            for (s, x) in src_row.iter().zip((x0..).step_by(g.stride)) {
+                                dst_row[x] += s;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A row-major matrix view: pointer, row stride, column stride.
+#[derive(Clone, Copy)]
+struct Mat {
+    ptr: *const f32,
+    rs: isize,
+    cs: isize,
+}
+
+impl Mat {
+    /// `data` as a row-major `[_, cols]` matrix.
+    fn rows(data: &[f32], cols: usize) -> Mat {
+        Mat {
+            ptr: data.as_ptr(),
+            rs: cols as isize,
+            cs: 1,
+        }
+    }
+
+    /// The transpose of `data` seen as a row-major `[_, cols]` matrix.
+    fn cols(data: &[f32], cols: usize) -> Mat {
+        Mat {
+            ptr: data.as_ptr(),
+            rs: 1,
+            cs: cols as isize,
+        }
+    }
+}
+
+/// `out [m, n] = a [m, k] x b [k, n]` (row-major `out`, overwritten, or
+/// added to when `acc`). The caller guarantees the views cover valid memory
+/// of those shapes.
+fn matmul_into(m: usize, k: usize, n: usize, a: Mat, b: Mat, out: &mut [f32], acc: bool) {
+    assert_eq!(out.len(), m * n);
+    let threads = candle_core::utils::get_num_threads();
+    let parallelism = if threads > 1 && m * n * k >= 1 << 18 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: `out` is an m x n buffer (checked above); `a` and `b` come
+    // from slices whose lengths the callers size for these shapes.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            acc,
+            a.ptr,
+            a.cs,
+            a.rs,
+            b.ptr,
+            b.cs,
+            b.rs,
+            if acc { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+fn matmul_scratch(m: usize, k: usize, n: usize, a: Mat, b: Mat) -> Scratch {
+    let mut out = Scratch::new(m * n);
+    matmul_into(m, k, n, a, b, &mut out, false);
+    out
+}
+
+/// `[b, c, p]` <-> `[c, b * p]`.
+fn batch_to_channels(x: &[f32], b: usize, c: usize, p: usize) -> Scratch {
+    let mut out = Scratch::new(x.len());
+    for n in 0..b {
+        for ci in 0..c {
+            out[(ci * b + n) * p..][..p].copy_from_slice(&x[(n * c + ci) * p..][..p]);
+        }
+    }
+    out
+}
+
+fn channels_to_batch_into(x: &[f32], b: usize, c: usize, p: usize, out: &mut [f32]) {
+    for n in 0..b {
+        for ci in 0..c {
+            out[(n * c + ci) * p..][..p].copy_from_slice(&x[(ci * b + n) * p..][..p]);
+        }
+    }
+}
+
+/// Images per chunk of a convolution's work, so that a column buffer of
+/// `rows` rows stays near 2 MB however large the batch (inference runs
+/// batches of a thousand images).
+fn chunk_images(rows: usize, small: usize, b: usize) -> usize {
+    const TARGET_FLOATS: usize = 1 << 19;
+    (TARGET_FLOATS / (rows * small).max(1)).clamp(1, b.max(1))
+}
+
+/// A contiguous f32 view of a CPU storage.
+fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let Some((a, b)) = l.contiguous_offsets() else {
+        bail!("{what}: input is not contiguous")
+    };
+    Ok(&s.as_slice::<f32>()?[a..b])
+}
+
+/// Runs `f` on the contiguous f32 data of a CPU tensor.
+fn with_data<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        bail!("fused conv ops run on the CPU only")
+    };
+    f(slice(cpu, layout, "fused conv op")?)
+}
+
+fn tensor(data: Vec<f32>, shape: &[usize], like: &Tensor) -> Result<Tensor> {
+    Tensor::from_vec(data, shape, like.device())
+}
+
+/// Adds the bias per channel and applies the ReLU if asked, in place.
+fn bias_act(out: &mut [f32], bias: &[f32], b: usize, p: usize, relu: bool) {
+    let c = bias.len();
+    for n in 0..b {
+        for (ci, &bv) in bias.iter().enumerate() {
+            for v in &mut out[(n * c + ci) * p..][..p] {
+                *v += bv;
+                if relu && *v < 0.0 {
+                    *v = 0.0;
+                }
+            }
+        }
+    }
+}
+
+/// The gradient at the pre-activation (`grad` masked where the ReLU output
+/// is zero) and the bias gradient, both from `[b, c, p]` tensors.
+fn grad_pre_act(
+    grad: &[f32],
+    out: &[f32],
+    b: usize,
+    c: usize,
+    p: usize,
+    relu: bool,
+) -> (Scratch, Vec<f32>) {
+    let mut g = Scratch::new(grad.len());
+    g.copy_from_slice(grad);
+    if relu {
+        for (gv, &o) in g.iter_mut().zip(out) {
+            if o <= 0.0 {
+                *gv = 0.0;
+            }
+        }
+    }
+    let mut gb = vec![0f32; c];
+    for n in 0..b {
+        for (ci, s) in gb.iter_mut().enumerate() {
+            *s += g[(n * c + ci) * p..][..p].iter().sum::<f32>();
+        }
+    }
+    (g, gb)
+}
+
+fn dims4(l: &Layout, what: &str) -> Result<(usize, usize, usize, usize)> {
+    match l.shape().dims() {
+        &[b, c, h, w] => Ok((b, c, h, w)),
+        d => bail!("{what}: expected a [b, c, h, w] input, got {d:?}"),
+    }
+}
+
+/// A 3x3 convolution (`weight [out, in, 3, 3]`) or transposed convolution
+/// (`weight [in, out, 3, 3]`), plus bias and an optional ReLU.
+#[derive(Clone, Copy, Debug)]
+pub struct Conv3x3 {
+    pub transposed: bool,
+    pub stride: usize,
+    pub pad: usize,
+    /// Extra rows and columns at the end of a transposed convolution's output.
+    pub out_pad: usize,
+    pub relu: bool,
+}
+
+impl Conv3x3 {
+    fn geom(&self, h: usize, w: usize) -> Geom {
+        if self.transposed {
+            Geom::transposed(h, w, self.stride, self.pad, self.out_pad)
+        } else {
+            Geom::conv(h, w, self.stride, self.pad)
+        }
+    }
+
+    /// (in channels, out channels) of a weight `[a, b, 3, 3]`.
+    fn channels(&self, wshape: &[usize]) -> (usize, usize) {
+        if self.transposed {
+            (wshape[0], wshape[1])
+        } else {
+            (wshape[1], wshape[0])
+        }
+    }
+
+    /// Forward on raw buffers: `x [b, cin, h, w]` to `[b, cout, h', w']`.
+    fn forward(
+        &self,
+        x: &[f32],
+        (b, cin, h, w): (usize, usize, usize, usize),
+        weight: &[f32],
+        cout: usize,
+        bias: &[f32],
+    ) -> (Vec<f32>, [usize; 4]) {
+        let g = self.geom(h, w);
+        let (ho, wo) = if self.transposed {
+            (g.hb, g.wb)
+        } else {
+            (g.hs, g.ws)
+        };
+        let (p_in, p_out) = (h * w, ho * wo);
+        let mut out = vec![0f32; b * cout * p_out];
+        let rows = if self.transposed { cout } else { cin } * KK;
+        let chunk = chunk_images(rows, g.small(), b);
+        for n0 in (0..b).step_by(chunk) {
+            let nb = chunk.min(b - n0);
+            let x = &x[n0 * cin * p_in..][..nb * cin * p_in];
+            let out = &mut out[n0 * cout * p_out..][..nb * cout * p_out];
+            let cols = nb * g.small();
+            if self.transposed {
+                // col [cout*9, cols] = W^T [cout*9, cin] x X [cin, cols]
+                let xs = batch_to_channels(x, nb, cin, g.small());
+                let col = matmul_scratch(
+                    cout * KK,
+                    cin,
+                    cols,
+                    Mat::cols(weight, cout * KK),
+                    Mat::rows(&xs, cols),
+                );
+                col2im_into(&col, nb, cout, g, out);
+            } else {
+                // Y [cout, cols] = W [cout, cin*9] x col [cin*9, cols]
+                let mut col = Scratch::new(cin * KK * cols);
+                im2col(x, nb, cin, g, &mut col);
+                let y = matmul_scratch(
+                    cout,
+                    cin * KK,
+                    cols,
+                    Mat::rows(weight, cin * KK),
+                    Mat::rows(&col, cols),
+                );
+                channels_to_batch_into(&y, nb, cout, g.small(), out);
+            }
+        }
+        bias_act(&mut out, bias, b, p_out, self.relu);
+        (out, [b, cout, ho, wo])
+    }
+}
+
+impl CustomOp3 for Conv3x3 {
+    fn name(&self) -> &'static str {
+        if self.transposed {
+            "fused-conv-transpose3x3"
+        } else {
+            "fused-conv3x3"
+        }
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let dims = dims4(l1, self.name())?;
+        let wshape = l2.shape().dims();
+        if wshape.len() != 4 || wshape[2] != K || wshape[3] != K {
+            bail!("{}: expected a 3x3 kernel, got {wshape:?}", self.name());
+        }
+        let (cin, cout) = self.channels(wshape);
+        if cin != dims.1 || l3.shape().elem_count() != cout {
+            bail!(
+                "{}: input {:?}, weight {wshape:?} and bias {:?} disagree",
+                self.name(),
+                l1.shape(),
+                l3.shape()
+            );
+        }
+        let x = slice(s1, l1, self.name())?;
+        let weight = slice(s2, l2, self.name())?;
+        let bias = slice(s3, l3, self.name())?;
+        let (out, shape) = self.forward(x, dims, weight, cout, bias);
+        Ok((CpuStorage::F32(out), Shape::from(shape.to_vec())))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        _bias: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (b, cin, h, w) = x.dims4()?;
+        let wshape = weight.dims().to_vec();
+        let (_, cout) = self.channels(&wshape);
+        let g = self.geom(h, w);
+        let need_x = x.track_op();
+        let (gx, gw, gb) = with_data(x, |xd| {
+            with_data(weight, |wd| {
+                with_data(res, |out| {
+                    with_data(grad, |gd| {
+                        let p_out = out.len() / (b * cout);
+                        let (gy, gb) = grad_pre_act(gd, out, b, cout, p_out, self.relu);
+                        Ok(self.backward(xd, (b, cin), wd, cout, g, &gy, need_x, gb))
+                    })
+                })
+            })
+        })?;
+        let gx = gx.map(|d| tensor(d, &[b, cin, h, w], x)).transpose()?;
+        Ok((
+            gx,
+            Some(tensor(gw, &wshape, weight)?),
+            Some(tensor(gb, &[cout], weight)?),
+        ))
+    }
+}
+
+type Grads = (Option<Vec<f32>>, Vec<f32>, Vec<f32>);
+
+impl Conv3x3 {
+    /// Gradients of input, weight and bias from `gy`, the gradient at the
+    /// pre-activation output.
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &self,
+        x: &[f32],
+        (b, cin): (usize, usize),
+        weight: &[f32],
+        cout: usize,
+        g: Geom,
+        gy: &[f32],
+        need_x: bool,
+        gb: Vec<f32>,
+    ) -> Grads {
+        let (p_x, p_y) = if self.transposed {
+            (g.small(), g.big())
+        } else {
+            (g.big(), g.small())
+        };
+        let mut gw = vec![0f32; cin * cout * KK];
+        let mut gx = need_x.then(|| vec![0f32; b * cin * p_x]);
+        let chunk = chunk_images(cin.max(cout) * KK, g.small(), b);
+        for n0 in (0..b).step_by(chunk) {
+            let nb = chunk.min(b - n0);
+            let x = &x[n0 * cin * p_x..][..nb * cin * p_x];
+            let gy = &gy[n0 * cout * p_y..][..nb * cout * p_y];
+            let gx = gx
+                .as_mut()
+                .map(|gx| &mut gx[n0 * cin * p_x..][..nb * cin * p_x]);
+            let (cols, acc) = (nb * g.small(), n0 > 0);
+            if self.transposed {
+                // gcol [cout*9, cols] = im2col(gy); X [cin, cols]
+                let mut gcol = Scratch::new(cout * KK * cols);
+                im2col(gy, nb, cout, g, &mut gcol);
+                let xs = batch_to_channels(x, nb, cin, g.small());
+                // gW [cin, cout*9] += X [cin, cols] x gcol^T [cols, cout*9]
+                let (xm, gm) = (Mat::rows(&xs, cols), Mat::cols(&gcol, cols));
+                matmul_into(cin, cols, cout * KK, xm, gm, &mut gw, acc);
+                if let Some(gx) = gx {
+                    // gX [cin, cols] = W [cin, cout*9] x gcol [cout*9, cols]
+                    let (wm, gm) = (Mat::rows(weight, cout * KK), Mat::rows(&gcol, cols));
+                    let gxs = matmul_scratch(cin, cout * KK, cols, wm, gm);
+                    channels_to_batch_into(&gxs, nb, cin, g.small(), gx);
+                }
+            } else {
+                let gys = batch_to_channels(gy, nb, cout, g.small());
+                let mut col = Scratch::new(cin * KK * cols);
+                im2col(x, nb, cin, g, &mut col);
+                // gW [cout, cin*9] += gY [cout, cols] x col^T [cols, cin*9]
+                let (gm, cm) = (Mat::rows(&gys, cols), Mat::cols(&col, cols));
+                matmul_into(cout, cols, cin * KK, gm, cm, &mut gw, acc);
+                if let Some(gx) = gx {
+                    // gcol [cin*9, cols] = W^T [cin*9, cout] x gY [cout, cols]
+                    let (wm, gm) = (Mat::cols(weight, cin * KK), Mat::rows(&gys, cols));
+                    let gcol = matmul_scratch(cin * KK, cout, cols, wm, gm);
+                    col2im_into(&gcol, nb, cin, g, gx);
+                }
+            }
+        }
+        (gx, gw, gb)
+    }
+}
+
+/// Visits the 2x2 windows (stride 2, ceil mode: the last window of an odd
+/// side is clipped) of an `h x w` plane in order: `f(output index, first
+/// input index, window height, window width)`.
+#[inline(always)]
+fn for_windows(h: usize, w: usize, mut f: impl FnMut(usize, usize, usize, usize)) {
+    let wo = w.div_ceil(2);
+    for yo in 0..h.div_ceil(2) {
+        let wh = if 2 * yo + 1 < h { 2 } else { 1 };
+        for xo in 0..wo {
+            let ww = if 2 * xo + 1 < w { 2 } else { 1 };
+            f(yo * wo + xo, 2 * yo * w + 2 * xo, wh, ww);
+        }
+    }
+}
+
+/// The maximum of a window and the index of its first maximum.
+#[inline(always)]
+fn window_max(plane: &[f32], w: usize, i0: usize, wh: usize, ww: usize) -> (f32, usize) {
+    let mut best = (plane[i0], i0);
+    for dy in 0..wh {
+        for dx in 0..ww {
+            let i = i0 + dy * w + dx;
+            if plane[i] > best.0 {
+                best = (plane[i], i);
+            }
+        }
+    }
+    best
+}
+
+/// Calls `f(index)` for every position of a window holding its maximum.
+#[inline(always)]
+fn at_maxima(plane: &[f32], w: usize, i0: usize, wh: usize, ww: usize, mut f: impl FnMut(usize)) {
+    let (m, _) = window_max(plane, w, i0, wh, ww);
+    for dy in 0..wh {
+        for dx in 0..ww {
+            let i = i0 + dy * w + dx;
+            if plane[i] == m {
+                f(i);
+            }
+        }
+    }
+}
+
+/// 2x2 max-pooling with stride 2 in ceil mode; the gradient goes to the
+/// first maximum of each window.
+#[derive(Clone, Copy, Debug)]
+pub struct MaxPool2;
+
+impl CustomOp1 for MaxPool2 {
+    fn name(&self) -> &'static str {
+        "fused-max-pool2"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (b, c, h, w) = dims4(l, self.name())?;
+        let x = slice(s, l, self.name())?;
+        let (ho, wo) = (h.div_ceil(2), w.div_ceil(2));
+        let mut out = vec![0f32; b * c * ho * wo];
+        for (plane, o) in x.chunks_exact(h * w).zip(out.chunks_exact_mut(ho * wo)) {
+            for_windows(h, w, |j, i0, wh, ww| {
+                o[j] = window_max(plane, w, i0, wh, ww).0
+            });
+        }
+        Ok((CpuStorage::F32(out), Shape::from((b, c, ho, wo))))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let (b, c, h, w) = arg.dims4()?;
+        let (ho, wo) = (h.div_ceil(2), w.div_ceil(2));
+        let gx = with_data(arg, |x| {
+            with_data(grad, |gd| {
+                let mut gx = vec![0f32; b * c * h * w];
+                for ((gplane, plane), gp) in gx
+                    .chunks_exact_mut(h * w)
+                    .zip(x.chunks_exact(h * w))
+                    .zip(gd.chunks_exact(ho * wo))
+                {
+                    for_windows(h, w, |j, i0, wh, ww| {
+                        gplane[window_max(plane, w, i0, wh, ww).1] += gp[j];
+                    });
+                }
+                Ok(gx)
+            })
+        })?;
+        Ok(Some(tensor(gx, &[b, c, h, w], arg)?))
+    }
+}
+
+/// Max-unpooling: `y [b, c, ceil(h/2), ceil(w/2)]` put back at the maxima
+/// of the 2x2 windows of `pre [b, c, h, w]` (ties share the value); `pre`
+/// is a constant for the gradient.
+#[derive(Clone, Copy, Debug)]
+pub struct Unpool2;
+
+impl CustomOp2 for Unpool2 {
+    fn name(&self) -> &'static str {
+        "fused-max-unpool2"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (b, c, hs, ws) = dims4(l1, self.name())?;
+        let (b2, c2, h, w) = dims4(l2, self.name())?;
+        if (b, c, hs, ws) != (b2, c2, h.div_ceil(2), w.div_ceil(2)) {
+            bail!(
+                "{}: values {:?} do not fit switches {:?}",
+                self.name(),
+                l1.shape(),
+                l2.shape()
+            );
+        }
+        let y = slice(s1, l1, self.name())?;
+        let pre = slice(s2, l2, self.name())?;
+        let mut out = vec![0f32; b * c * h * w];
+        for ((plane, o), yp) in pre
+            .chunks_exact(h * w)
+            .zip(out.chunks_exact_mut(h * w))
+            .zip(y.chunks_exact(hs * ws))
+        {
+            for_windows(h, w, |j, i0, wh, ww| {
+                at_maxima(plane, w, i0, wh, ww, |i| o[i] = yp[j]);
+            });
+        }
+        Ok((CpuStorage::F32(out), Shape::from((b, c, h, w))))
+    }
+
+    fn bwd(
+        &self,
+        y: &Tensor,
+        pre: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (b, c, hs, ws) = y.dims4()?;
+        let (_, _, h, w) = pre.dims4()?;
+        let gy = with_data(pre, |pre| {
+            with_data(grad, |gd| {
+                let mut gy = vec![0f32; b * c * hs * ws];
+                for ((gyp, plane), gp) in gy
+                    .chunks_exact_mut(hs * ws)
+                    .zip(pre.chunks_exact(h * w))
+                    .zip(gd.chunks_exact(h * w))
+                {
+                    for_windows(h, w, |j, i0, wh, ww| {
+                        let mut sum = 0.0;
+                        at_maxima(plane, w, i0, wh, ww, |i| sum += gp[i]);
+                        gyp[j] = sum;
+                    });
+                }
+                Ok(gy)
+            })
+        })?;
+        Ok((Some(tensor(gy, &[b, c, hs, ws], y)?), None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::max_abs_diff;
+    use crate::rng::Rng;
+    use candle_core::{Device, Var};
+
+    fn rand(shape: &[usize], seed: u64) -> Tensor {
+        let mut rng = Rng::new(seed);
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.uniform() * 2.0 - 1.0).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    /// Candle's own version of the op, for reference.
+    fn reference(op: Conv3x3, x: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
+        let y = if op.transposed {
+            x.conv_transpose2d(w, op.pad, op.out_pad, op.stride, 1)
+        } else {
+            x.conv2d(w, op.pad, op.stride, 1, 1)
+        }
+        .unwrap();
+        let c = b.dims1().unwrap();
+        let y = y.broadcast_add(&b.reshape((1, c, 1, 1)).unwrap()).unwrap();
+        if op.relu {
+            y.relu().unwrap()
+        } else {
+            y
+        }
+    }
+
+    fn close(a: &Tensor, b: &Tensor, what: &str) {
+        let scale = b
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let d = max_abs_diff(a, b);
+        assert!(
+            d <= 1e-4 * scale.max(1.0),
+            "{what}: differs by {d} (scale {scale})"
+        );
+    }
+
+    #[test]
+    fn convolutions_match_candle_values_and_gradients() {
+        let cases = [
+            // (transposed, stride, pad, out_pad, relu, cin, cout, h)
+            (false, 1, 1, 0, true, 1, 8, 28),
+            (false, 1, 1, 0, false, 16, 8, 7),
+            (false, 2, 1, 0, true, 3, 4, 9),
+            (true, 2, 0, 0, true, 16, 16, 4),
+            (true, 2, 1, 1, true, 16, 8, 7),
+            (true, 2, 1, 1, false, 8, 1, 14),
+            (true, 1, 1, 0, true, 16, 8, 14),
+        ];
+        for (i, &(transposed, stride, pad, out_pad, relu, cin, cout, h)) in cases.iter().enumerate()
+        {
+            let op = Conv3x3 {
+                transposed,
+                stride,
+                pad,
+                out_pad,
+                relu,
+            };
+            let seed = i as u64 * 10;
+            let x = Var::from_tensor(&rand(&[3, cin, h, h], seed)).unwrap();
+            let wshape = if transposed {
+                [cin, cout, 3, 3]
+            } else {
+                [cout, cin, 3, 3]
+            };
+            let w = Var::from_tensor(&rand(&wshape, seed + 1)).unwrap();
+            let b = Var::from_tensor(&rand(&[cout], seed + 2)).unwrap();
+            let ours = x.apply_op3(&w, &b, op).unwrap();
+            let theirs = reference(op, &x, &w, &b);
+            assert_eq!(ours.dims(), theirs.dims(), "case {i}");
+            close(&ours, &theirs, &format!("case {i} values"));
+            // A loss that weighs every output differently.
+            let weights = rand(ours.dims(), seed + 3);
+            let g1 = (ours * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let g2 = (theirs * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            for (name, v) in [("input", &x), ("weight", &w), ("bias", &b)] {
+                close(
+                    g1.get(v).unwrap(),
+                    g2.get(v).unwrap(),
+                    &format!("case {i} {name} gradient"),
+                );
+            }
+        }
+    }
+
+    /// The gradient of max-pooling by its definition: each window's
+    /// gradient goes to its (first) maximum.
+    fn pool_gradient(x: &[f32], h: usize, grad: &[f32]) -> Vec<f32> {
+        let ho = h.div_ceil(2);
+        let mut out = vec![0f32; x.len()];
+        for p in 0..x.len() / (h * h) {
+            for yo in 0..ho {
+                for xo in 0..ho {
+                    let mut best: Option<(usize, f32)> = None;
+                    for (y, xx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                        let (y, xx) = (2 * yo + y, 2 * xo + xx);
+                        if y < h && xx < h {
+                            let i = p * h * h + y * h + xx;
+                            if best.is_none_or(|(_, v)| x[i] > v) {
+                                best = Some((i, x[i]));
+                            }
+                        }
+                    }
+                    out[best.unwrap().0] += grad[p * ho * ho + yo * ho + xo];
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn pooling_and_unpooling_match_their_definitions() {
+        for h in [28, 14, 7] {
+            // ReLU outputs: many exact zeros (ties), as in the model.
+            let pre = Var::from_tensor(&rand(&[2, 3, h, h], h as u64).relu().unwrap()).unwrap();
+            let ours = pre.apply_op1(MaxPool2).unwrap();
+            let pad = h % 2;
+            let padded = pre
+                .pad_with_zeros(2, 0, pad)
+                .unwrap()
+                .pad_with_zeros(3, 0, pad)
+                .unwrap();
+            let theirs = padded.max_pool2d(2).unwrap();
+            close(&ours, &theirs, "max-pool values");
+            let weights = rand(ours.dims(), 5);
+            let g = (&ours * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let expected = pool_gradient(&flat(&pre), h, &flat(&weights));
+            assert_eq!(
+                flat(g.get(&pre).unwrap()),
+                expected,
+                "max-pool gradient, side {h}"
+            );
+
+            let y = Var::from_tensor(&rand(ours.dims(), 6)).unwrap();
+            let un = y.apply_op2(&pre.detach(), Unpool2).unwrap();
+            let reference = super::super::unpool(&y, &padded.detach(), &theirs.detach())
+                .unwrap()
+                .narrow(2, 0, h)
+                .unwrap()
+                .narrow(3, 0, h)
+                .unwrap();
+            close(&un, &reference, "unpool values");
+            let weights = rand(un.dims(), 7);
+            let g1 = (&un * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let g2 = (&reference * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            close(g1.get(&y).unwrap(), g2.get(&y).unwrap(), "unpool gradient");
+        }
+    }
+}
