@@ -569,3 +569,39 @@ fn a_download_shows_progress_and_can_be_cancelled_and_retried() {
         0
     );
 }
+
+#[test]
+fn right_clicking_a_figure_offers_png_and_csv_export() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    data::write_synthetic(data_dir.path(), DatasetKind::Mnist, 300, 50, 3).unwrap();
+    let mut h = harness(data_dir.path(), models.path());
+    ready(&mut h);
+    h.run_steps(2);
+    assert!(h.query_by_label("Save figure as PNG…").is_none());
+    // A right click inside the loss plot, below its title bar.
+    let png = h.get_by_label("PNG").rect();
+    let inside = egui::pos2(png.center().x, png.max.y + 80.0);
+    for pressed in [true, false] {
+        h.event(egui::Event::PointerButton {
+            pos: inside,
+            button: egui::PointerButton::Secondary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        });
+    }
+    h.run_steps(3);
+    assert!(h.query_by_label("Save figure as PNG…").is_some());
+    assert!(h.query_by_label("Save data as CSV…").is_some());
+    // A left click elsewhere closes it.
+    for pressed in [true, false] {
+        h.event(egui::Event::PointerButton {
+            pos: egui::pos2(5.0, 5.0),
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        });
+    }
+    h.run_steps(3);
+    assert!(h.query_by_label("Save figure as PNG…").is_none());
+}

@@ -71,8 +71,36 @@ fn pick(default_name: &str, ext: &str) -> Option<PathBuf> {
     picked
 }
 
-/// Draw a figure under a title bar with PNG (and, given data, CSV) export.
-/// `key` names the default files (`aelab-{key}.png`).
+/// Ask for a file and save the figure inside `rect` as it appears on the
+/// next frame.
+fn export_png(ctx: &egui::Context, key: &str, rect: Option<Rect>) {
+    let Some(rect) = rect else {
+        note(format!("{key}: the figure is not on screen yet; try again"));
+        return;
+    };
+    if let Some(path) = pick(&format!("aelab-{key}.png"), "png") {
+        let ppp = ctx.pixels_per_point();
+        let repaint = ctx.clone();
+        ctx.request_screenshot(move |img| {
+            match crop_png(&img, rect, ppp) {
+                Ok(bytes) => save(&path, &bytes),
+                Err(e) => note(format!("could not save {}: {e}", path.display())),
+            }
+            repaint.request_repaint();
+        });
+    }
+}
+
+fn export_csv(key: &str, csv: &dyn Fn() -> String) {
+    if let Some(path) = pick(&format!("aelab-{key}.csv"), "csv") {
+        save(&path, csv().as_bytes());
+    }
+}
+
+/// Draw a figure under a title bar with PNG (and, given data, CSV) export,
+/// offered both as buttons in the title bar and in a context menu on a
+/// right click anywhere on the figure. `key` names the default files
+/// (`aelab-{key}.png`).
 pub fn figure<R>(
     ui: &mut egui::Ui,
     key: &str,
@@ -81,39 +109,62 @@ pub fn figure<R>(
     body: impl FnOnce(&mut egui::Ui) -> R,
 ) -> R {
     let rect_id = egui::Id::unique(("figure-rect", key));
-    ui.horizontal(|ui| {
-        ui.label(egui::RichText::new(title).strong());
+    let last_rect = |ui: &egui::Ui| -> Option<Rect> { ui.ctx().data(|d| d.get_temp(rect_id)) };
+    let title_bar = ui.horizontal(|ui| {
+        ui.label(egui::RichText::new(title).strong())
+            .on_hover_text("Right-click the figure to save it");
         let png = ui
             .small_button("PNG")
             .on_hover_text("Save this figure as a PNG image, as it is on screen");
         if png.clicked() {
-            let rect: Option<Rect> = ui.ctx().data(|d| d.get_temp(rect_id));
-            if let (Some(rect), Some(path)) = (rect, pick(&format!("aelab-{key}.png"), "png")) {
-                let ppp = ui.ctx().pixels_per_point();
-                let ctx = ui.ctx().clone();
-                ui.ctx().request_screenshot(move |img| {
-                    match crop_png(&img, rect, ppp) {
-                        Ok(bytes) => save(&path, &bytes),
-                        Err(e) => note(format!("could not save {}: {e}", path.display())),
-                    }
-                    ctx.request_repaint();
-                });
-            }
+            export_png(ui.ctx(), key, last_rect(ui));
         }
         if let Some(csv) = csv {
             let b = ui
                 .small_button("CSV")
                 .on_hover_text("Save the numbers behind this figure as CSV");
             if b.clicked() {
-                if let Some(path) = pick(&format!("aelab-{key}.csv"), "csv") {
-                    save(&path, csv().as_bytes());
-                }
+                export_csv(key, csv);
             }
         }
     });
     let inner = ui.scope(body);
+    let rect = title_bar.response.rect.union(inner.response.rect);
     ui.ctx()
         .data_mut(|d| d.insert_temp(rect_id, inner.response.rect));
+    // The context menu: a right click anywhere on the figure (the plots and
+    // images inside keep their own left-click behaviour).
+    let opened = ui.input(|i| i.pointer.secondary_clicked())
+        && ui
+            .ctx()
+            .pointer_interact_pos()
+            .is_some_and(|p| rect.contains(p))
+        && ui
+            .ctx()
+            .layer_id_at(ui.ctx().pointer_interact_pos().unwrap_or_default())
+            == Some(ui.layer_id());
+    let menu_id = egui::Id::unique(("figure-menu", key));
+    egui::Popup::new(
+        menu_id,
+        ui.ctx().clone(),
+        egui::PopupAnchor::PointerFixed,
+        ui.layer_id(),
+    )
+    .kind(egui::PopupKind::Menu)
+    .layout(egui::Layout::top_down_justified(egui::Align::Min))
+    .open_memory(opened.then_some(egui::SetOpenCommand::Bool(true)))
+    .close_behavior(egui::PopupCloseBehavior::CloseOnClick)
+    .show(|ui| {
+        ui.label(egui::RichText::new(title).weak());
+        if ui.button("Save figure as PNG…").clicked() {
+            export_png(ui.ctx(), key, Some(inner.response.rect));
+        }
+        if let Some(csv) = csv {
+            if ui.button("Save data as CSV…").clicked() {
+                export_csv(key, csv);
+            }
+        }
+    });
     inner.inner
 }
 

@@ -187,7 +187,10 @@ impl FiltersView {
                         }
                     })
                     .response
-                    .labelled_by(l.id);
+                    .labelled_by(l.id)
+                    .on_hover_text(
+                        "The model whose filters, activations and feature maps this column shows",
+                    );
                 let Some(path) = slot.clone() else { continue };
                 let loaded = self
                     .loaded

@@ -359,6 +359,8 @@ impl AelabApp {
             epochs: 10,
             quick,
             models_dir: self.state.models_dir.clone(),
+            // one at a time: a core stays with the window
+            jobs: 1,
         };
         let root = self.state.data_dir.clone();
         let wake = self.wake.clone();
@@ -551,7 +553,8 @@ impl AelabApp {
             .show(ui, |ui| {
                 ui.add_space(6.0);
                 for v in View::ALL {
-                    ui.selectable_value(&mut self.state.settings.view, v, v.label());
+                    ui.selectable_value(&mut self.state.settings.view, v, v.label())
+                        .on_hover_text(v.explain());
                 }
             });
         egui::CentralPanel::default().show(ui, |ui| {
@@ -679,12 +682,15 @@ impl AelabApp {
                     for k in crate::data::DatasetKind::ALL {
                         ui.selectable_value(&mut self.state.settings.dataset, k, k.display_name());
                     }
-                });
+                })
+                .response
+                .on_hover_text("The images every view and new training run uses");
             if self.state.settings.dataset != before {
                 self.load_data(false);
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                ui.checkbox(&mut self.state.settings.show_debug, "Debug overlay");
+                ui.checkbox(&mut self.state.settings.show_debug, "Debug overlay")
+                    .on_hover_text("Frame times, queue lengths and threads, drawn over the window");
                 if ui
                     .button("Help")
                     .on_hover_text("Shortcuts and diagnostics (F1)")

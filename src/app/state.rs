@@ -44,6 +44,22 @@ impl View {
         View::Latent,
         View::Library,
     ];
+    /// What the view shows, in one sentence (its tooltip).
+    pub fn explain(self) -> &'static str {
+        match self {
+            View::Study => "The five questions of the study, step by step, trained and answered with your own models",
+            View::Train => "Pick or edit a model, train it, and watch its loss fall",
+            View::Draw => "Draw a digit (or open a picture) and see PCA and every model reconstruct and recognise it",
+            View::Pca => "PCA: explained variance, eigen-digits, and reconstructions from k components",
+            View::Compare => "The same digits through PCA and every model, with a table of errors",
+            View::Denoise => "Corrupt digits with noise and see which models clean them up",
+            View::Filters => "What the hidden units respond to: first-layer filters, activations, feature maps",
+            View::Ood => "Out-of-distribution: clothing and noise through digit-trained models, and how well the error flags them",
+            View::Latent => "The code space: a map of all test digits, interpolation, and sliders along the main directions",
+            View::Library => "Your trained models: load, import, export, delete, and write the study report",
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             View::Study => "Study",

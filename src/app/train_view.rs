@@ -7,7 +7,7 @@ use egui_plot::{Legend, Line, Plot, VLine};
 use super::state::{parse_sizes, Action, AppState, RunStatus, TrainForm};
 use crate::data::noise::{Noise, NoiseKind};
 use crate::model::config::study_presets;
-use crate::model::{Activation, Arch, LossKind};
+use crate::model::{Activation, Arch, LossKind, ModelConfig};
 
 #[derive(Default)]
 pub struct TrainView {
@@ -66,7 +66,11 @@ impl TrainView {
             .selected_text(&chosen)
             .show_ui(ui, |ui| {
                 for p in study_presets() {
-                    ui.selectable_value(&mut chosen, p.clone(), p);
+                    let tip = ModelConfig::preset(&p)
+                        .map(|c| format!("{}\n{}", c.explain(), c.describe()))
+                        .unwrap_or_default();
+                    ui.selectable_value(&mut chosen, p.clone(), p)
+                        .on_hover_text(tip);
                 }
             })
             .response
@@ -359,7 +363,8 @@ fn loss_csv(state: &AppState) -> String {
 
 fn loss_plot(ui: &mut egui::Ui, state: &AppState, log_scale: &mut bool) {
     ui.horizontal(|ui| {
-        ui.checkbox(log_scale, "Log scale");
+        ui.checkbox(log_scale, "Log scale")
+            .on_hover_text("Logarithmic loss axis: late, small improvements stay visible");
         ui.label(RichText::new("faint: loss per step · bold: smoothed · dots: validation MSE per epoch · dashed: learning-rate change").small().weak());
     });
     let log = *log_scale;

@@ -53,6 +53,10 @@ pub fn run(common: &Common, a: ReportArgs) -> anyhow::Result<()> {
         epochs: a.epochs,
         quick: a.quick,
         models_dir: crate::models_dir(common.models_dir.as_deref()),
+        // one model per core's worth of tensor threads
+        jobs: (std::thread::available_parallelism().map_or(1, |n| n.get())
+            / candle_core::utils::get_num_threads())
+        .max(1),
     };
     let mut progress = |line: &str| eprintln!("{line}");
     let summary =

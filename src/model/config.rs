@@ -216,6 +216,33 @@ impl ModelConfig {
         matches!(self.arch, Arch::Conv { .. })
     }
 
+    /// One plain-language sentence on what this kind of model is for.
+    pub fn explain(&self) -> &'static str {
+        match &self.arch {
+            Arch::Conv {
+                decoder: ConvDecoder::Unpool,
+            } => "Unpooling: the decoder puts each value back where the encoder's max-pooling found its maximum, then smooths with 3x3 convolutions.",
+            Arch::Conv {
+                decoder: ConvDecoder::Deconv,
+            } => "Transposed convolution: the decoder learns its own 3x3 upsampling filters (stride 2), with no help from the encoder.",
+            Arch::Conv {
+                decoder: ConvDecoder::Both,
+            } => "Both: unpooling with the encoder's switches, then learned transposed convolutions.",
+            Arch::Dense { .. } if self.l1 > 0.0 => {
+                "Sparse: an L1 penalty (λ) pushes most code units to zero for each image, so each unit learns a distinct stroke."
+            }
+            Arch::Dense { .. } if !self.noise.is_none() => {
+                "Denoising: trained to rebuild the clean digit from a corrupted one, so it learns what digits look like rather than copying pixels."
+            }
+            Arch::Dense { encoder, .. } if encoder.len() == 1 => {
+                "Shallow: one hidden layer; its size is the bottleneck, the number of values the image is squeezed into."
+            }
+            Arch::Dense { .. } => {
+                "Deep: several layers squeeze the image into a small code (the bottleneck) and expand it back; the non-linear cousin of PCA."
+            }
+        }
+    }
+
     /// A one-line description, e.g. `784-512-256-128-30-128-256-784 ReLU`.
     pub fn describe(&self) -> String {
         match &self.arch {

@@ -42,6 +42,8 @@ pub struct Options {
     /// saved here (in `--quick` mode, new models go to `out/models` and
     /// nothing is reused).
     pub models_dir: PathBuf,
+    /// Models trained at the same time, each on its own thread.
+    pub jobs: usize,
 }
 
 /// One model of the report.
@@ -358,6 +360,56 @@ pub const SUMMARY_HEADER: [&str; 12] = [
 ];
 
 /// Run the whole study and write the report into `opts.out`.
+/// Every preset's model, trained (or reused) by `opts.jobs` threads at
+/// once, in the order of `presets`; progress lines arrive on this thread.
+fn obtain_all(
+    presets: &[String],
+    epochs: usize,
+    data: &Dataset,
+    opts: &Options,
+    progress: Progress,
+) -> anyhow::Result<Vec<Trained>> {
+    let configs = presets
+        .iter()
+        .map(|p| run_config(p, epochs, opts.dataset))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let total = configs.len();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let mut slots: Vec<Option<anyhow::Result<Trained>>> = (0..total).map(|_| None).collect();
+    let slots_lock = std::sync::Mutex::new(&mut slots);
+    std::thread::scope(|scope| {
+        for _ in 0..opts.jobs.clamp(1, total.max(1)) {
+            let tx = tx.clone();
+            let (next, configs, slots) = (&next, &configs, &slots_lock);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(cfg) = configs.get(i) else { break };
+                let mut send = |line: &str| {
+                    let _ = tx.send(line.to_string());
+                };
+                let result = obtain(cfg, data, opts, &mut send, i + 1, total);
+                let failed = result.is_err();
+                if let Ok(mut slots) = slots.lock() {
+                    slots[i] = Some(result);
+                }
+                if failed {
+                    // the others stop after their current model
+                    next.store(total, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+        drop(tx);
+        for line in rx {
+            progress(&line);
+        }
+    });
+    slots
+        .into_iter()
+        .map(|s| s.unwrap_or_else(|| Err(anyhow::anyhow!("stopped after another model failed"))))
+        .collect()
+}
+
 pub fn run(
     opts: &Options,
     data: &Dataset,
@@ -420,18 +472,7 @@ pub fn run(
 
     // --- models
     let presets = study_presets();
-    let mut trained: Vec<Trained> = Vec::new();
-    for (i, p) in presets.iter().enumerate() {
-        let cfg = run_config(p, epochs, opts.dataset)?;
-        trained.push(obtain(
-            &cfg,
-            &data,
-            opts,
-            &mut *progress,
-            i + 1,
-            presets.len(),
-        )?);
-    }
+    let trained = obtain_all(&presets, epochs, &data, opts, &mut *progress)?;
     let by = |name: &str| trained.iter().find(|t| t.summary.preset == name);
     progress("writing figures");
 
