@@ -2,6 +2,7 @@
 //! test split, and the noise used by denoising autoencoders.
 
 pub mod idx;
+pub mod kind;
 pub mod noise;
 pub mod registry;
 

@@ -198,7 +198,7 @@ impl ModelConfig {
 
     /// Parameter count (weights and biases).
     pub fn param_count(&self) -> usize {
-        super::param_shapes(self)
+        param_shapes(self)
             .iter()
             .map(|(_, s)| s.iter().product::<usize>())
             .sum()
@@ -280,6 +280,53 @@ impl ModelConfig {
             ),
         }
     }
+}
+
+/// Names and shapes of every parameter of `config`, in a fixed order.
+pub fn param_shapes(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
+    let mut out = Vec::new();
+    match &config.arch {
+        Arch::Dense {
+            encoder, decoder, ..
+        } => {
+            let mut fan_in = PIXELS;
+            for (i, &h) in encoder.iter().enumerate() {
+                out.push((format!("enc.{i}.weight"), vec![h, fan_in]));
+                out.push((format!("enc.{i}.bias"), vec![h]));
+                fan_in = h;
+            }
+            for (i, &h) in decoder.iter().chain(std::iter::once(&PIXELS)).enumerate() {
+                out.push((format!("dec.{i}.weight"), vec![h, fan_in]));
+                out.push((format!("dec.{i}.bias"), vec![h]));
+                fan_in = h;
+            }
+        }
+        Arch::Conv { decoder } => {
+            for (name, cin, cout) in [
+                ("enc.conv1", 1, 8),
+                ("enc.conv2", 8, 16),
+                ("enc.conv3", 16, 16),
+            ] {
+                out.push((format!("{name}.weight"), vec![cout, cin, 3, 3]));
+                out.push((format!("{name}.bias"), vec![cout]));
+            }
+            let transposed = !matches!(decoder, ConvDecoder::Unpool);
+            for (name, cin, cout) in [
+                ("dec.layer3", 16, 16),
+                ("dec.layer2", 16, 8),
+                ("dec.layer1", 8, 1),
+            ] {
+                let shape = if transposed {
+                    vec![cin, cout, 3, 3]
+                } else {
+                    vec![cout, cin, 3, 3]
+                };
+                out.push((format!("{name}.weight"), shape));
+                out.push((format!("{name}.bias"), vec![cout]));
+            }
+        }
+    }
+    out
 }
 
 /// Every preset of the study, in the order the study runs them.

@@ -7,62 +7,18 @@
 pub mod checkpoint;
 pub mod config;
 mod convops;
+pub mod manifest;
 
 use candle_core::{DType, Device, Tensor, Var};
 
-pub use config::{Activation, Arch, ConvDecoder, LossKind, ModelConfig, RunConfig, TrainParams};
+pub use config::{
+    param_shapes, Activation, Arch, ConvDecoder, LossKind, ModelConfig, RunConfig, TrainParams,
+};
 
 use crate::data::PIXELS;
 use crate::rng::Rng;
 
 pub type Result<T> = candle_core::Result<T>;
-
-/// Names and shapes of every parameter of `config`, in a fixed order.
-pub fn param_shapes(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
-    let mut out = Vec::new();
-    match &config.arch {
-        Arch::Dense {
-            encoder, decoder, ..
-        } => {
-            let mut fan_in = PIXELS;
-            for (i, &h) in encoder.iter().enumerate() {
-                out.push((format!("enc.{i}.weight"), vec![h, fan_in]));
-                out.push((format!("enc.{i}.bias"), vec![h]));
-                fan_in = h;
-            }
-            for (i, &h) in decoder.iter().chain(std::iter::once(&PIXELS)).enumerate() {
-                out.push((format!("dec.{i}.weight"), vec![h, fan_in]));
-                out.push((format!("dec.{i}.bias"), vec![h]));
-                fan_in = h;
-            }
-        }
-        Arch::Conv { decoder } => {
-            for (name, cin, cout) in [
-                ("enc.conv1", 1, 8),
-                ("enc.conv2", 8, 16),
-                ("enc.conv3", 16, 16),
-            ] {
-                out.push((format!("{name}.weight"), vec![cout, cin, 3, 3]));
-                out.push((format!("{name}.bias"), vec![cout]));
-            }
-            let transposed = !matches!(decoder, ConvDecoder::Unpool);
-            for (name, cin, cout) in [
-                ("dec.layer3", 16, 16),
-                ("dec.layer2", 16, 8),
-                ("dec.layer1", 8, 1),
-            ] {
-                let shape = if transposed {
-                    vec![cin, cout, 3, 3]
-                } else {
-                    vec![cout, cin, 3, 3]
-                };
-                out.push((format!("{name}.weight"), shape));
-                out.push((format!("{name}.bias"), vec![cout]));
-            }
-        }
-    }
-    out
-}
 
 /// Glorot-uniform bound sqrt(6 / (fan_in + fan_out)); symmetric in the two
 /// fans, so plain `[out, in, k, k]` and transposed `[in, out, k, k]` agree.

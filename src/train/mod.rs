@@ -2,6 +2,7 @@
 //! metrics it reports.
 
 pub mod adam;
+pub mod history;
 pub mod metrics;
 pub mod run;
 
