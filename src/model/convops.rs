@@ -72,13 +72,13 @@ thread_local! {
 
 /// A reused working buffer of `n` floats with stale contents: every user
 /// writes all of it before reading.
-struct Scratch {
+pub(super) struct Scratch {
     buf: Vec<f32>,
     n: usize,
 }
 
 impl Scratch {
-    fn new(n: usize) -> Scratch {
+    pub(super) fn new(n: usize) -> Scratch {
         let mut buf = SCRATCH
             .with(|s| {
                 let mut s = s.borrow_mut();
@@ -205,7 +205,7 @@ fn col2im_into(col: &[f32], b: usize, c: usize, g: Geom, big: &mut [f32]) {
 
 /// A row-major matrix view: pointer, row stride, column stride.
 #[derive(Clone, Copy)]
-struct Mat {
+pub(super) struct Mat {
     ptr: *const f32,
     rs: isize,
     cs: isize,
@@ -213,7 +213,7 @@ struct Mat {
 
 impl Mat {
     /// `data` as a row-major `[_, cols]` matrix.
-    fn rows(data: &[f32], cols: usize) -> Mat {
+    pub(super) fn rows(data: &[f32], cols: usize) -> Mat {
         Mat {
             ptr: data.as_ptr(),
             rs: cols as isize,
@@ -222,7 +222,7 @@ impl Mat {
     }
 
     /// The transpose of `data` seen as a row-major `[_, cols]` matrix.
-    fn cols(data: &[f32], cols: usize) -> Mat {
+    pub(super) fn cols(data: &[f32], cols: usize) -> Mat {
         Mat {
             ptr: data.as_ptr(),
             rs: 1,
@@ -233,8 +233,17 @@ impl Mat {
 
 /// `out [m, n] = a [m, k] x b [k, n]` (row-major `out`, overwritten, or
 /// added to when `acc`). The caller guarantees the views cover valid memory
-/// of those shapes.
-fn matmul_into(m: usize, k: usize, n: usize, a: Mat, b: Mat, out: &mut [f32], acc: bool) {
+/// of those shapes. (faer's product, with AVX-512 kernels, was 1.1-4x
+/// slower at these small shapes in `aelab bench`.)
+pub(super) fn matmul_into(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Mat,
+    b: Mat,
+    out: &mut [f32],
+    acc: bool,
+) {
     assert_eq!(out.len(), m * n);
     let threads = candle_core::utils::get_num_threads();
     let parallelism = if threads > 1 && m * n * k >= 1 << 18 {
@@ -269,7 +278,7 @@ fn matmul_into(m: usize, k: usize, n: usize, a: Mat, b: Mat, out: &mut [f32], ac
     }
 }
 
-fn matmul_scratch(m: usize, k: usize, n: usize, a: Mat, b: Mat) -> Scratch {
+pub(super) fn matmul_scratch(m: usize, k: usize, n: usize, a: Mat, b: Mat) -> Scratch {
     let mut out = Scratch::new(m * n);
     matmul_into(m, k, n, a, b, &mut out, false);
     out
@@ -303,7 +312,7 @@ fn chunk_images(rows: usize, small: usize, b: usize) -> usize {
 }
 
 /// A contiguous f32 view of a CPU storage.
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+pub(super) fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     let Some((a, b)) = l.contiguous_offsets() else {
         bail!("{what}: input is not contiguous")
     };
@@ -311,7 +320,7 @@ fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
 }
 
 /// Runs `f` on the contiguous f32 data of a CPU tensor.
-fn with_data<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+pub(super) fn with_data<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
     let t = t.contiguous()?;
     let (storage, layout) = t.storage_and_layout();
     let Storage::Cpu(cpu) = &*storage else {
@@ -320,7 +329,7 @@ fn with_data<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
     f(slice(cpu, layout, "fused conv op")?)
 }
 
-fn tensor(data: Vec<f32>, shape: &[usize], like: &Tensor) -> Result<Tensor> {
+pub(super) fn tensor(data: Vec<f32>, shape: &[usize], like: &Tensor) -> Result<Tensor> {
     Tensor::from_vec(data, shape, like.device())
 }
 

@@ -7,6 +7,7 @@
 pub mod checkpoint;
 pub mod config;
 mod convops;
+mod denseops;
 pub mod manifest;
 
 use candle_core::{DType, Device, Tensor, Var};
@@ -146,7 +147,7 @@ impl Autoencoder {
                 let mut h = x.clone();
                 for i in 0..encoder.len() {
                     // [b, in] -> [b, out]
-                    h = activate(self.linear(&h, &format!("enc.{i}"))?, *activation)?;
+                    h = self.dense(&h, &format!("enc.{i}"), Some(*activation))?;
                 }
                 let logits = self.dense_decode(&h, decoder.len(), *activation)?;
                 Ok(Forward { logits, code: h })
@@ -158,9 +159,9 @@ impl Autoencoder {
     fn dense_decode(&self, code: &Tensor, layers: usize, activation: Activation) -> Result<Tensor> {
         let mut h = code.clone();
         for i in 0..layers {
-            h = activate(self.linear(&h, &format!("dec.{i}"))?, activation)?;
+            h = self.dense(&h, &format!("dec.{i}"), Some(activation))?;
         }
-        self.linear(&h, &format!("dec.{layers}"))
+        self.dense(&h, &format!("dec.{layers}"), None)
     }
 
     /// Transposed-convolution decoder from the pooled code `[b, 16, 4, 4]`.
@@ -229,10 +230,18 @@ impl Autoencoder {
             .to_vec1::<f32>()
     }
 
-    fn linear(&self, x: &Tensor, name: &str) -> Result<Tensor> {
+    /// A dense layer `x W^T + b`, then `act` if given.
+    fn dense(&self, x: &Tensor, name: &str, act: Option<Activation>) -> Result<Tensor> {
         let w = self.param(&format!("{name}.weight"));
         let b = self.param(&format!("{name}.bias"));
-        x.matmul(&w.t()?)?.broadcast_add(b)
+        if self.fused() {
+            return x.contiguous()?.apply_op3(w, b, denseops::Linear { act });
+        }
+        let y = x.matmul(&w.t()?)?.broadcast_add(b)?;
+        match act {
+            Some(a) => activate(y, a),
+            None => Ok(y),
+        }
     }
 
     fn fused(&self) -> bool {
@@ -539,7 +548,7 @@ mod tests {
     }
 
     #[test]
-    fn fused_conv_layers_match_candle_ops_for_every_decoder() {
+    fn fused_layers_match_candle_ops_for_dense_and_conv_models() {
         let dev = Device::Cpu;
         let mut rng = Rng::new(9);
         // Digit-like inputs: mostly zeros with some ink.
@@ -547,8 +556,22 @@ mod tests {
             .map(|_| (rng.uniform() * 2.0 - 1.0).max(0.0))
             .collect();
         let x = Tensor::from_vec(x, (5, PIXELS), &dev).unwrap();
-        for d in ConvDecoder::ALL {
-            let cfg = ModelConfig::preset(&format!("conv-{}", d.slug())).unwrap();
+        let mut tanh = ModelConfig::preset("deep").unwrap();
+        if let Arch::Dense { activation, .. } = &mut tanh.arch {
+            *activation = Activation::Tanh;
+        }
+        let configs = [
+            "conv-unpool",
+            "conv-deconv",
+            "conv-both",
+            "deep",
+            "sparse-1e-3",
+        ]
+        .map(|p| ModelConfig::preset(p).unwrap())
+        .into_iter()
+        .chain([tanh]);
+        for cfg in configs {
+            let d = cfg.preset.clone();
             let fused = Autoencoder::new(&cfg, 4, &dev).unwrap();
             let mut reference = Autoencoder::new(&cfg, 4, &dev).unwrap();
             reference.reference_ops = true;
