@@ -31,16 +31,24 @@ pub fn tune_allocator() {
     unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 1000) };
 }
 
-/// Threads: rayon's global pool (the PCA fit, other parallel loops) gets
-/// every core; candle's tensor ops get `tensor_threads`, through the
-/// `RAYON_NUM_THREADS` variable that candle reads on every op (if unset it
-/// re-reads /proc/cpuinfo each time, ~9% of a conv run). On 2 cores one
-/// thread trains every study preset faster than two (candle splits small
-/// element-wise ops and matrix products across threads at a loss; `aelab
-/// bench` with `--threads 1` and `2`), so the CLI defaults to one.
+static TRAIN_WAYS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+
+/// Into how many parts training splits each batch, each part's forward and
+/// backward on its own core (see [`set_up_threads`]).
+pub fn train_ways() -> usize {
+    TRAIN_WAYS.load(std::sync::atomic::Ordering::Relaxed).max(1)
+}
+
+/// Threads. rayon's global pool (the PCA fit, the parts of a batch) gets
+/// every core. Training uses `threads` of them by splitting each batch into
+/// that many parts, one per core, and summing their gradients in the
+/// optimiser step; candle's own element-wise ops and matrix products run on
+/// one thread (the `RAYON_NUM_THREADS` it reads on every op; unset, it
+/// re-reads /proc/cpuinfo each time, ~9% of a conv run): splitting single
+/// small ops across threads cost more than it gained here.
 ///
 /// Call before any other thread starts (it writes the environment).
-pub fn set_up_threads(tensor_threads: usize) {
+pub fn set_up_threads(threads: usize) {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
@@ -48,7 +56,8 @@ pub fn set_up_threads(tensor_threads: usize) {
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(cores)
         .build_global();
-    std::env::set_var("RAYON_NUM_THREADS", tensor_threads.max(1).to_string());
+    TRAIN_WAYS.store(threads.max(1), std::sync::atomic::Ordering::Relaxed);
+    std::env::set_var("RAYON_NUM_THREADS", "1");
 }
 
 /// Tensor threads asked for by `RAYON_NUM_THREADS`, if set and valid.

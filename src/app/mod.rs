@@ -475,7 +475,7 @@ impl AelabApp {
             env!("CARGO_PKG_VERSION"),
             std::env::consts::OS,
             std::env::consts::ARCH,
-            candle_core::utils::get_num_threads(),
+            crate::train_ways(),
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             s.data_dir.display(),
             s.data_source.map(|d| d.to_string()).unwrap_or_default(),
@@ -631,7 +631,7 @@ impl AelabApp {
                 if let Some((median, worst)) = self.frame_stats() {
                     ui.label(format!("frame interval: median {median:.1} ms, worst {worst:.1} ms"));
                 }
-                ui.label(format!("trainer threads: {}", candle_core::utils::get_num_threads()));
+                ui.label(format!("trainer threads: {}", crate::train_ways()));
             });
         }
         for a in actions {
@@ -745,10 +745,7 @@ impl AelabApp {
                 ui.label(format!("from {} ({src})", s.data_dir.display()));
             }
             ui.separator();
-            ui.label(format!(
-                "device: CPU, {} threads",
-                candle_core::utils::get_num_threads()
-            ));
+            ui.label(format!("device: CPU, {} threads", crate::train_ways()));
             ui.separator();
             if let Some(r) = self.report.as_ref().filter(|r| r.finished.is_none()) {
                 ui.label(format!("report: {}", r.last));

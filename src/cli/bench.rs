@@ -75,7 +75,7 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
     let pca_secs = t1.elapsed().as_secs_f64();
     let startup_secs = t0.elapsed().as_secs_f64();
     let device = crate::device(&common.device)?;
-    let threads = candle_core::utils::get_num_threads();
+    let threads = crate::train_ways();
 
     let mut rows = Vec::new();
     if !a.no_train {

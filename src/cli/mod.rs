@@ -40,9 +40,10 @@ pub struct Common {
     /// Compute device: cpu, cuda or metal (the last two need the cargo feature).
     #[arg(long, global = true, default_value = "cpu")]
     pub device: String,
-    /// Threads for the tensor ops of training and inference (else
-    /// RAYON_NUM_THREADS, else 1 on the command line: faster than 2 for the
-    /// study's models on a 2-core machine; the app uses all cores but one).
+    /// Cores a training run uses: each batch is split into up to this many
+    /// parts, each part's forward and backward on its own core (else
+    /// RAYON_NUM_THREADS, else every core on the command line; the app
+    /// leaves one core to the window).
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
     /// App only: queue a run of this preset at launch (e.g. --start deep).
@@ -86,7 +87,7 @@ pub fn main() -> ExitCode {
             cli.common
                 .threads
                 .or_else(crate::threads_from_env)
-                .unwrap_or(1),
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         );
     }
     let mut logger =

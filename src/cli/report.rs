@@ -53,10 +53,9 @@ pub fn run(common: &Common, a: ReportArgs) -> anyhow::Result<()> {
         epochs: a.epochs,
         quick: a.quick,
         models_dir: crate::models_dir(common.models_dir.as_deref()),
-        // one model per core's worth of tensor threads
-        jobs: (std::thread::available_parallelism().map_or(1, |n| n.get())
-            / candle_core::utils::get_num_threads())
-        .max(1),
+        // every core busy: models side by side, each on one core (a
+        // model split across cores gains less than a second model does)
+        jobs: crate::train_ways(),
     };
     let mut progress = |line: &str| eprintln!("{line}");
     let summary =

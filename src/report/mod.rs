@@ -205,7 +205,13 @@ fn obtain(
             ));
         }
     };
-    let outcome = train::run(cfg, data, &model, &mut obs, &Control::default())
+    // side by side with other models, each trains on its own core
+    let ways = if opts.jobs > 1 {
+        1
+    } else {
+        crate::train_ways()
+    };
+    let outcome = train::run::run_in_parts(cfg, data, &model, &mut obs, &Control::default(), ways)
         .with_context(|| format!("training {preset}"))?;
     let test = train::evaluate(
         &model,
@@ -876,7 +882,11 @@ pub fn run(
             .map(|s| {
                 vec![
                     s.model.clone(),
-                    format!("{:e}", s.l1),
+                    if s.l1 == 0.0 {
+                        "0 (none)".to_string()
+                    } else {
+                        format!("{:e}", s.l1)
+                    },
                     s.units.to_string(),
                     format!("{} ({:.1}%)", s.dead_units, s.dead_fraction * 100.0),
                     format!("{:.4}", s.mean_activation),

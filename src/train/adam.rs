@@ -20,6 +20,10 @@ pub struct FusedAdam {
 }
 
 struct AdamStep<'a> {
+    /// Further gradients (of other parts of the batch) and the weights of
+    /// every gradient: the step uses `w[0] g + w[1] extra[0] + ...`.
+    extra: Vec<&'a [f32]>,
+    weights: &'a [f32],
     m: RefCell<&'a mut [f32]>,
     v: RefCell<&'a mut [f32]>,
     lr: f32,
@@ -38,6 +42,31 @@ fn flush(x: f32) -> f32 {
         0.0
     } else {
         x
+    }
+}
+
+impl AdamStep<'_> {
+    /// The update of every parameter, with its gradient from `grad(index)`
+    /// (the parts of a batch summed on the fly, no temporary buffer).
+    #[inline(always)]
+    fn update(&self, theta: &mut [f32], m: &mut [f32], v: &mut [f32], grad: impl Fn(usize) -> f32) {
+        let keep = 1.0 - self.lr * self.decay;
+        for (i, ((p, mi), vi)) in theta
+            .iter_mut()
+            .zip(m.iter_mut())
+            .zip(v.iter_mut())
+            .enumerate()
+        {
+            let gi = grad(i);
+            // Moments of weights whose gradient has gone quiet (pixels that are
+            // rarely inked) decay geometrically into the subnormal range, where
+            // x86 arithmetic is ~100x slower: flush them to zero.
+            *mi = flush(self.b1 * *mi + (1.0 - self.b1) * gi);
+            *vi = flush(self.b2 * *vi + (1.0 - self.b2) * gi * gi);
+            let m_hat = *mi * self.scale_m;
+            let v_hat = *vi * self.scale_v;
+            *p = *p * keep - self.lr * m_hat / (v_hat.sqrt() + self.eps);
+        }
     }
 }
 
@@ -69,16 +98,22 @@ impl InplaceOp2 for AdamStep<'_> {
         if theta.len() != g.len() || m.len() != g.len() {
             bail!("fused-adam: shapes differ");
         }
-        let keep = 1.0 - self.lr * self.decay;
-        for (((p, &gi), mi), vi) in theta.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            // Moments of weights whose gradient has gone quiet (pixels that are
-            // rarely inked) decay geometrically into the subnormal range, where
-            // x86 arithmetic is ~100x slower: flush them to zero.
-            *mi = flush(self.b1 * *mi + (1.0 - self.b1) * gi);
-            *vi = flush(self.b2 * *vi + (1.0 - self.b2) * gi * gi);
-            let m_hat = *mi * self.scale_m;
-            let v_hat = *vi * self.scale_v;
-            *p = *p * keep - self.lr * m_hat / (v_hat.sqrt() + self.eps);
+        if self.extra.iter().any(|e| e.len() != g.len()) {
+            bail!("fused-adam: gradient parts differ in size");
+        }
+        let (m, v) = (&mut **m, &mut **v);
+        match (self.extra.as_slice(), self.weights) {
+            ([], [] | [1.0]) => self.update(theta, m, v, |i| g[i]),
+            ([], &[w0]) => self.update(theta, m, v, |i| w0 * g[i]),
+            ([e1], &[w0, w1]) => self.update(theta, m, v, |i| w0 * g[i] + w1 * e1[i]),
+            (extra, weights) => self.update(theta, m, v, |i| {
+                weights[0] * g[i]
+                    + extra
+                        .iter()
+                        .zip(&weights[1..])
+                        .map(|(e, &w)| w * e[i])
+                        .sum::<f32>()
+            }),
         }
         Ok(())
     }
@@ -116,14 +151,48 @@ impl FusedAdam {
         if let Some(f) = &mut self.fallback {
             return f.step(grads);
         }
+        self.step_parts(std::slice::from_ref(grads), &[1.0])
+    }
+
+    /// One step on the weighted sum of gradients of several parts of a
+    /// batch (`weights`: each part's share of the batch), summed inside the
+    /// same pass over the parameters.
+    pub fn step_parts(&mut self, parts: &[GradStore], weights: &[f32]) -> Result<()> {
+        if parts.is_empty() || parts.len() != weights.len() {
+            bail!(
+                "fused-adam: {} gradient parts, {} weights",
+                parts.len(),
+                weights.len()
+            );
+        }
+        if self.fallback.is_some() {
+            bail!("fused-adam: gradient parts need the CPU");
+        }
         self.t += 1;
         let p = &self.params;
         for ((var, m), v) in self.vars.iter().zip(&mut self.m).zip(&mut self.v) {
-            let Some(g) = grads.get(var.as_tensor()) else {
+            let Some(g) = parts[0].get(var.as_tensor()) else {
                 continue;
             };
             let g = g.contiguous()?;
+            let others = parts[1..]
+                .iter()
+                .map(|gs| match gs.get(var.as_tensor()) {
+                    Some(t) => t.contiguous(),
+                    None => g.zeros_like(),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let guards: Vec<_> = others.iter().map(|t| t.storage_and_layout()).collect();
+            let extra = guards
+                .iter()
+                .map(|(s, l)| match (&**s, l.contiguous_offsets()) {
+                    (candle_core::Storage::Cpu(c), Some((a, b))) => Ok(&c.as_slice::<f32>()?[a..b]),
+                    _ => bail!("fused-adam: gradient parts need contiguous CPU f32"),
+                })
+                .collect::<Result<Vec<_>>>()?;
             let op = AdamStep {
+                extra,
+                weights,
                 m: RefCell::new(m.as_mut_slice()),
                 v: RefCell::new(v.as_mut_slice()),
                 lr: p.lr as f32,
@@ -149,6 +218,45 @@ impl FusedAdam {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_step_on_weighted_parts_equals_the_step_on_the_whole_batch() {
+        use candle_core::{Device, Tensor, Var};
+        let dev = Device::Cpu;
+        let x = Tensor::new(&[[1f32, 2.0], [0.5, -1.0], [3.0, 0.0], [-2.0, 1.0]], &dev).unwrap();
+        let y = Tensor::new(&[[1f32], [0.0], [2.0], [-1.0]], &dev).unwrap();
+        let loss = |w: &Var, rows: std::ops::Range<usize>| {
+            let n = rows.len();
+            let xs = x.narrow(0, rows.start, n).unwrap();
+            let ys = y.narrow(0, rows.start, n).unwrap();
+            (xs.matmul(&w.t().unwrap()).unwrap() - ys)
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .mean_all()
+                .unwrap()
+        };
+        let params = ParamsAdamW {
+            lr: 0.1,
+            ..ParamsAdamW::default()
+        };
+        let start = Tensor::new(&[[0.3f32, -0.2]], &dev).unwrap();
+        let (whole, parts) = (
+            Var::from_tensor(&start).unwrap(),
+            Var::from_tensor(&start).unwrap(),
+        );
+        let mut a = FusedAdam::new(vec![whole.clone()], params.clone()).unwrap();
+        let mut b = FusedAdam::new(vec![parts.clone()], params).unwrap();
+        for _ in 0..3 {
+            a.backward_step(&loss(&whole, 0..4)).unwrap();
+            // unequal parts (3 + 1 rows): wrong weights would turn the step
+            let g1 = loss(&parts, 0..3).backward().unwrap();
+            let g2 = loss(&parts, 3..4).backward().unwrap();
+            b.step_parts(&[g1, g2], &[0.75, 0.25]).unwrap();
+        }
+        let d = crate::model::max_abs_diff(whole.as_tensor(), parts.as_tensor());
+        assert!(d < 1e-5, "parameters differ by {d}");
+    }
 
     #[test]
     fn subnormal_moments_are_flushed() {
