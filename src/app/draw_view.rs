@@ -191,7 +191,9 @@ pub fn answer(
             .get(&format!("pca-{k}"))
             .map(|p| best(p.probabilities(&pca.project(x, k)))),
     });
-    for m in models {
+    use rayon::prelude::*;
+    // the models side by side on the cores
+    out.par_extend(models.par_iter().map(|m| {
         let model = cache.get(&m.path);
         let image = model
             .as_ref()
@@ -201,13 +203,13 @@ pub fn answer(
             (Ok(md), Some(p)) => md.encode(x).ok().map(|c| best(p.probabilities(&c))),
             _ => None,
         };
-        out.push(Answer {
+        Answer {
             label: m.label.clone(),
             mse: image.as_ref().ok().map(|r| mse(r)),
             image,
             digit,
-        });
-    }
+        }
+    }));
     out
 }
 

@@ -92,8 +92,10 @@ pub fn model_rows(
     inputs: &[f32],
     targets: &[f32],
 ) -> Vec<Row> {
+    use rayon::prelude::*;
+    // every model on the cores at once (each is independent and small)
     models
-        .iter()
+        .par_iter()
         .map(|m| {
             let rec = cache
                 .get(&m.path)

@@ -3,6 +3,7 @@
 //! change through every model of the study, one drawn digit through PCA and
 //! every model) and start-up (decode + PCA), on this machine.
 
+use rayon::prelude::*;
 use std::time::Instant;
 
 use clap::Args;
@@ -141,16 +142,18 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
             level,
         }
         .apply(&mut noisy, &mut rng);
-        for m in &models {
+        // as the app's views do (`infer::model_rows`): the models side by
+        // side on the cores
+        models.par_iter().for_each(|m| {
             std::hint::black_box(m.reconstruct(&noisy).expect("inference"));
-        }
+        });
     });
     let digit = ds.test.rows_f32(0..1);
     let drawn_ms = time_ms(a.reps, || {
         std::hint::black_box(pca.reconstruct(&digit, 30));
-        for m in &models {
+        models.par_iter().for_each(|m| {
             std::hint::black_box(m.reconstruct(&digit).expect("inference"));
-        }
+        });
     });
 
     if a.json {
