@@ -511,6 +511,13 @@ fn the_study_view_walks_from_step_1_to_5() {
     h.get_by_label("Back").click();
     h.run_steps(2);
     assert!(h.query_by_label_contains("4. Denoising").is_some());
+    // each step points to the view with the rest of its figures
+    h.get_by_label("More on this in the Denoise view").click();
+    h.run_steps(2);
+    assert_eq!(
+        h.state().state.settings.view,
+        aelab::app::state::View::Denoise
+    );
 }
 
 #[test]

@@ -326,6 +326,7 @@ impl AelabApp {
                 Ok(to) => self.state.notify(format!("imported {}", to.display())),
                 Err(e) => self.state.notify(e),
             },
+            Action::ShowView(v) => self.state.settings.view = v,
             Action::RefreshLibrary => {
                 let dir = self.state.models_dir.clone();
                 self.state.load_library(&dir);
@@ -471,7 +472,7 @@ impl AelabApp {
     pub fn diagnostics(&self) -> String {
         let s = &self.state;
         let mut out = format!(
-            "aelab {} ({} {}), candle 0.11, egui 0.37\ndevice: CPU, {} trainer threads, {} cores\ndata folder: {} ({})\nmodels folder: {}\nlog file: {}\nlibrary: {} models\n",
+            "aelab {} ({} {}), candle 0.11, egui 0.37\ndevice: CPU, training threads: {}, cores: {}\ndata folder: {} ({})\nmodels folder: {}\nlog file: {}\nlibrary: {} models\n",
             env!("CARGO_PKG_VERSION"),
             std::env::consts::OS,
             std::env::consts::ARCH,
@@ -745,7 +746,10 @@ impl AelabApp {
                 ui.label(format!("from {} ({src})", s.data_dir.display()));
             }
             ui.separator();
-            ui.label(format!("device: CPU, {} threads", crate::train_ways()));
+            ui.label(match crate::train_ways() {
+                1 => "device: CPU, 1 training thread".to_string(),
+                n => format!("device: CPU, {n} training threads"),
+            });
             ui.separator();
             if let Some(r) = self.report.as_ref().filter(|r| r.finished.is_none()) {
                 ui.label(format!("report: {}", r.last));

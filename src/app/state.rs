@@ -246,6 +246,8 @@ impl LibraryEntry {
 /// What panels ask for; applied by the app with access to the worker.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
+    /// Switch to a view.
+    ShowView(View),
     Enqueue(RunConfig),
     EnqueueStudy,
     Pause,

@@ -11,7 +11,7 @@ use egui::RichText;
 use super::compute::{Compute, Pending};
 use super::images::{Gallery, GalleryRow};
 use super::infer::{self, ModelRef, Row};
-use super::state::{Action, AppState, DataStatus, RunStatus};
+use super::state::{Action, AppState, DataStatus, RunStatus, View};
 use crate::data::noise::{Noise, NoiseKind};
 use crate::model::{ModelConfig, RunConfig, TrainParams};
 use crate::rng::Rng;
@@ -23,6 +23,8 @@ pub struct Step {
     pub presets: &'static [&'static str],
     /// Gaussian noise on the inputs of the step's figure.
     pub noise: f32,
+    /// Where the step's other figures are.
+    pub view: View,
 }
 
 pub const STEPS: [Step; 5] = [
@@ -31,30 +33,35 @@ pub const STEPS: [Step; 5] = [
         explain: "PCA squeezes each 784-pixel digit into k numbers with the best straight-line (linear) projection. An autoencoder learns its own squeeze (the encoder) and un-squeeze (the decoder) with non-linear layers. With the same 30 numbers, which keeps more of the digit?",
         presets: &["deep"],
         noise: 0.0,
+        view: View::Pca,
     },
     Step {
         title: "2. How wide must the hidden layer be?",
         explain: "A shallow autoencoder has one hidden layer: its width is the code size (the bottleneck). Wider codes keep more detail, but the model only learns digits: clothes and random noise come out looking like digits, which is how an autoencoder can tell what it has never seen.",
         presets: &["shallow-64", "shallow-128", "shallow-256"],
         noise: 0.0,
+        view: View::Ood,
     },
     Step {
         title: "3. Sparsity: few units at a time",
         explain: "A sparse autoencoder has many hidden units (1024) but pays a penalty (L1, strength λ) for every unit it switches on, so each digit uses only a few. The units that survive learn stroke-like filters; with a strong λ most units never fire at all (see the Filters view).",
         presets: &["sparse-1e-6", "sparse-1e-4", "sparse-1e-3"],
         noise: 0.0,
+        view: View::Filters,
     },
     Step {
         title: "4. Denoising: learn to clean",
         explain: "A denoising autoencoder sees a corrupted digit and is trained to output the clean one. The noise level it trained on matters: here each model cleans digits with Gaussian noise of strength 0.5 (try other levels in the Denoise view).",
         presets: &["denoise-0.3", "denoise-0.5", "denoise-0.7", "denoise-0.8", "denoise-0.9"],
         noise: 0.5,
+        view: View::Denoise,
     },
     Step {
         title: "5. Convolutional decoders",
         explain: "Convolutional autoencoders look at small 3x3 patches and pool them down to a 4x4x16 code. To grow the image back, the decoder can put values back where the pooling found them (max-unpooling), learn to spread them out (transposed convolution), or both. Which rebuilds digits best?",
         presets: &["conv-unpool", "conv-deconv", "conv-both"],
         noise: 0.0,
+        view: View::Compare,
     },
 ];
 
@@ -193,6 +200,13 @@ impl StudyView {
         let step = &STEPS[self.step];
         ui.heading(step.title);
         ui.label(step.explain);
+        if ui
+            .link(format!("More on this in the {} view", step.view.label()))
+            .on_hover_text(step.view.explain())
+            .clicked()
+        {
+            actions.push(Action::ShowView(step.view));
+        }
         ui.add_space(6.0);
         // models of the step: in the library, training, queued or missing
         let library: Vec<ModelRef> = state.models().into_iter().map(ModelRef::of).collect();
