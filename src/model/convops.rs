@@ -770,16 +770,8 @@ impl CustomOp2 for Unpool2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::max_abs_diff;
-    use crate::rng::Rng;
-    use candle_core::{Device, Var};
-
-    fn rand(shape: &[usize], seed: u64) -> Tensor {
-        let mut rng = Rng::new(seed);
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| rng.uniform() * 2.0 - 1.0).collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
+    use crate::model::{max_abs_diff, rand_tensor as rand};
+    use candle_core::Var;
 
     /// Candle's own version of the op, for reference.
     fn reference(op: Conv3x3, x: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {

@@ -157,16 +157,8 @@ impl CustomOp3 for Linear {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::max_abs_diff;
-    use crate::rng::Rng;
-    use candle_core::{Device, Var};
-
-    fn rand(shape: &[usize], seed: u64) -> Tensor {
-        let mut rng = Rng::new(seed);
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| rng.uniform() * 2.0 - 1.0).collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
+    use crate::model::{max_abs_diff, rand_tensor as rand};
+    use candle_core::Var;
 
     #[test]
     fn linear_layers_match_candle_values_and_gradients() {

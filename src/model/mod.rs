@@ -468,6 +468,15 @@ pub fn loss(config: &ModelConfig, f: &Forward, target: &Tensor) -> Result<(Tenso
     }
 }
 
+/// A CPU tensor of `shape` with values uniform in [-1, 1) from `seed` (tests).
+#[cfg(test)]
+pub(crate) fn rand_tensor(shape: &[usize], seed: u64) -> Tensor {
+    let mut rng = Rng::new(seed);
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.uniform() * 2.0 - 1.0).collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).expect("a shape and its values")
+}
+
 /// Largest absolute difference between two tensors of the same shape (tests).
 #[cfg(test)]
 pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
