@@ -24,7 +24,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// (`clear_page_erms` was 21% of `conv-unpool`'s profile). Keep idle pages
 /// for a second instead: memory still goes back when training stops.
 pub fn tune_allocator() {
-    // index of mi_option_purge_delay in mimalloc v2's option enum
+    // index of mi_option_purge_delay in mimalloc's option enum (the same
+    // in v2 and v3; libmimalloc-sys builds v3)
     const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
     // SAFETY: plain option setter; called once at start-up, before any
     // other thread exists.

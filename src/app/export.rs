@@ -138,11 +138,7 @@ pub fn figure<R>(
         && ui
             .ctx()
             .pointer_interact_pos()
-            .is_some_and(|p| rect.contains(p))
-        && ui
-            .ctx()
-            .layer_id_at(ui.ctx().pointer_interact_pos().unwrap_or_default())
-            == Some(ui.layer_id());
+            .is_some_and(|p| rect.contains(p) && ui.ctx().layer_id_at(p) == Some(ui.layer_id()));
     let menu_id = egui::Id::unique(("figure-menu", key));
     egui::Popup::new(
         menu_id,

@@ -381,12 +381,7 @@ impl LatentView {
         let Some(Ok(map)) = self.map.get_for(&key).cloned() else {
             return;
         };
-        let marker = self
-            .marker
-            .get()
-            .copied()
-            .flatten()
-            .filter(|_| drawn.is_some());
+        let marker = self.marker().filter(|_| drawn.is_some());
         ui.label(
             RichText::new(format!(
                 "Your digit (white) on the map of {}",

@@ -396,6 +396,23 @@ pub struct Conv3x3 {
 }
 
 impl Conv3x3 {
+    /// The same layer through candle's own ops (devices other than the
+    /// CPU, and the reference the fused op is tested against).
+    pub fn with_candle_ops(self, x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        let y = if self.transposed {
+            x.conv_transpose2d(weight, self.pad, self.out_pad, self.stride, 1)?
+        } else {
+            x.conv2d(weight, self.pad, self.stride, 1, 1)?
+        };
+        let c = bias.dims1()?;
+        let y = y.broadcast_add(&bias.reshape((1, c, 1, 1))?)?;
+        if self.relu {
+            y.relu()
+        } else {
+            Ok(y)
+        }
+    }
+
     fn geom(&self, h: usize, w: usize) -> Geom {
         if self.transposed {
             Geom::transposed(h, w, self.stride, self.pad, self.out_pad)
@@ -773,23 +790,6 @@ mod tests {
     use crate::model::{max_abs_diff, rand_tensor as rand};
     use candle_core::Var;
 
-    /// Candle's own version of the op, for reference.
-    fn reference(op: Conv3x3, x: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
-        let y = if op.transposed {
-            x.conv_transpose2d(w, op.pad, op.out_pad, op.stride, 1)
-        } else {
-            x.conv2d(w, op.pad, op.stride, 1, 1)
-        }
-        .unwrap();
-        let c = b.dims1().unwrap();
-        let y = y.broadcast_add(&b.reshape((1, c, 1, 1)).unwrap()).unwrap();
-        if op.relu {
-            y.relu().unwrap()
-        } else {
-            y
-        }
-    }
-
     fn close(a: &Tensor, b: &Tensor, what: &str) {
         let scale = b
             .abs()
@@ -836,7 +836,7 @@ mod tests {
             let w = Var::from_tensor(&rand(&wshape, seed + 1)).unwrap();
             let b = Var::from_tensor(&rand(&[cout], seed + 2)).unwrap();
             let ours = x.apply_op3(&w, &b, op).unwrap();
-            let theirs = reference(op, &x, &w, &b);
+            let theirs = op.with_candle_ops(&x, &w, &b).unwrap();
             assert_eq!(ours.dims(), theirs.dims(), "case {i}");
             close(&ours, &theirs, &format!("case {i} values"));
             // A loss that weighs every output differently.

@@ -45,6 +45,18 @@ fn derivative(y: f32, act: Option<Activation>) -> f32 {
     }
 }
 
+impl Linear {
+    /// The same layer through candle's own ops (devices other than the
+    /// CPU, and the reference the fused op is tested against).
+    pub fn with_candle_ops(self, x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        let y = x.matmul(&weight.t()?)?.broadcast_add(bias)?;
+        match self.act {
+            None => Ok(y),
+            Some(a) => super::activate(y, a),
+        }
+    }
+}
+
 impl CustomOp3 for Linear {
     fn name(&self) -> &'static str {
         "fused-linear"
@@ -174,17 +186,7 @@ mod tests {
             let w = Var::from_tensor(&rand(&[3, 7], seed + 1)).unwrap();
             let b = Var::from_tensor(&rand(&[3], seed + 2)).unwrap();
             let ours = x.apply_op3(&w, &b, Linear { act }).unwrap();
-            let z = x
-                .matmul(&w.t().unwrap())
-                .unwrap()
-                .broadcast_add(&b)
-                .unwrap();
-            let theirs = match act {
-                None => z,
-                Some(Activation::Relu) => z.relu().unwrap(),
-                Some(Activation::Sigmoid) => candle_nn::ops::sigmoid(&z).unwrap(),
-                Some(Activation::Tanh) => z.tanh().unwrap(),
-            };
+            let theirs = Linear { act }.with_candle_ops(&x, &w, &b).unwrap();
             assert!(max_abs_diff(&ours, &theirs) < 1e-5, "{act:?} values");
             let weights = rand(&[5, 3], seed + 3);
             let g1 = (&ours * &weights)

@@ -234,13 +234,11 @@ impl Autoencoder {
     fn dense(&self, x: &Tensor, name: &str, act: Option<Activation>) -> Result<Tensor> {
         let w = self.param(&format!("{name}.weight"));
         let b = self.param(&format!("{name}.bias"));
+        let op = denseops::Linear { act };
         if self.fused() {
-            return x.contiguous()?.apply_op3(w, b, denseops::Linear { act });
-        }
-        let y = x.matmul(&w.t()?)?.broadcast_add(b)?;
-        match act {
-            Some(a) => activate(y, a),
-            None => Ok(y),
+            x.contiguous()?.apply_op3(w, b, op)
+        } else {
+            op.with_candle_ops(x, w, b)
         }
     }
 
@@ -250,27 +248,14 @@ impl Autoencoder {
 
     /// 3x3 convolution, stride 1, padding 1, plus bias (and ReLU).
     fn conv(&self, x: &Tensor, name: &str, relu: bool) -> Result<Tensor> {
-        let w = self.param(&format!("{name}.weight"));
-        let b = self.param(&format!("{name}.bias"));
-        if self.fused() {
-            let op = convops::Conv3x3 {
-                transposed: false,
-                stride: 1,
-                pad: 1,
-                out_pad: 0,
-                relu,
-            };
-            return x.apply_op3(w, b, op);
-        }
-        let c = b.dims1()?;
-        let y = x
-            .conv2d(w, 1, 1, 1, 1)?
-            .broadcast_add(&b.reshape((1, c, 1, 1))?)?;
-        if relu {
-            y.relu()
-        } else {
-            Ok(y)
-        }
+        let op = convops::Conv3x3 {
+            transposed: false,
+            stride: 1,
+            pad: 1,
+            out_pad: 0,
+            relu,
+        };
+        self.conv_layer(x, name, op)
     }
 
     /// 3x3 transposed convolution, padding 1, plus bias (and ReLU).
@@ -282,26 +267,23 @@ impl Autoencoder {
         output_padding: usize,
         relu: bool,
     ) -> Result<Tensor> {
+        let op = convops::Conv3x3 {
+            transposed: true,
+            stride,
+            pad: 1,
+            out_pad: output_padding,
+            relu,
+        };
+        self.conv_layer(x, name, op)
+    }
+
+    fn conv_layer(&self, x: &Tensor, name: &str, op: convops::Conv3x3) -> Result<Tensor> {
         let w = self.param(&format!("{name}.weight"));
         let b = self.param(&format!("{name}.bias"));
         if self.fused() {
-            let op = convops::Conv3x3 {
-                transposed: true,
-                stride,
-                pad: 1,
-                out_pad: output_padding,
-                relu,
-            };
-            return x.apply_op3(w, b, op);
-        }
-        let c = b.dims1()?;
-        let y = x
-            .conv_transpose2d(w, 1, output_padding, stride, 1)?
-            .broadcast_add(&b.reshape((1, c, 1, 1))?)?;
-        if relu {
-            y.relu()
+            x.apply_op3(w, b, op)
         } else {
-            Ok(y)
+            op.with_candle_ops(x, w, b)
         }
     }
 

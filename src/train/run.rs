@@ -319,7 +319,6 @@ pub fn run_in_parts(
                 noisy.extend_from_slice(&clean);
                 mc.noise.apply(&mut noisy, &mut noise_rng);
             }
-            let input = if mc.noise.is_none() { &clean } else { &noisy };
             // The batch in `ways` parts, each through forward and backward
             // on its own core; the step sums their gradients by share.
             let rows = idx.len();
@@ -338,7 +337,7 @@ pub fn run_in_parts(
                 let input = if mc.noise.is_none() {
                     target.clone()
                 } else {
-                    Tensor::from_slice(&input[a * PIXELS..b * PIXELS], (b - a, PIXELS), device)?
+                    Tensor::from_slice(&noisy[a * PIXELS..b * PIXELS], (b - a, PIXELS), device)?
                 };
                 let f = model.forward(&input)?;
                 let (objective, _) = model::loss(mc, &f, &target)?;
