@@ -212,6 +212,14 @@ pub(super) struct Mat {
 }
 
 impl Mat {
+    fn view(self) -> super::sgemm::View {
+        super::sgemm::View {
+            ptr: self.ptr,
+            rs: self.rs,
+            cs: self.cs,
+        }
+    }
+
     /// `data` as a row-major `[_, cols]` matrix.
     pub(super) fn rows(data: &[f32], cols: usize) -> Mat {
         Mat {
@@ -232,9 +240,8 @@ impl Mat {
 }
 
 /// `out [m, n] = a [m, k] x b [k, n]` (row-major `out`, overwritten, or
-/// added to when `acc`). The caller guarantees the views cover valid memory
-/// of those shapes. (faer's product, with AVX-512 kernels, was 1.1-4x
-/// slower at these small shapes in `aelab bench`.)
+/// added to when `acc`) on this thread, by [`super::sgemm`]. The caller
+/// guarantees the views cover valid memory of those shapes.
 pub(super) fn matmul_into(
     m: usize,
     k: usize,
@@ -245,36 +252,10 @@ pub(super) fn matmul_into(
     acc: bool,
 ) {
     assert_eq!(out.len(), m * n);
-    let threads = candle_core::utils::get_num_threads();
-    let parallelism = if threads > 1 && m * n * k >= 1 << 18 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
     // SAFETY: `out` is an m x n buffer (checked above); `a` and `b` come
     // from slices whose lengths the callers size for these shapes.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            acc,
-            a.ptr,
-            a.cs,
-            a.rs,
-            b.ptr,
-            b.cs,
-            b.rs,
-            if acc { 1.0 } else { 0.0 },
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
+        super::sgemm::matmul(m, k, n, a.view(), b.view(), out.as_mut_ptr(), n, acc);
     }
 }
 

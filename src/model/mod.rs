@@ -9,6 +9,7 @@ pub mod config;
 mod convops;
 mod denseops;
 pub mod manifest;
+pub mod sgemm;
 
 use candle_core::{DType, Device, Tensor, Var};
 
