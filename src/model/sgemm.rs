@@ -117,7 +117,7 @@ pub unsafe fn matmul(
         let plan_n = cost(n, m, b.cs == 1);
         let plan_t = cost(m, n, a.rs == 1);
         if plan_n <= plan_t {
-            run(m, n, k, a, b, out, ldo, acc);
+            run_split(m, n, k, a, b, out, ldo, acc);
         } else {
             // out^T into a scratch buffer, then added or copied across
             let mut t = TRANSPOSED.with(|t| std::mem::take(&mut *t.borrow_mut()));
@@ -125,7 +125,7 @@ pub unsafe fn matmul(
                 t.clear();
                 t.resize(m * n, 0.0);
             }
-            run(n, m, k, b.t(), a.t(), t.as_mut_ptr(), m, false);
+            run_split(n, m, k, b.t(), a.t(), t.as_mut_ptr(), m, false);
             for i0 in (0..m).step_by(16) {
                 for j in 0..n {
                     let src = &t[j * m..][i0..(i0 + 16).min(m)];
@@ -176,6 +176,82 @@ pub unsafe fn gemm_into(
         false,
         gemm::Parallelism::None,
     );
+}
+
+/// Products of at least this many multiply-adds are split in two halves
+/// run on two cores, when this thread has a second core at hand (a
+/// training run's helper or pool: see [`crate::par`]).
+const SPLIT_FLOPS: usize = 1 << 21;
+
+/// Raw pointers handed to the other half of a split product.
+#[derive(Clone, Copy)]
+struct Shared(View, View, *mut f32);
+// SAFETY: the halves read the same inputs and write disjoint parts of the
+// output; `par::join` returns only when both are done.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// (A method, so a closure captures the whole wrapper, not its fields.)
+    fn get(self) -> (View, View, *mut f32) {
+        (self.0, self.1, self.2)
+    }
+}
+
+/// [`run`], in two halves on two cores when it is large enough: split
+/// along the vectors (whole strips each) or, when there is only one strip,
+/// along the rows.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_split(
+    m: usize,
+    n: usize,
+    k: usize,
+    s: View,
+    v: View,
+    out: *mut f32,
+    ldo: usize,
+    acc: bool,
+) {
+    let parallel = m * n * k >= SPLIT_FLOPS && crate::par::can_split();
+    let strips = n.div_ceil(NR);
+    if !parallel || (strips < 2 && m < 2 * MR) {
+        return run(m, n, k, s, v, out, ldo, acc);
+    }
+    let sh = Shared(s, v, out);
+    if strips >= 2 {
+        let j = strips / 2 * NR;
+        crate::par::join(
+            move || {
+                let (s, v, out) = sh.get();
+                run(m, j, k, s, v, out, ldo, acc)
+            },
+            move || {
+                let (s, v, out) = sh.get();
+                let v2 = View {
+                    ptr: v.ptr.offset(j as isize * v.cs),
+                    ..v
+                };
+                run(m, n - j, k, s, v2, out.add(j), ldo, acc)
+            },
+        );
+    } else {
+        let i = m.div_ceil(MR) / 2 * MR;
+        crate::par::join(
+            move || {
+                let (s, v, out) = sh.get();
+                run(i, n, k, s, v, out, ldo, acc)
+            },
+            move || {
+                let (s, v, out) = sh.get();
+                let s2 = View {
+                    ptr: s.ptr.offset(i as isize * s.rs),
+                    ..s
+                };
+                run(m - i, n, k, s2, v, out.add(i * ldo), ldo, acc)
+            },
+        );
+    }
 }
 
 fn grow(buf: &mut Vec<f32>, n: usize) {

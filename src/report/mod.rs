@@ -131,7 +131,7 @@ struct Trained {
 }
 
 /// Reports progress: a line of text.
-pub type Progress<'a> = &'a mut dyn FnMut(&str);
+pub type Progress<'a> = &'a mut (dyn FnMut(&str) + Send);
 
 fn run_config(preset: &str, epochs: usize, dataset: DatasetKind) -> anyhow::Result<RunConfig> {
     Ok(RunConfig {

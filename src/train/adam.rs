@@ -4,7 +4,7 @@
 //! parameter. Same formula as `candle_nn::AdamW` (tested against it); other
 //! devices fall back to it.
 
-use std::cell::RefCell;
+use std::sync::Mutex;
 
 use candle_core::backprop::GradStore;
 use candle_core::{bail, CpuStorage, Device, InplaceOp2, Layout, Result, Var};
@@ -24,8 +24,8 @@ struct AdamStep<'a> {
     /// every gradient: the step uses `w[0] g + w[1] extra[0] + ...`.
     extra: Vec<&'a [f32]>,
     weights: &'a [f32],
-    m: RefCell<&'a mut [f32]>,
-    v: RefCell<&'a mut [f32]>,
+    m: Mutex<&'a mut [f32]>,
+    v: Mutex<&'a mut [f32]>,
     lr: f32,
     b1: f32,
     b2: f32,
@@ -68,7 +68,83 @@ impl AdamStep<'_> {
             *p = *p * keep - self.lr * m_hat / (v_hat.sqrt() + self.eps);
         }
     }
+
+    /// [`Self::update`] on the weighted sum of `g` and the `extra` parts,
+    /// from index `start` on (the slices are that far into the parameter).
+    #[inline(always)]
+    fn update_parts(
+        &self,
+        theta: &mut [f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        g: &[f32],
+        start: usize,
+    ) {
+        let n = theta.len();
+        let g = &g[start..start + n];
+        match (self.extra.as_slice(), self.weights) {
+            ([], [] | [1.0]) => self.update(theta, m, v, |i| g[i]),
+            ([], &[w0]) => self.update(theta, m, v, |i| w0 * g[i]),
+            ([e1], &[w0, w1]) => {
+                let e1 = &e1[start..start + n];
+                self.update(theta, m, v, |i| w0 * g[i] + w1 * e1[i])
+            }
+            (extra, weights) => self.update(theta, m, v, |i| {
+                weights[0] * g[start + i]
+                    + extra
+                        .iter()
+                        .zip(&weights[1..])
+                        .map(|(e, &w)| w * e[start + i])
+                        .sum::<f32>()
+            }),
+        }
+    }
+
+    /// The same, compiled for AVX2 + FMA (8 lanes with a vector square
+    /// root and division; the default build targets SSE2): 1.4x faster.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn update_parts_avx2(
+        &self,
+        theta: &mut [f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        g: &[f32],
+        start: usize,
+    ) {
+        self.update_parts(theta, m, v, g, start)
+    }
+
+    fn update_chunk(
+        &self,
+        theta: &mut [f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        g: &[f32],
+        start: usize,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: checked just above
+            return unsafe { self.update_parts_avx2(theta, m, v, g, start) };
+        }
+        self.update_parts(theta, m, v, g, start)
+    }
 }
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+}
+
+/// Parameters at least this long are updated in two halves on two cores
+/// (when the pool has them): the pass is bound by memory traffic, and one
+/// core cannot draw all of it.
+const SPLIT: usize = 1 << 16;
 
 impl InplaceOp2 for AdamStep<'_> {
     fn name(&self) -> &'static str {
@@ -93,8 +169,8 @@ impl InplaceOp2 for AdamStep<'_> {
         };
         let theta = &mut theta[ds..de];
         let g = &g_storage.as_slice::<f32>()?[gs..ge];
-        let mut m = self.m.borrow_mut();
-        let mut v = self.v.borrow_mut();
+        let mut m = self.m.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v = self.v.lock().unwrap_or_else(|e| e.into_inner());
         if theta.len() != g.len() || m.len() != g.len() {
             bail!("fused-adam: shapes differ");
         }
@@ -102,18 +178,22 @@ impl InplaceOp2 for AdamStep<'_> {
             bail!("fused-adam: gradient parts differ in size");
         }
         let (m, v) = (&mut **m, &mut **v);
-        match (self.extra.as_slice(), self.weights) {
-            ([], [] | [1.0]) => self.update(theta, m, v, |i| g[i]),
-            ([], &[w0]) => self.update(theta, m, v, |i| w0 * g[i]),
-            ([e1], &[w0, w1]) => self.update(theta, m, v, |i| w0 * g[i] + w1 * e1[i]),
-            (extra, weights) => self.update(theta, m, v, |i| {
-                weights[0] * g[i]
-                    + extra
-                        .iter()
-                        .zip(&weights[1..])
-                        .map(|(e, &w)| w * e[i])
-                        .sum::<f32>()
-            }),
+        if theta.len() >= SPLIT && crate::par::can_split() {
+            let half = theta.len() / 2;
+            let (t0, t1) = theta.split_at_mut(half);
+            let (m0, m1) = m.split_at_mut(half);
+            let (v0, v1) = v.split_at_mut(half);
+            let t1 = Mutex::new((t1, m1, v1));
+            crate::par::join(
+                || self.update_chunk(t0, m0, v0, g, 0),
+                || {
+                    let mut guard = t1.lock().unwrap_or_else(|e| e.into_inner());
+                    let (t1, m1, v1) = &mut *guard;
+                    self.update_chunk(t1, m1, v1, g, half)
+                },
+            );
+        } else {
+            self.update_chunk(theta, m, v, g, 0);
         }
         Ok(())
     }
@@ -193,8 +273,8 @@ impl FusedAdam {
             let op = AdamStep {
                 extra,
                 weights,
-                m: RefCell::new(m.as_mut_slice()),
-                v: RefCell::new(v.as_mut_slice()),
+                m: Mutex::new(m.as_mut_slice()),
+                v: Mutex::new(v.as_mut_slice()),
                 lr: p.lr as f32,
                 b1: p.beta1 as f32,
                 b2: p.beta2 as f32,

@@ -231,7 +231,7 @@ pub fn run(
     cfg: &RunConfig,
     data: &Dataset,
     model: &Autoencoder,
-    observer: &mut dyn Observer,
+    observer: &mut (dyn Observer + Send),
     control: &Control,
 ) -> candle_core::Result<Outcome> {
     run_in_parts(cfg, data, model, observer, control, crate::train_ways())
@@ -239,11 +239,43 @@ pub fn run(
 
 /// [`run`] with each batch split into `ways` parts trained on their own
 /// cores (1: the whole batch on this thread).
+///
+/// With two ways the run gets a spinning [`crate::par::Helper`] thread,
+/// with more a thread pool of its own (`ways` threads); either way with
+/// subnormals flushed. They take the parts of a batch, and the halves of
+/// the large matrix products and of the optimiser pass when a batch is too
+/// small to split.
 pub fn run_in_parts(
     cfg: &RunConfig,
     data: &Dataset,
     model: &Autoencoder,
-    observer: &mut dyn Observer,
+    observer: &mut (dyn Observer + Send),
+    control: &Control,
+    ways: usize,
+) -> candle_core::Result<Outcome> {
+    let flush = || std::mem::forget(FlushDenormals::new());
+    if ways == 2 && model.device.is_cpu() {
+        if let Ok(_helper) = crate::par::Helper::start(flush) {
+            return train_loop(cfg, data, model, observer, control, ways);
+        }
+    } else if ways > 2 && model.device.is_cpu() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(ways)
+            .thread_name(|i| format!("aelab-train-{i}"))
+            .start_handler(move |_| flush())
+            .build();
+        if let Ok(pool) = pool {
+            return pool.install(|| train_loop(cfg, data, model, observer, control, ways));
+        }
+    }
+    train_loop(cfg, data, model, observer, control, 1)
+}
+
+fn train_loop(
+    cfg: &RunConfig,
+    data: &Dataset,
+    model: &Autoencoder,
+    observer: &mut (dyn Observer + Send),
     control: &Control,
     ways: usize,
 ) -> candle_core::Result<Outcome> {
@@ -345,6 +377,18 @@ pub fn run_in_parts(
             };
             let done: Vec<(f32, GradStore)> = if ways == 1 {
                 vec![part(&parts[0])?]
+            } else if ways == 2 {
+                let second = std::sync::Mutex::new(None);
+                let mut first = None;
+                crate::par::join(
+                    || first = Some(part(&parts[0])),
+                    || *second.lock().unwrap_or_else(|e| e.into_inner()) = Some(part(&parts[1])),
+                );
+                let second = second.into_inner().unwrap_or_else(|e| e.into_inner());
+                match (first, second) {
+                    (Some(a), Some(b)) => vec![a?, b?],
+                    _ => candle_core::bail!("a part of the batch did not run"),
+                }
             } else {
                 use rayon::prelude::*;
                 parts
