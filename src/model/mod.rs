@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod config;
 mod convops;
 mod denseops;
+mod lossops;
 pub mod manifest;
 pub mod sgemm;
 
@@ -430,17 +431,13 @@ fn unpool(y: &Tensor, pre: &Tensor, pooled: &Tensor) -> Result<Tensor> {
 /// Loss of a forward pass against clean targets, plus the L1 penalty on the
 /// code when λ > 0. Returns (objective, reconstruction part).
 pub fn loss(config: &ModelConfig, f: &Forward, target: &Tensor) -> Result<(Tensor, Tensor)> {
-    let rec = match config.loss {
-        LossKind::Mse => {
-            let y = candle_nn::ops::sigmoid(&f.logits)?;
-            (y - target)?.sqr()?.mean_all()?
-        }
-        LossKind::Bce => {
-            // max(z, 0) - z * t + log(1 + exp(-|z|))
-            let z = &f.logits;
-            let soft = (z.abs()?.neg()?.exp()? + 1.0)?.log()?;
-            ((z.relu()? - (z * target)?)? + soft)?.mean_all()?
-        }
+    let op = lossops::Loss(config.loss);
+    let rec = if target.device().is_cpu() {
+        f.logits
+            .contiguous()?
+            .apply_op2(&target.contiguous()?, op)?
+    } else {
+        op.with_candle_ops(&f.logits, target)?
     };
     if config.l1 > 0.0 {
         let b = f.code.dim(0)? as f64;

@@ -59,6 +59,21 @@ pub fn available() -> bool {
     false
 }
 
+/// Whether this CPU has AVX2 and FMA (for the element-wise passes compiled
+/// twice: the default build targets SSE2).
+pub fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *HAS.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 thread_local! {
     /// A packed vector operand, one packed strip.
     static PACK: RefCell<[Vec<f32>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };

@@ -127,18 +127,12 @@ impl AdamStep<'_> {
         start: usize,
     ) {
         #[cfg(target_arch = "x86_64")]
-        if has_avx2() {
+        if crate::model::sgemm::has_avx2() {
             // SAFETY: checked just above
             return unsafe { self.update_parts_avx2(theta, m, v, g, start) };
         }
         self.update_parts(theta, m, v, g, start)
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
-    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
 }
 
 /// Parameters at least this long are updated in two halves on two cores

@@ -1,0 +1,219 @@
+//! The reconstruction losses as fused candle custom ops for the CPU: from
+//! the decoder's logits and the clean targets straight to the mean loss, and
+//! back in one pass to the gradient at the logits. candle's version is a
+//! sigmoid, a subtraction, a square and a mean forward (four tensors the
+//! size of the batch) and as many allocating passes backward. Tested
+//! against those ops.
+
+use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+
+use super::convops::{slice, tensor, with_data};
+use super::LossKind;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Loss(pub LossKind);
+
+#[inline(always)]
+fn sigmoid(z: f32) -> f32 {
+    1.0 / (1.0 + exp(-z))
+}
+
+/// e^x to within 2 ulp for the f32 range (the usual reduction to
+/// `2^n * e^r`, |r| <= ln 2 / 2, and a degree-6 polynomial), written so the
+/// compiler can run it 8 lanes at a time; libm's `expf` is a scalar call.
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 88.0);
+    // round to nearest by adding 1.5 * 2^23: the sum's low mantissa bits
+    // are then n itself (plain float and integer ops, no saturating cast,
+    // so it vectorises)
+    const SHIFT: f32 = 12_582_912.0;
+    let shifted = x * std::f32::consts::LOG2_E + SHIFT;
+    let n = shifted - SHIFT;
+    let bits = shifted.to_bits().wrapping_sub(SHIFT.to_bits());
+    let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    p * f32::from_bits(bits.wrapping_add(127) << 23)
+}
+
+/// The MSE sum and gradient loops, compiled for AVX2 + FMA when the CPU
+/// has them (the default build targets SSE2).
+fn mse_sum(z: &[f32], t: &[f32]) -> f64 {
+    #[inline(always)]
+    fn run(z: &[f32], t: &[f32]) -> f64 {
+        // eight running sums, one per lane (a single sum is a chain of
+        // dependent additions the compiler may not reorder)
+        let mut lanes = [0f64; 8];
+        let (zc, tc) = (z.chunks_exact(8), t.chunks_exact(8));
+        let (zr, tr) = (zc.remainder(), tc.remainder());
+        for (z8, t8) in zc.zip(tc) {
+            for ((s, &z), &t) in lanes.iter_mut().zip(z8).zip(t8) {
+                let d = sigmoid(z) - t;
+                *s += (d * d) as f64;
+            }
+        }
+        for (&z, &t) in zr.iter().zip(tr) {
+            let d = sigmoid(z) - t;
+            lanes[0] += (d * d) as f64;
+        }
+        lanes.iter().sum()
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn fast(z: &[f32], t: &[f32]) -> f64 {
+        run(z, t)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if super::sgemm::has_avx2() {
+        // SAFETY: checked just above
+        return unsafe { fast(z, t) };
+    }
+    run(z, t)
+}
+
+fn mse_grad(z: &[f32], t: &[f32], k: f32) -> Vec<f32> {
+    #[inline(always)]
+    fn run(z: &[f32], t: &[f32], k: f32) -> Vec<f32> {
+        // (a plain loop: `collect` would put it in a function of its own,
+        // compiled without the target features)
+        let mut out = vec![0f32; z.len()];
+        for ((o, &z), &t) in out.iter_mut().zip(z).zip(t) {
+            let y = sigmoid(z);
+            *o = k * (y - t) * y * (1.0 - y);
+        }
+        out
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn fast(z: &[f32], t: &[f32], k: f32) -> Vec<f32> {
+        run(z, t, k)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if super::sgemm::has_avx2() {
+        // SAFETY: checked just above
+        return unsafe { fast(z, t, k) };
+    }
+    run(z, t, k)
+}
+
+impl Loss {
+    /// The same loss through candle's own ops (other devices, and the
+    /// reference the fused op is tested against).
+    pub fn with_candle_ops(self, logits: &Tensor, target: &Tensor) -> Result<Tensor> {
+        match self.0 {
+            LossKind::Mse => {
+                let y = candle_nn::ops::sigmoid(logits)?;
+                (y - target)?.sqr()?.mean_all()
+            }
+            LossKind::Bce => {
+                // max(z, 0) - z * t + log(1 + exp(-|z|))
+                let z = logits;
+                let soft = (z.abs()?.neg()?.exp()? + 1.0)?.log()?;
+                ((z.relu()? - (z * target)?)? + soft)?.mean_all()
+            }
+        }
+    }
+}
+
+impl CustomOp2 for Loss {
+    fn name(&self) -> &'static str {
+        "fused-loss"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        if l1.shape() != l2.shape() {
+            bail!(
+                "fused-loss: logits {:?} and targets {:?} differ",
+                l1.shape(),
+                l2.shape()
+            );
+        }
+        let z = slice(s1, l1, self.name())?;
+        let t = slice(s2, l2, self.name())?;
+        let sum: f64 = match self.0 {
+            LossKind::Mse => mse_sum(z, t),
+            LossKind::Bce => z
+                .iter()
+                .zip(t)
+                .map(|(&z, &t)| (z.max(0.0) - z * t + (-z.abs()).exp().ln_1p()) as f64)
+                .sum(),
+        };
+        let mean = (sum / z.len().max(1) as f64) as f32;
+        Ok((CpuStorage::F32(vec![mean]), Shape::from(())))
+    }
+
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        target: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = grad.to_scalar::<f32>()?;
+        let n = logits.elem_count().max(1) as f32;
+        let dz = with_data(logits, |z| {
+            with_data(target, |t| {
+                Ok(match self.0 {
+                    LossKind::Mse => mse_grad(z, t, 2.0 * g / n),
+                    LossKind::Bce => {
+                        let k = g / n;
+                        z.iter()
+                            .zip(t)
+                            .map(|(&z, &t)| k * (sigmoid(z) - t))
+                            .collect()
+                    }
+                })
+            })
+        })?;
+        // (the targets are data: no gradient)
+        Ok((Some(tensor(dz, logits.dims(), logits)?), None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{max_abs_diff, rand_tensor as rand};
+    use candle_core::Var;
+
+    #[test]
+    fn exp_is_within_two_ulp_of_libm() {
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let (ours, libm) = (exp(x), x.exp());
+            assert!(
+                ((ours - libm) / libm).abs() <= 2.5 * f32::EPSILON,
+                "exp({x}) = {ours}, libm {libm}"
+            );
+            x += 0.0137;
+        }
+        assert_eq!(exp(0.0), 1.0);
+        assert!(exp(-200.0) < 1e-37 && exp(200.0).is_finite());
+    }
+
+    #[test]
+    fn losses_match_candle_values_and_gradients() {
+        for kind in [LossKind::Mse, LossKind::Bce] {
+            // logits spread over [-4, 4), targets in [0, 1)
+            let z = Var::from_tensor(&(rand(&[6, 10], 1) * 4.0).unwrap()).unwrap();
+            let t = ((rand(&[6, 10], 2) + 1.0).unwrap() * 0.5).unwrap();
+            let ours = z.apply_op2(&t, Loss(kind)).unwrap();
+            let theirs = Loss(kind).with_candle_ops(&z, &t).unwrap();
+            assert!(max_abs_diff(&ours, &theirs) < 1e-6, "{kind:?} value");
+            // scaled, so the incoming gradient is not 1
+            let g1 = (&ours * 3.0).unwrap().backward().unwrap();
+            let g2 = (&theirs * 3.0).unwrap().backward().unwrap();
+            let d = max_abs_diff(g1.get(&z).unwrap(), g2.get(&z).unwrap());
+            assert!(d < 1e-6, "{kind:?} gradient differs by {d}");
+        }
+    }
+}
