@@ -23,6 +23,11 @@ use std::cell::RefCell;
 const MR: usize = 12;
 /// Columns of a tile (vector side): two 16-float registers.
 const NR: usize = 32;
+/// Below this many numbers along the vectors, [`gemm_into`] is faster.
+/// (one drawn digit through every model: 2.1 ms with the kernel for
+/// everything, 1.4 ms with this; a noise change for 8 images: 5.3-6.5 ms
+/// either way, `aelab bench`).
+const MIN_VEC: usize = 8;
 /// Depth of one block of `k`.
 const KC: usize = 256;
 
@@ -131,6 +136,12 @@ pub unsafe fn matmul(
         };
         let plan_n = cost(n, m, b.cs == 1);
         let plan_t = cost(m, n, a.rs == 1);
+        let vec_dim = if plan_n <= plan_t { n } else { m };
+        if vec_dim < MIN_VEC {
+            // a few rows against a layer (one drawn digit): vectors that
+            // would be mostly empty lanes; `gemm` runs these as dot products
+            return gemm_into(m, k, n, a, b, out, ldo, acc);
+        }
         if plan_n <= plan_t {
             run_split(m, n, k, a, b, out, ldo, acc);
         } else {
