@@ -67,28 +67,40 @@ impl Pca {
             }
         }
         let mean: Vec<f32> = mean.iter().map(|m| (m / n as f64 / 255.0) as f32).collect();
-        let centred: Vec<f32> = split
-            .images
-            .chunks_exact(PIXELS)
-            .flat_map(|img| img.iter().zip(&mean).map(|(&p, &m)| p as f32 / 255.0 - m))
-            .collect();
-        let x = MatRef::from_row_major_slice(&centred, n, PIXELS);
-        // [784, n] x [n, 784] -> [784, 784]
-        // Only the lower triangle of the symmetric X^T X is computed (half the
-        // flops of a full product), then mirrored.
+        // X^T X of the centred images, accumulated over blocks of rows: a
+        // centred copy of all 50,000 images would be 157 MB of fresh pages
+        // (the kernel clearing them was half of the fit's time)
+        const BLOCK: usize = 2048;
+        let mut block = vec![0f32; BLOCK.min(n) * PIXELS];
+        // [784, 784]; only the lower triangle of the symmetric X^T X is
+        // computed (half the flops of a full product), then mirrored.
         let mut cov = Mat::<f32>::zeros(PIXELS, PIXELS);
-        triangular::matmul(
-            cov.as_mut(),
-            BlockStructure::TriangularLower,
-            Accum::Replace,
-            x.transpose(),
-            BlockStructure::Rectangular,
-            x,
-            BlockStructure::Rectangular,
-            1.0 / (n as f32 - 1.0),
-            threads(),
-        );
-        drop(centred);
+        for (bi, imgs) in split.images.chunks(BLOCK * PIXELS).enumerate() {
+            let rows = imgs.len() / PIXELS;
+            let block = &mut block[..rows * PIXELS];
+            for (dst, img) in block
+                .chunks_exact_mut(PIXELS)
+                .zip(imgs.chunks_exact(PIXELS))
+            {
+                for ((d, &p), &m) in dst.iter_mut().zip(img).zip(&mean) {
+                    *d = p as f32 / 255.0 - m;
+                }
+            }
+            let x = MatRef::from_row_major_slice(block, rows, PIXELS);
+            // [784, rows] x [rows, 784]
+            triangular::matmul(
+                cov.as_mut(),
+                BlockStructure::TriangularLower,
+                if bi == 0 { Accum::Replace } else { Accum::Add },
+                x.transpose(),
+                BlockStructure::Rectangular,
+                x,
+                BlockStructure::Rectangular,
+                1.0 / (n as f32 - 1.0),
+                threads(),
+            );
+        }
+        drop(block);
         let cov64 = Mat::<f64>::from_fn(PIXELS, PIXELS, |i, j| {
             let (r, c) = if i >= j { (i, j) } else { (j, i) };
             cov[(r, c)] as f64
