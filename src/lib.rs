@@ -43,13 +43,15 @@ pub fn train_ways() -> usize {
     TRAIN_WAYS.load(std::sync::atomic::Ordering::Relaxed).max(1)
 }
 
-/// Threads. rayon's global pool (the PCA fit, the parts of a batch) gets
-/// every core. Training uses `threads` of them by splitting each batch into
-/// that many parts, one per core, and summing their gradients in the
-/// optimiser step; candle's own element-wise ops and matrix products run on
-/// one thread (the `RAYON_NUM_THREADS` it reads on every op; unset, it
-/// re-reads /proc/cpuinfo each time, ~9% of a conv run): splitting single
-/// small ops across threads cost more than it gained here.
+/// Threads. rayon's global pool (the PCA fit, the views' rows of models)
+/// gets every core. Training uses `threads` of them by splitting each batch
+/// into that many parts, one per core, and summing their gradients in the
+/// optimiser step; a batch too small to split hands half of each large
+/// matrix product and of the optimiser pass to a helper thread
+/// ([`par`], [`train::run::run_in_parts`]). candle's own element-wise ops
+/// run on one thread (the `RAYON_NUM_THREADS` it reads on every op; unset,
+/// it re-reads /proc/cpuinfo each time, ~9% of a conv run): splitting
+/// single small ops across threads cost more than it gained here.
 ///
 /// Call before any other thread starts (it writes the environment).
 pub fn set_up_threads(threads: usize) {
