@@ -261,8 +261,10 @@ fn drawing_on_the_canvas_gives_an_input_and_every_model_answers() {
         a.draw_view.nearest().is_some_and(|n| n.len() == 6)
     });
     // the drawn digit's marker on the latent map under the canvas
+    // (the placement of this drawing, not a stale one of the first stroke:
+    // the undo below goes back to that one)
     step_until(&mut h, 60, "the drawn digit on the map", |a| {
-        a.latent_view.marker().is_some()
+        a.latent_view.marker().is_some() && !a.latent_view.marker_pending()
     });
     let m1 = h.state().latent_view.marker().unwrap();
     // undo and clear through the buttons

@@ -401,9 +401,16 @@ impl LatentView {
             });
     }
 
-    /// Where the drawn digit lands on the current map, once computed.
+    /// Where the drawn digit lands on the current map, once computed (the
+    /// latest result: while [`Self::marker_pending`], possibly for an
+    /// earlier version of the drawing).
     pub fn marker(&self) -> Option<[f32; 2]> {
         self.marker.get().copied().flatten()
+    }
+
+    /// Whether a newer placement of the drawn digit is being computed.
+    pub fn marker_pending(&self) -> bool {
+        self.marker.is_busy()
     }
 
     /// `drawn`: the Draw view's current input and its version.
