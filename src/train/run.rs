@@ -544,23 +544,32 @@ mod tests {
                 (out, m.reconstruct(&ds.test.to_f32()).unwrap())
             };
             let (one, rec1) = train(1);
-            let (two, rec2) = train(2);
-            assert_eq!(
-                std::mem::discriminant(&one.status),
-                std::mem::discriminant(&two.status),
-                "{preset}: {:?} vs {:?}",
-                one.status,
-                two.status
-            );
-            for (a, b) in one.history.val_loss.iter().zip(&two.history.val_loss) {
-                assert!((a - b).abs() <= 0.02 * a, "{preset}: {a} vs {b}");
+            // two ways: the helper thread; three: the run's own pool
+            for ways in [2, 3] {
+                let (two, rec2) = train(ways);
+                assert_eq!(
+                    std::mem::discriminant(&one.status),
+                    std::mem::discriminant(&two.status),
+                    "{preset} ({ways} ways): {:?} vs {:?}",
+                    one.status,
+                    two.status
+                );
+                for (a, b) in one.history.val_loss.iter().zip(&two.history.val_loss) {
+                    assert!(
+                        (a - b).abs() <= 0.02 * a,
+                        "{preset} ({ways} ways): {a} vs {b}"
+                    );
+                }
+                let diff = rec1
+                    .iter()
+                    .zip(&rec2)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(
+                    diff < 0.1,
+                    "{preset} ({ways} ways): reconstructions differ by {diff}"
+                );
             }
-            let diff = rec1
-                .iter()
-                .zip(&rec2)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            assert!(diff < 0.1, "{preset}: reconstructions differ by {diff}");
         }
     }
 
