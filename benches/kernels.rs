@@ -19,22 +19,6 @@ fn data(len: usize) -> Vec<f32> {
         .collect()
 }
 
-fn rows(d: &[f32], cols: usize) -> View {
-    View {
-        ptr: d.as_ptr(),
-        rs: cols as isize,
-        cs: 1,
-    }
-}
-
-fn cols(d: &[f32], cols: usize) -> View {
-    View {
-        ptr: d.as_ptr(),
-        rs: 1,
-        cs: cols as isize,
-    }
-}
-
 /// The three products of a dense layer `[b, in] -> [b, out]`.
 fn dense_products(c: &mut Criterion) {
     let mut g = c.benchmark_group("dense-products");
@@ -66,8 +50,8 @@ fn dense_products(c: &mut Criterion) {
                         b,
                         n_in,
                         n_out,
-                        rows(&x, n_in),
-                        cols(&w, n_in),
+                        View::rows(&x, n_in),
+                        View::cols(&w, n_in),
                         y.as_mut_ptr(),
                         n_out,
                         false,
@@ -80,8 +64,8 @@ fn dense_products(c: &mut Criterion) {
                         n_out,
                         b,
                         n_in,
-                        cols(&dz, n_out),
-                        rows(&x, n_in),
+                        View::cols(&dz, n_out),
+                        View::rows(&x, n_in),
                         gw.as_mut_ptr(),
                         n_in,
                         false,
@@ -94,8 +78,8 @@ fn dense_products(c: &mut Criterion) {
                         b,
                         n_out,
                         n_in,
-                        rows(&dz, n_out),
-                        rows(&w, n_in),
+                        View::rows(&dz, n_out),
+                        View::rows(&w, n_in),
                         gx.as_mut_ptr(),
                         n_in,
                         false,

@@ -10,6 +10,7 @@
 //! other devices; the tests at the end check both give the same values and
 //! gradients.
 
+use super::sgemm::View;
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Storage};
 use candle_core::{Result, Tensor};
 use std::cell::RefCell;
@@ -203,42 +204,6 @@ fn col2im_into(col: &[f32], b: usize, c: usize, g: Geom, big: &mut [f32]) {
     }
 }
 
-/// A row-major matrix view: pointer, row stride, column stride.
-#[derive(Clone, Copy)]
-pub(super) struct Mat {
-    ptr: *const f32,
-    rs: isize,
-    cs: isize,
-}
-
-impl Mat {
-    fn view(self) -> super::sgemm::View {
-        super::sgemm::View {
-            ptr: self.ptr,
-            rs: self.rs,
-            cs: self.cs,
-        }
-    }
-
-    /// `data` as a row-major `[_, cols]` matrix.
-    pub(super) fn rows(data: &[f32], cols: usize) -> Mat {
-        Mat {
-            ptr: data.as_ptr(),
-            rs: cols as isize,
-            cs: 1,
-        }
-    }
-
-    /// The transpose of `data` seen as a row-major `[_, cols]` matrix.
-    pub(super) fn cols(data: &[f32], cols: usize) -> Mat {
-        Mat {
-            ptr: data.as_ptr(),
-            rs: 1,
-            cs: cols as isize,
-        }
-    }
-}
-
 /// `out [m, n] = a [m, k] x b [k, n]` (row-major `out`, overwritten, or
 /// added to when `acc`) on this thread, by [`super::sgemm`]. The caller
 /// guarantees the views cover valid memory of those shapes.
@@ -246,8 +211,8 @@ pub(super) fn matmul_into(
     m: usize,
     k: usize,
     n: usize,
-    a: Mat,
-    b: Mat,
+    a: View,
+    b: View,
     out: &mut [f32],
     acc: bool,
 ) {
@@ -255,11 +220,11 @@ pub(super) fn matmul_into(
     // SAFETY: `out` is an m x n buffer (checked above); `a` and `b` come
     // from slices whose lengths the callers size for these shapes.
     unsafe {
-        super::sgemm::matmul(m, k, n, a.view(), b.view(), out.as_mut_ptr(), n, acc);
+        super::sgemm::matmul(m, k, n, a, b, out.as_mut_ptr(), n, acc);
     }
 }
 
-pub(super) fn matmul_scratch(m: usize, k: usize, n: usize, a: Mat, b: Mat) -> Scratch {
+pub(super) fn matmul_scratch(m: usize, k: usize, n: usize, a: View, b: View) -> Scratch {
     let mut out = Scratch::new(m * n);
     matmul_into(m, k, n, a, b, &mut out, false);
     out
@@ -442,8 +407,8 @@ impl Conv3x3 {
                     cout * KK,
                     cin,
                     cols,
-                    Mat::cols(weight, cout * KK),
-                    Mat::rows(&xs, cols),
+                    View::cols(weight, cout * KK),
+                    View::rows(&xs, cols),
                 );
                 col2im_into(&col, nb, cout, g, out);
             } else {
@@ -454,8 +419,8 @@ impl Conv3x3 {
                     cout,
                     cin * KK,
                     cols,
-                    Mat::rows(weight, cin * KK),
-                    Mat::rows(&col, cols),
+                    View::rows(weight, cin * KK),
+                    View::rows(&col, cols),
                 );
                 channels_to_batch_into(&y, nb, cout, g.small(), out);
             }
@@ -576,11 +541,11 @@ impl Conv3x3 {
                 im2col(gy, nb, cout, g, &mut gcol);
                 let xs = batch_to_channels(x, nb, cin, g.small());
                 // gW [cin, cout*9] += X [cin, cols] x gcol^T [cols, cout*9]
-                let (xm, gm) = (Mat::rows(&xs, cols), Mat::cols(&gcol, cols));
+                let (xm, gm) = (View::rows(&xs, cols), View::cols(&gcol, cols));
                 matmul_into(cin, cols, cout * KK, xm, gm, &mut gw, acc);
                 if let Some(gx) = gx {
                     // gX [cin, cols] = W [cin, cout*9] x gcol [cout*9, cols]
-                    let (wm, gm) = (Mat::rows(weight, cout * KK), Mat::rows(&gcol, cols));
+                    let (wm, gm) = (View::rows(weight, cout * KK), View::rows(&gcol, cols));
                     let gxs = matmul_scratch(cin, cout * KK, cols, wm, gm);
                     channels_to_batch_into(&gxs, nb, cin, g.small(), gx);
                 }
@@ -589,11 +554,11 @@ impl Conv3x3 {
                 let mut col = Scratch::new(cin * KK * cols);
                 im2col(x, nb, cin, g, &mut col);
                 // gW [cout, cin*9] += gY [cout, cols] x col^T [cols, cin*9]
-                let (gm, cm) = (Mat::rows(&gys, cols), Mat::cols(&col, cols));
+                let (gm, cm) = (View::rows(&gys, cols), View::cols(&col, cols));
                 matmul_into(cout, cols, cin * KK, gm, cm, &mut gw, acc);
                 if let Some(gx) = gx {
                     // gcol [cin*9, cols] = W^T [cin*9, cout] x gY [cout, cols]
-                    let (wm, gm) = (Mat::cols(weight, cin * KK), Mat::rows(&gys, cols));
+                    let (wm, gm) = (View::cols(weight, cin * KK), View::rows(&gys, cols));
                     let gcol = matmul_scratch(cin * KK, cout, cols, wm, gm);
                     col2im_into(&gcol, nb, cin, g, gx);
                 }

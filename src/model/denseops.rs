@@ -10,7 +10,8 @@
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 use super::config::Activation;
-use super::convops::{matmul_into, slice, tensor, with_data, Mat, Scratch};
+use super::convops::{matmul_into, slice, tensor, with_data, Scratch};
+use super::sgemm::View;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Linear {
@@ -98,8 +99,8 @@ impl CustomOp3 for Linear {
             b,
             n_in,
             n_out,
-            Mat::rows(x, n_in),
-            Mat::cols(w, n_in),
+            View::rows(x, n_in),
+            View::cols(w, n_in),
             &mut out,
             false,
         );
@@ -143,12 +144,12 @@ impl CustomOp3 for Linear {
                         }
                         // gW [out, in] = dz^T [out, b] x x [b, in]
                         let mut gw = vec![0f32; n_out * n_in];
-                        let (dzt, xm) = (Mat::cols(&dz, n_out), Mat::rows(xd, n_in));
+                        let (dzt, xm) = (View::cols(&dz, n_out), View::rows(xd, n_in));
                         matmul_into(n_out, b, n_in, dzt, xm, &mut gw, false);
                         // gx [b, in] = dz [b, out] x W [out, in]
                         let gx = need_x.then(|| {
                             let mut gx = vec![0f32; b * n_in];
-                            let (dzm, wm) = (Mat::rows(&dz, n_out), Mat::rows(wd, n_in));
+                            let (dzm, wm) = (View::rows(&dz, n_out), View::rows(wd, n_in));
                             matmul_into(b, n_out, n_in, dzm, wm, &mut gx, false);
                             gx
                         });

@@ -40,6 +40,24 @@ pub struct View {
 }
 
 impl View {
+    /// `data` as a row-major `[_, cols]` matrix.
+    pub fn rows(data: &[f32], cols: usize) -> View {
+        View {
+            ptr: data.as_ptr(),
+            rs: cols as isize,
+            cs: 1,
+        }
+    }
+
+    /// The transpose of `data` seen as a row-major `[_, cols]` matrix.
+    pub fn cols(data: &[f32], cols: usize) -> View {
+        View {
+            ptr: data.as_ptr(),
+            rs: 1,
+            cs: cols as isize,
+        }
+    }
+
     fn t(self) -> View {
         View {
             ptr: self.ptr,
@@ -526,17 +544,9 @@ mod tests {
     fn view(d: &[f32], rows: usize, cols: usize, transposed: bool) -> View {
         if transposed {
             // stored as [cols, rows]
-            View {
-                ptr: d.as_ptr(),
-                rs: 1,
-                cs: rows as isize,
-            }
+            View::cols(d, rows)
         } else {
-            View {
-                ptr: d.as_ptr(),
-                rs: cols as isize,
-                cs: 1,
-            }
+            View::rows(d, cols)
         }
     }
 
