@@ -14,7 +14,7 @@
 use std::cell::RefCell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
@@ -128,23 +128,40 @@ pub fn can_split() -> bool {
 }
 
 /// Runs `a` and `b`, on two cores when this thread has a [`Helper`] (or is
-/// in a rayon pool with another thread), else one after the other.
-pub fn join<A, B>(a: A, b: B)
+/// in a rayon pool with another thread), else one after the other, and
+/// returns both results (as `rayon::join` does).
+pub fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
 where
-    A: FnOnce() + Send,
-    B: Fn() + Sync,
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
 {
     let helper = HELPER.with(|h| h.borrow().clone());
     let Some(shared) = helper else {
-        if rayon::current_thread_index().is_some() {
-            rayon::join(a, &b);
+        return if rayon::current_thread_index().is_some() {
+            rayon::join(a, b)
         } else {
-            a();
-            b();
-        }
-        return;
+            (a(), b())
+        };
     };
-    let run: &(dyn Fn() + Sync) = &b;
+    // `b` as a shareable job that runs once, wherever it runs, and leaves
+    // its result behind
+    let b = Mutex::new(Some(b));
+    let rb = Mutex::new(None);
+    let run_b = || {
+        let f = b.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(f) = f {
+            let r = f();
+            *rb.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        }
+    };
+    let take_rb = |rb: Mutex<Option<RB>>| {
+        rb.into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .expect("the second half ran")
+    };
+    let run: &(dyn Fn() + Sync) = &run_b;
     // SAFETY (lifetime): the job never outlives this call; see below.
     let run: *const (dyn Fn() + Sync) = unsafe { std::mem::transmute(run) };
     let job = Job {
@@ -163,9 +180,9 @@ where
         .is_err()
     {
         // the slot holds an outer join's half: run both here
-        a();
-        b();
-        return;
+        let ra = a();
+        run_b();
+        return (ra, take_rb(rb));
     }
     if shared.parked.load(Ordering::SeqCst) {
         shared.thread.unpark();
@@ -181,11 +198,9 @@ where
         )
         .is_ok();
     if reclaimed {
-        if let Err(p) = outcome {
-            resume_unwind(p);
-        }
-        b();
-        return;
+        let ra = outcome.unwrap_or_else(|p| resume_unwind(p));
+        run_b();
+        return (ra, take_rb(rb));
     }
     // the helper has it: wait for it to finish before `job` goes away
     let state = loop {
@@ -194,12 +209,11 @@ where
             s => break s,
         }
     };
-    if let Err(p) = outcome {
-        resume_unwind(p);
-    }
+    let ra = outcome.unwrap_or_else(|p| resume_unwind(p));
     if state == PANICKED {
         panic!("a parallel half of the work panicked on the helper thread");
     }
+    (ra, take_rb(rb))
 }
 
 #[cfg(test)]

@@ -177,14 +177,9 @@ impl InplaceOp2 for AdamStep<'_> {
             let (t0, t1) = theta.split_at_mut(half);
             let (m0, m1) = m.split_at_mut(half);
             let (v0, v1) = v.split_at_mut(half);
-            let t1 = Mutex::new((t1, m1, v1));
             crate::par::join(
                 || self.update_chunk(t0, m0, v0, g, 0),
-                || {
-                    let mut guard = t1.lock().unwrap_or_else(|e| e.into_inner());
-                    let (t1, m1, v1) = &mut *guard;
-                    self.update_chunk(t1, m1, v1, g, half)
-                },
+                || self.update_chunk(t1, m1, v1, g, half),
             );
         } else {
             self.update_chunk(theta, m, v, g, 0);

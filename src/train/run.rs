@@ -378,17 +378,8 @@ fn train_loop(
             let done: Vec<(f32, GradStore)> = if ways == 1 {
                 vec![part(&parts[0])?]
             } else if ways == 2 {
-                let second = std::sync::Mutex::new(None);
-                let mut first = None;
-                crate::par::join(
-                    || first = Some(part(&parts[0])),
-                    || *second.lock().unwrap_or_else(|e| e.into_inner()) = Some(part(&parts[1])),
-                );
-                let second = second.into_inner().unwrap_or_else(|e| e.into_inner());
-                match (first, second) {
-                    (Some(a), Some(b)) => vec![a?, b?],
-                    _ => candle_core::bail!("a part of the batch did not run"),
-                }
+                let (a, b) = crate::par::join(|| part(&parts[0]), || part(&parts[1]));
+                vec![a?, b?]
             } else {
                 use rayon::prelude::*;
                 parts
