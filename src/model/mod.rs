@@ -183,7 +183,9 @@ impl Autoencoder {
         };
         let x = Tensor::from_slice(&image[..PIXELS], (1, PIXELS), &self.device)?;
         let mut maps = Vec::new();
-        self.conv_forward(&x, decoder, &mut maps)?;
+        let f = self.conv_forward(&x, decoder, &mut maps)?;
+        let output = candle_nn::ops::sigmoid(&f.logits)?.reshape((1, 1, 28, 28))?;
+        maps.push(("output (sigmoid)", output));
         maps.into_iter()
             .map(|(name, t)| {
                 let (_, c, h, w) = t.dims4()?;
@@ -364,7 +366,6 @@ impl Autoencoder {
             }
             ConvDecoder::Deconv => self.deconv_decode(&p3, maps)?,
         };
-        maps.push(("output (sigmoid)", candle_nn::ops::sigmoid(&logits)?));
         Ok(Forward {
             logits: logits.reshape((b, PIXELS))?,
             code,
@@ -373,7 +374,9 @@ impl Autoencoder {
 
     /// Reconstructions in [0, 1] for `images [n * 784]`, computed in batches.
     pub fn reconstruct(&self, images: &[f32]) -> Result<Vec<f32>> {
-        self.map_batches(images, |f| candle_nn::ops::sigmoid(&f.logits))
+        let mut out = self.map_batches(images, |f| Ok(f.logits.clone()))?;
+        lossops::sigmoid_in_place(&mut out);
+        Ok(out)
     }
 
     /// Codes for `images [n * 784]`: `[n * bottleneck]`.
