@@ -64,8 +64,13 @@ impl Noise {
         let level = self.level;
         match self.kind {
             NoiseKind::Gaussian => {
-                for p in pixels {
-                    *p = (*p + level * rng.normal()).clamp(0.0, 1.0);
+                let mut z = [0f32; 256];
+                for chunk in pixels.chunks_mut(z.len()) {
+                    let z = &mut z[..chunk.len()];
+                    rng.fill_normal(z);
+                    for (p, &z) in chunk.iter_mut().zip(z.iter()) {
+                        *p = (*p + level * z).clamp(0.0, 1.0);
+                    }
                 }
             }
             NoiseKind::Masking => {
