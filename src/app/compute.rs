@@ -245,6 +245,14 @@ impl ModelCache {
         loaded
     }
 
+    /// Put a model in the cache under `path` (as if loaded from there).
+    pub fn insert(&self, path: PathBuf, model: Autoencoder) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path, Ok(Arc::new(model)));
+    }
+
     /// Forget a model (deleted or replaced on disk).
     pub fn forget(&self, path: &Path) {
         self.inner

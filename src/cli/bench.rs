@@ -3,13 +3,16 @@
 //! change through every model of the study, one drawn digit through PCA and
 //! every model) and start-up (decode + PCA), on this machine.
 
-use rayon::prelude::*;
 use std::time::Instant;
 
 use clap::Args;
 use serde::Serialize;
 
 use super::Common;
+use crate::app::compute::ModelCache;
+use crate::app::denoise_view::DENOISE_DIGITS;
+use crate::app::draw_view::{self, Probes};
+use crate::app::infer::{self, ModelRef};
 use crate::data::noise::{Noise, NoiseKind};
 use crate::data::{Dataset, DatasetKind};
 use crate::model::config::study_presets;
@@ -120,19 +123,32 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
         }
     }
 
-    // Interactive paths
+    // Interactive paths, through the functions the views call
     let grid = ds.test.rows_f32(0..100);
     let mut k = 1usize;
     let pca_grid_ms = time_ms(a.reps, || {
         k = k % 200 + 7; // a different k each time, as a dragged slider gives
-        std::hint::black_box(pca.reconstruct(&grid, k));
+                         // as `PcaView::update` does, for a 10x10 grid
+        let rec = pca.reconstruct(&grid, k);
+        std::hint::black_box(crate::train::metrics::sse_per_image(&rec, &grid));
     });
-    let models: Vec<Autoencoder> = study_presets()
-        .iter()
-        .map(|p| Autoencoder::new(&ModelConfig::preset(p).expect("study preset"), 1, &device))
-        .collect::<Result<_, _>>()?;
-    let clean = ds.test.rows_f32(0..8);
-    let mut rng = Rng::new(1);
+    // the study's models (untrained: the cost is the same), in a model
+    // cache as the app's library models are
+    let cache = ModelCache::default();
+    let mut refs = Vec::new();
+    for p in study_presets() {
+        let config = ModelConfig::preset(&p).map_err(anyhow::Error::msg)?;
+        let path = std::path::PathBuf::from(format!("bench/{p}"));
+        cache.insert(path.clone(), Autoencoder::new(&config, 1, &device)?);
+        refs.push(ModelRef {
+            path,
+            label: p,
+            config,
+        });
+    }
+    // the Denoise view's change: fresh noise on its 8 digits, then every
+    // model's reconstructions with their scores, and PCA's row
+    let clean = ds.test.rows_f32(0..DENOISE_DIGITS);
     let mut level = 0.0f32;
     let noise_ms = time_ms(a.reps, || {
         level = (level + 0.07) % 1.0;
@@ -141,20 +157,21 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
             kind: NoiseKind::Gaussian,
             level,
         }
-        .apply(&mut noisy, &mut rng);
-        // as the app's views do (`infer::model_rows`): the models side by
-        // side on the cores
-        models.par_iter().for_each(|m| {
-            std::hint::black_box(m.reconstruct(&noisy).expect("inference"));
-        });
+        .apply(&mut noisy, &mut Rng::new(1));
+        let mut rows = infer::model_rows(&cache, &refs, &noisy, &clean);
+        rows.push(infer::pca_row(&pca, 30, &noisy, &clean));
+        std::hint::black_box(rows);
     });
+    // the Draw view's answer to a stroke, with the digit probes fitted (as
+    // they are once the app has been open a few seconds): every model's
+    // reconstruction, code and guess, and PCA's
+    let probes = Probes::default();
+    draw_view::fit_probes(&cache, &probes, &ds, &pca, &refs, 30);
     let digit = ds.test.rows_f32(0..1);
     let drawn_ms = time_ms(a.reps, || {
-        std::hint::black_box(pca.reconstruct(&digit, 30));
-        models.par_iter().for_each(|m| {
-            std::hint::black_box(m.reconstruct(&digit).expect("inference"));
-        });
+        std::hint::black_box(draw_view::answer(&cache, &probes, &pca, 30, &refs, &digit));
     });
+    let models = refs;
 
     if a.json {
         println!(
