@@ -70,12 +70,12 @@ pub fn ssim(a: &[f32], b: &[f32]) -> f64 {
                 }
             }
             hr[0] = sum;
-            for c in 1..P {
+            for (c, hc) in hr.iter_mut().enumerate().skip(1) {
                 let (new, old) = (quantities(r * S + c + WIN - 1), quantities(r * S + c - 1));
                 for k in 0..5 {
                     sum[k] += new[k] - old[k];
                 }
-                hr[c] = sum;
+                *hc = sum;
             }
         }
         let np = (WIN * WIN) as f64;
