@@ -195,13 +195,16 @@ pub fn answer(
     // the models side by side on the cores
     out.par_extend(models.par_iter().map(|m| {
         let model = cache.get(&m.path);
-        let image = model
-            .as_ref()
-            .map_err(|e| e.clone())
-            .and_then(|md| md.reconstruct(x).map_err(|e| e.to_string()));
-        let digit = match (&model, probes.get(&m.path.display().to_string())) {
-            (Ok(md), Some(p)) => md.encode(x).ok().map(|c| best(p.probabilities(&c))),
-            _ => None,
+        let probe = probes.get(&m.path.display().to_string());
+        // one forward pass for the picture and, once the probe is fitted,
+        // the code it reads
+        let (image, digit) = match (&model, probe) {
+            (Err(e), _) => (Err(e.clone()), None),
+            (Ok(md), None) => (md.reconstruct(x).map_err(|e| e.to_string()), None),
+            (Ok(md), Some(p)) => match md.reconstruct_and_encode(x) {
+                Ok((image, code)) => (Ok(image), Some(best(p.probabilities(&code)))),
+                Err(e) => (Err(e.to_string()), None),
+            },
         };
         Answer {
             label: m.label.clone(),

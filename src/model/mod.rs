@@ -374,21 +374,30 @@ impl Autoencoder {
 
     /// Reconstructions in [0, 1] for `images [n * 784]`, computed in batches.
     pub fn reconstruct(&self, images: &[f32]) -> Result<Vec<f32>> {
-        let mut out = self.map_batches(images, |f| Ok(f.logits.clone()))?;
+        let [mut out] = self.map_batches(images, |f| [f.logits.clone()])?;
         lossops::sigmoid_in_place(&mut out);
         Ok(out)
     }
 
     /// Codes for `images [n * 784]`: `[n * bottleneck]`.
     pub fn encode(&self, images: &[f32]) -> Result<Vec<f32>> {
-        self.map_batches(images, |f| Ok(f.code.clone()))
+        let [codes] = self.map_batches(images, |f| [f.code.clone()])?;
+        Ok(codes)
     }
 
-    fn map_batches(
+    /// [`Autoencoder::reconstruct`] and [`Autoencoder::encode`] from one
+    /// forward pass.
+    pub fn reconstruct_and_encode(&self, images: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let [mut out, codes] = self.map_batches(images, |f| [f.logits.clone(), f.code.clone()])?;
+        lossops::sigmoid_in_place(&mut out);
+        Ok((out, codes))
+    }
+
+    fn map_batches<const N: usize>(
         &self,
         images: &[f32],
-        pick: impl Fn(&Forward) -> Result<Tensor>,
-    ) -> Result<Vec<f32>> {
+        pick: impl Fn(&Forward) -> [Tensor; N],
+    ) -> Result<[Vec<f32>; N]> {
         // Conv activations are ~30x the input: smaller batches keep them
         // a few MB (cache-friendly, and reused by the allocator).
         let batch = match self.config.arch {
@@ -396,7 +405,7 @@ impl Autoencoder {
             Arch::Conv { .. } => 128,
         };
         let n = images.len() / PIXELS;
-        let mut out = Vec::new();
+        let mut out = std::array::from_fn(|_| Vec::new());
         for start in (0..n).step_by(batch) {
             let end = (start + batch).min(n);
             let x = Tensor::from_slice(
@@ -405,7 +414,9 @@ impl Autoencoder {
                 &self.device,
             )?;
             let f = self.forward(&x)?;
-            out.extend(pick(&f)?.flatten_all()?.to_vec1::<f32>()?);
+            for (o, t) in out.iter_mut().zip(pick(&f)) {
+                o.extend(t.flatten_all()?.to_vec1::<f32>()?);
+            }
         }
         Ok(out)
     }
@@ -500,6 +511,20 @@ mod tests {
         .unwrap();
         assert!(!m.can_decode());
         assert!(m.decode(&vec![0.0; 256]).is_err());
+    }
+
+    #[test]
+    fn one_pass_reconstruction_and_code_equal_the_separate_ones() {
+        let mut rng = Rng::new(4);
+        let x: Vec<f32> = (0..2 * PIXELS).map(|_| rng.uniform()).collect();
+        for preset in ["shallow-64", "conv-unpool"] {
+            let m =
+                Autoencoder::new(&ModelConfig::preset(preset).unwrap(), 5, &Device::Cpu).unwrap();
+            let (rec, code) = m.reconstruct_and_encode(&x).unwrap();
+            assert_eq!(rec, m.reconstruct(&x).unwrap(), "{preset}");
+            assert_eq!(code, m.encode(&x).unwrap(), "{preset}");
+            assert_eq!(code.len(), 2 * m.config.bottleneck());
+        }
     }
 
     #[test]
