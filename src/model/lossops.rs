@@ -44,22 +44,29 @@ fn exp(x: f32) -> f32 {
 fn mse_sum(z: &[f32], t: &[f32]) -> f64 {
     #[inline(always)]
     fn run(z: &[f32], t: &[f32]) -> f64 {
-        // eight running sums, one per lane (a single sum is a chain of
-        // dependent additions the compiler may not reorder)
-        let mut lanes = [0f64; 8];
-        let (zc, tc) = (z.chunks_exact(8), t.chunks_exact(8));
-        let (zr, tr) = (zc.remainder(), tc.remainder());
-        for (z8, t8) in zc.zip(tc) {
-            for ((s, &z), &t) in lanes.iter_mut().zip(z8).zip(t8) {
-                let d = sigmoid(z) - t;
-                *s += (d * d) as f64;
+        // sixteen f32 running sums (one per lane: a single sum is a chain
+        // of dependent additions the compiler may not reorder) over blocks
+        // of 1,024 numbers, each block's total then added in f64 (summing
+        // in f64 throughout converted every number: 3.4% of a
+        // shallow-256 b256 profile)
+        let mut total = 0f64;
+        for (zb, tb) in z.chunks(1024).zip(t.chunks(1024)) {
+            let mut lanes = [0f32; 16];
+            let (zc, tc) = (zb.chunks_exact(16), tb.chunks_exact(16));
+            let (zr, tr) = (zc.remainder(), tc.remainder());
+            for (z16, t16) in zc.zip(tc) {
+                for ((s, &z), &t) in lanes.iter_mut().zip(z16).zip(t16) {
+                    let d = sigmoid(z) - t;
+                    *s += d * d;
+                }
             }
+            for (&z, &t) in zr.iter().zip(tr) {
+                let d = sigmoid(z) - t;
+                lanes[0] += d * d;
+            }
+            total += lanes.iter().map(|&v| v as f64).sum::<f64>();
         }
-        for (&z, &t) in zr.iter().zip(tr) {
-            let d = sigmoid(z) - t;
-            lanes[0] += (d * d) as f64;
-        }
-        lanes.iter().sum()
+        total
     }
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
