@@ -140,7 +140,7 @@ pub unsafe fn matmul(
         return;
     }
     if !available() {
-        return gemm_into(m, k, n, a, b, out, ldo, acc);
+        return without_avx512(m, k, n, a, b, out, ldo, acc);
     }
     #[cfg(target_arch = "x86_64")]
     {
@@ -198,6 +198,35 @@ pub unsafe fn matmul(
             TRANSPOSED.with(|b| *b.borrow_mut() = t);
         }
     }
+}
+
+/// The product on a CPU without AVX-512: few-row products whose operands
+/// run along `k` as AVX2 dot products when the CPU has AVX2 and FMA (most
+/// laptops; `gemm` runs them as thin, strided products), the rest through
+/// [`gemm_into`].
+///
+/// # Safety
+/// As for [`matmul`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn without_avx512(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: View,
+    b: View,
+    out: *mut f32,
+    ldo: usize,
+    acc: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() && a.cs == 1 && b.rs == 1 && m.min(n) <= DOT_ROWS && m > 0 && n > 0 {
+        return if m <= n {
+            dots_avx2::run(m, k, n, a.ptr, a.rs, b.ptr, b.cs, out, ldo as isize, 1, acc)
+        } else {
+            dots_avx2::run(n, k, m, b.ptr, b.cs, a.ptr, a.rs, out, 1, ldo as isize, acc)
+        };
+    }
+    gemm_into(m, k, n, a, b, out, ldo, acc)
 }
 
 /// The same product through the `gemm` crate (any x86 or other CPU).
@@ -556,6 +585,149 @@ mod dots {
     }
 }
 
+/// [`dots`] for CPUs with AVX2 and FMA but not AVX-512: 8-float vectors,
+/// and tiles of at most 12 accumulators (16 vector registers).
+#[cfg(target_arch = "x86_64")]
+mod dots_avx2 {
+    use super::DOT_ROWS;
+    use std::arch::x86_64::*;
+
+    const fn cols(m: usize) -> usize {
+        let c = 12 / m;
+        if c > 6 {
+            6
+        } else if c == 0 {
+            1
+        } else {
+            c
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn run(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const f32,
+        lda: isize,
+        b: *const f32,
+        ldb: isize,
+        out: *mut f32,
+        ors: isize,
+        ocs: isize,
+        acc: bool,
+    ) {
+        debug_assert!((1..=DOT_ROWS).contains(&m));
+        macro_rules! dispatch {
+            ($($m:literal)*) => {
+                match m {
+                    $($m => {
+                        const N: usize = cols($m);
+                        let mut j = 0;
+                        while j + N <= n {
+                            tile::<$m, N>(k, a, lda, b.offset(j as isize * ldb), ldb,
+                                out.offset(j as isize * ocs), ors, ocs, acc);
+                            j += N;
+                        }
+                        while j < n {
+                            tile::<$m, 1>(k, a, lda, b.offset(j as isize * ldb), ldb,
+                                out.offset(j as isize * ocs), ors, ocs, acc);
+                            j += 1;
+                        }
+                    })*
+                    _ => unreachable!(),
+                }
+            };
+        }
+        const _: () = assert!(DOT_ROWS == 8);
+        dispatch!(1 2 3 4 5 6 7 8)
+    }
+
+    /// Sums over `steps` blocks of 8 along `k` (`MASKED`: one block of
+    /// fewer, the lanes past the end read as zero).
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn sums<const M: usize, const N: usize, const MASKED: bool>(
+        steps: usize,
+        mut a: *const f32,
+        lda: isize,
+        mut b: *const f32,
+        ldb: isize,
+        mask: __m256i,
+    ) -> [[__m256; N]; M] {
+        let load = |p: *const f32| {
+            if MASKED {
+                _mm256_maskload_ps(p, mask)
+            } else {
+                _mm256_loadu_ps(p)
+            }
+        };
+        let mut c = [[_mm256_setzero_ps(); N]; M];
+        for _ in 0..steps {
+            let mut w = [_mm256_setzero_ps(); N];
+            for (j, wj) in w.iter_mut().enumerate() {
+                *wj = load(b.offset(j as isize * ldb));
+            }
+            for (i, ci) in c.iter_mut().enumerate() {
+                let x = load(a.offset(i as isize * lda));
+                for j in 0..N {
+                    ci[j] = _mm256_fmadd_ps(x, w[j], ci[j]);
+                }
+            }
+            a = a.add(8);
+            b = b.add(8);
+        }
+        c
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn reduce(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
+        _mm_cvtss_f32(s)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn tile<const M: usize, const N: usize>(
+        k: usize,
+        a: *const f32,
+        lda: isize,
+        b: *const f32,
+        ldb: isize,
+        out: *mut f32,
+        ors: isize,
+        ocs: isize,
+        acc: bool,
+    ) {
+        let whole = k / 8;
+        let mut c = sums::<M, N, false>(whole, a, lda, b, ldb, _mm256_setzero_si256());
+        if whole * 8 < k {
+            let left = (k - whole * 8) as i32;
+            let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            // lanes below `left` set (all ones), the others clear
+            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lanes);
+            let (a, b) = (a.add(whole * 8), b.add(whole * 8));
+            let t = sums::<M, N, true>(1, a, lda, b, ldb, mask);
+            for (ci, ti) in c.iter_mut().zip(&t) {
+                for (v, &tv) in ci.iter_mut().zip(ti) {
+                    *v = _mm256_add_ps(*v, tv);
+                }
+            }
+        }
+        for (i, ci) in c.iter().enumerate() {
+            for (j, &v) in ci.iter().enumerate() {
+                let o = out.offset(i as isize * ors + j as isize * ocs);
+                let s = reduce(v);
+                *o = if acc { *o + s } else { s };
+            }
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{MR, NR};
@@ -742,7 +914,11 @@ mod tests {
                 let (a, b) = (view(&ad, m, k, at), view(&bd, k, n, bt));
                 let want = naive(m, k, n, a, b);
                 type Product = unsafe fn(usize, usize, usize, View, View, *mut f32, usize, bool);
-                let products: [(&str, Product); 2] = [("matmul", matmul), ("gemm", gemm_into)];
+                let products: [(&str, Product); 3] = [
+                    ("matmul", matmul),
+                    ("without-avx512", without_avx512),
+                    ("gemm", gemm_into),
+                ];
                 for ((name, product), acc) in
                     products.into_iter().flat_map(|p| [(p, false), (p, true)])
                 {
