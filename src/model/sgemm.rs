@@ -445,6 +445,67 @@ unsafe fn pack_rows(v: View, k: usize, n: usize, dst: &mut [f32]) {
     }
 }
 
+/// The `run` of [`dots`] and [`dots_avx2`]: `out [m, n]` in tiles of all
+/// `m` rows against `cols(m)` of `b`'s, the last few columns one by one
+/// (`cols` and `tile` are the module's own).
+macro_rules! dot_products_run {
+    () => {
+        #[allow(clippy::too_many_arguments)]
+        pub(super) unsafe fn run(
+            m: usize,
+            k: usize,
+            n: usize,
+            a: *const f32,
+            lda: isize,
+            b: *const f32,
+            ldb: isize,
+            out: *mut f32,
+            ors: isize,
+            ocs: isize,
+            acc: bool,
+        ) {
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn columns<const M: usize, const N: usize>(
+                k: usize,
+                n: usize,
+                a: *const f32,
+                lda: isize,
+                b: *const f32,
+                ldb: isize,
+                out: *mut f32,
+                ors: isize,
+                ocs: isize,
+                acc: bool,
+            ) {
+                let mut j = 0;
+                while j + N <= n {
+                    let (bj, oj) = (b.offset(j as isize * ldb), out.offset(j as isize * ocs));
+                    tile::<M, N>(k, a, lda, bj, ldb, oj, ors, ocs, acc);
+                    j += N;
+                }
+                while j < n {
+                    let (bj, oj) = (b.offset(j as isize * ldb), out.offset(j as isize * ocs));
+                    tile::<M, 1>(k, a, lda, bj, ldb, oj, ors, ocs, acc);
+                    j += 1;
+                }
+            }
+            let f = match m {
+                1 => columns::<1, { cols(1) }>,
+                2 => columns::<2, { cols(2) }>,
+                3 => columns::<3, { cols(3) }>,
+                4 => columns::<4, { cols(4) }>,
+                5 => columns::<5, { cols(5) }>,
+                6 => columns::<6, { cols(6) }>,
+                7 => columns::<7, { cols(7) }>,
+                8 => columns::<8, { cols(8) }>,
+                _ => unreachable!("at most DOT_ROWS rows"),
+            };
+            const _: () = assert!(super::DOT_ROWS == 8);
+            f(k, n, a, lda, b, ldb, out, ors, ocs, acc)
+        }
+    };
+}
+
 /// Dot products: `out [m, n]` for `m <= DOT_ROWS`, from `a` (`m` rows of
 /// `k`, row stride `lda`) and `b` (`n` rows of `k`, row stride `ldb`), element
 /// `(i, j)` stored at `out + i * ors + j * ocs`. Each tile holds all `m`
@@ -453,7 +514,6 @@ unsafe fn pack_rows(v: View, k: usize, n: usize, dst: &mut [f32]) {
 /// the end.
 #[cfg(target_arch = "x86_64")]
 mod dots {
-    use super::DOT_ROWS;
     use std::arch::x86_64::*;
 
     /// Columns per tile for `m` rows: as many as keep 16 accumulators (with
@@ -468,45 +528,7 @@ mod dots {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn run(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: *const f32,
-        lda: isize,
-        b: *const f32,
-        ldb: isize,
-        out: *mut f32,
-        ors: isize,
-        ocs: isize,
-        acc: bool,
-    ) {
-        debug_assert!((1..=DOT_ROWS).contains(&m));
-        macro_rules! dispatch {
-            ($($m:literal)*) => {
-                match m {
-                    $($m => {
-                        const N: usize = cols($m);
-                        let mut j = 0;
-                        while j + N <= n {
-                            tile::<$m, N>(k, a, lda, b.offset(j as isize * ldb), ldb,
-                                out.offset(j as isize * ocs), ors, ocs, acc);
-                            j += N;
-                        }
-                        while j < n {
-                            tile::<$m, 1>(k, a, lda, b.offset(j as isize * ldb), ldb,
-                                out.offset(j as isize * ocs), ors, ocs, acc);
-                            j += 1;
-                        }
-                    })*
-                    _ => unreachable!(),
-                }
-            };
-        }
-        const _: () = assert!(DOT_ROWS == 8);
-        dispatch!(1 2 3 4 5 6 7 8)
-    }
+    dot_products_run!();
 
     /// The tile's sums over `steps` blocks of 16 along `k` (masked loads:
     /// one block of fewer), kept in registers (as the main kernel's
@@ -589,7 +611,6 @@ mod dots {
 /// and tiles of at most 12 accumulators (16 vector registers).
 #[cfg(target_arch = "x86_64")]
 mod dots_avx2 {
-    use super::DOT_ROWS;
     use std::arch::x86_64::*;
 
     const fn cols(m: usize) -> usize {
@@ -603,45 +624,7 @@ mod dots_avx2 {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn run(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: *const f32,
-        lda: isize,
-        b: *const f32,
-        ldb: isize,
-        out: *mut f32,
-        ors: isize,
-        ocs: isize,
-        acc: bool,
-    ) {
-        debug_assert!((1..=DOT_ROWS).contains(&m));
-        macro_rules! dispatch {
-            ($($m:literal)*) => {
-                match m {
-                    $($m => {
-                        const N: usize = cols($m);
-                        let mut j = 0;
-                        while j + N <= n {
-                            tile::<$m, N>(k, a, lda, b.offset(j as isize * ldb), ldb,
-                                out.offset(j as isize * ocs), ors, ocs, acc);
-                            j += N;
-                        }
-                        while j < n {
-                            tile::<$m, 1>(k, a, lda, b.offset(j as isize * ldb), ldb,
-                                out.offset(j as isize * ocs), ors, ocs, acc);
-                            j += 1;
-                        }
-                    })*
-                    _ => unreachable!(),
-                }
-            };
-        }
-        const _: () = assert!(DOT_ROWS == 8);
-        dispatch!(1 2 3 4 5 6 7 8)
-    }
+    dot_products_run!();
 
     /// Sums over `steps` blocks of 8 along `k` (`MASKED`: one block of
     /// fewer, the lanes past the end read as zero).
