@@ -2,6 +2,28 @@
 //! whole engine (data, PCA, models, training, checkpoints) and the desktop
 //! app; the `aelab` binary is a thin wrapper over [`cli::main`].
 
+/// The end of a function whose work is `fn run(args) -> R`, a loop the
+/// compiler vectorises: calls a copy of `run` compiled for AVX2 + FMA when
+/// the CPU has them (the default build targets SSE2, without 8-lane
+/// vectors or fused multiply-adds), else `run` itself.
+/// `avx2_or_plain!(run(x: &[f32], k: f32) -> f64)`.
+macro_rules! avx2_or_plain {
+    ($run:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn fast($($arg: $ty),*) $(-> $ret)? {
+                $run($($arg),*)
+            }
+            if $crate::model::sgemm::has_avx2() {
+                // SAFETY: the CPU has the features `fast` is compiled for
+                return unsafe { fast($($arg),*) };
+            }
+        }
+        $run($($arg),*)
+    }};
+}
+
 pub mod cli;
 pub mod data;
 pub mod draw;

@@ -110,17 +110,7 @@ fn box_muller(draws: &[u64; PAIRS]) -> [f32; 2 * PAIRS] {
         }
         z
     }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn fast(draws: &[u64; PAIRS]) -> [f32; 2 * PAIRS] {
-        run(draws)
-    }
-    #[cfg(target_arch = "x86_64")]
-    if crate::model::sgemm::has_avx2() {
-        // SAFETY: checked just above
-        return unsafe { fast(draws) };
-    }
-    run(draws)
+    avx2_or_plain!(run(draws: &[u64; PAIRS]) -> [f32; 2 * PAIRS])
 }
 
 /// Natural logarithm of a positive, finite, normal `x` (relative error

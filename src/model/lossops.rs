@@ -68,17 +68,7 @@ fn mse_sum(z: &[f32], t: &[f32]) -> f64 {
         }
         total
     }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn fast(z: &[f32], t: &[f32]) -> f64 {
-        run(z, t)
-    }
-    #[cfg(target_arch = "x86_64")]
-    if super::sgemm::has_avx2() {
-        // SAFETY: checked just above
-        return unsafe { fast(z, t) };
-    }
-    run(z, t)
+    avx2_or_plain!(run(z: &[f32], t: &[f32]) -> f64)
 }
 
 /// The logistic sigmoid of every value, in place, with the vectorisable
@@ -91,17 +81,7 @@ pub fn sigmoid_in_place(v: &mut [f32]) {
             *x = sigmoid(*x);
         }
     }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn fast(v: &mut [f32]) {
-        run(v)
-    }
-    #[cfg(target_arch = "x86_64")]
-    if super::sgemm::has_avx2() {
-        // SAFETY: checked just above
-        return unsafe { fast(v) };
-    }
-    run(v)
+    avx2_or_plain!(run(v: &mut [f32]))
 }
 
 fn mse_grad(z: &[f32], t: &[f32], k: f32) -> Vec<f32> {
@@ -116,17 +96,7 @@ fn mse_grad(z: &[f32], t: &[f32], k: f32) -> Vec<f32> {
         }
         out
     }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn fast(z: &[f32], t: &[f32], k: f32) -> Vec<f32> {
-        run(z, t, k)
-    }
-    #[cfg(target_arch = "x86_64")]
-    if super::sgemm::has_avx2() {
-        // SAFETY: checked just above
-        return unsafe { fast(z, t, k) };
-    }
-    run(z, t, k)
+    avx2_or_plain!(run(z: &[f32], t: &[f32], k: f32) -> Vec<f32>)
 }
 
 impl Loss {

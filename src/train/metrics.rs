@@ -113,17 +113,7 @@ pub fn ssim(a: &[f32], b: &[f32]) -> f64 {
         }
         total / (P * P) as f64
     }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn fast(a: &[f32], b: &[f32]) -> f64 {
-        run(a, b)
-    }
-    #[cfg(target_arch = "x86_64")]
-    if crate::model::sgemm::has_avx2() {
-        // SAFETY: checked just above
-        return unsafe { fast(a, b) };
-    }
-    run(a, b)
+    avx2_or_plain!(run(a: &[f32], b: &[f32]) -> f64)
 }
 
 /// Metrics of reconstructions `rec` against clean `target` (both `[n * 784]`).
