@@ -62,10 +62,10 @@ impl Rng {
 
     /// Standard normals into `out`, many at a time: Box-Muller over blocks
     /// of pairs, with its logarithm, square root, sine and cosine computed
-    /// in f32 by loops the compiler vectorises (about 40x faster than
-    /// [`Rng::normal`]'s libm calls; the noise of every denoising batch and
-    /// of each Denoise-view change comes from here). One draw of the
-    /// generator gives both uniforms of a pair.
+    /// in f32 by loops the compiler vectorises (about 4.5 ns a value, against
+    /// 20 for [`Rng::normal`]'s libm calls; the noise of every denoising
+    /// batch and of each Denoise-view change comes from here). One draw of
+    /// the generator gives both uniforms of a pair.
     pub fn fill_normal(&mut self, out: &mut [f32]) {
         for chunk in out.chunks_mut(2 * PAIRS) {
             let mut draws = [0u64; PAIRS];

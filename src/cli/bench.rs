@@ -127,8 +127,9 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
     let grid = ds.test.rows_f32(0..100);
     let mut k = 1usize;
     let pca_grid_ms = time_ms(a.reps, || {
-        k = k % 200 + 7; // a different k each time, as a dragged slider gives
-                         // as `PcaView::update` does, for a 10x10 grid
+        // a different k each time, as a dragged slider gives; then what
+        // `PcaView::update` does, for a 10x10 grid
+        k = k % 200 + 7;
         let rec = pca.reconstruct(&grid, k);
         std::hint::black_box(crate::train::metrics::sse_per_image(&rec, &grid));
     });
@@ -171,7 +172,6 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
     let drawn_ms = time_ms(a.reps, || {
         std::hint::black_box(draw_view::answer(&cache, &probes, &pca, 30, &refs, &digit));
     });
-    let models = refs;
 
     if a.json {
         println!(
@@ -187,7 +187,7 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
                     "noise_change_8_images_all_models": noise_ms,
                     "drawn_digit_pca_and_all_models": drawn_ms,
                 },
-                "models": models.len(),
+                "models": refs.len(),
             })
         );
     } else {
@@ -208,11 +208,11 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
         println!("PCA k change, 10x10 grid: {pca_grid_ms:.2} ms (median)");
         println!(
             "noise change, 8 images through {} models: {noise_ms:.2} ms (median)",
-            models.len()
+            refs.len()
         );
         println!(
             "drawn digit through PCA + {} models: {drawn_ms:.2} ms (median)",
-            models.len()
+            refs.len()
         );
     }
     Ok(())
