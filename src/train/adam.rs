@@ -89,14 +89,18 @@ impl AdamStep<'_> {
                 let e1 = &e1[start..start + n];
                 self.update(theta, m, v, |i| w0 * g[i] + w1 * e1[i])
             }
-            (extra, weights) => self.update(theta, m, v, |i| {
-                weights[0] * g[start + i]
-                    + extra
-                        .iter()
-                        .zip(&weights[1..])
-                        .map(|(e, &w)| w * e[start + i])
-                        .sum::<f32>()
-            }),
+            (extra, weights) => {
+                // (`g` is already this chunk's; the parts are still whole)
+                let extra: Vec<&[f32]> = extra.iter().map(|e| &e[start..start + n]).collect();
+                self.update(theta, m, v, |i| {
+                    weights[0] * g[i]
+                        + extra
+                            .iter()
+                            .zip(&weights[1..])
+                            .map(|(e, &w)| w * e[i])
+                            .sum::<f32>()
+                })
+            }
         }
     }
 

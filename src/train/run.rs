@@ -253,22 +253,106 @@ pub fn run_in_parts(
     control: &Control,
     ways: usize,
 ) -> candle_core::Result<Outcome> {
+    // threads for as many parts as a batch can take: a dense batch of 32
+    // is one part, and a pool of 8 would only wake its sleeping threads
+    // for the halves that the spinning helper takes at once
+    let parts = (cfg.train.batch_size / min_rows_per_part(&model.config)).max(2);
+    with_ways(ways.min(parts), &model.device, |ways| {
+        train_loop(cfg, data, model, observer, control, ways)
+    })
+}
+
+/// The gradients of one batch (`clean` targets, `noisy` inputs when the
+/// model corrupts its input) split into `ways` parts of as equal size as
+/// the rows allow, each part's forward and backward on its own core:
+/// returns the batch's loss (the parts' losses by share), each part's
+/// gradients and its share of the batch. Run it inside [`with_ways`] for
+/// the parts to run in parallel.
+pub(crate) fn batch_gradients(
+    model: &Autoencoder,
+    clean: &[f32],
+    noisy: Option<&[f32]>,
+    ways: usize,
+) -> candle_core::Result<(f32, Vec<GradStore>, Vec<f32>)> {
+    let mc = &model.config;
+    let device = &model.device;
+    let rows = clean.len() / PIXELS;
+    let ways = ways.clamp(1, rows.max(1));
+    let parts: Vec<(usize, usize)> = (0..ways)
+        .map(|i| (i * rows / ways, (i + 1) * rows / ways))
+        .collect();
+    let part = |&(a, b): &(usize, usize)| -> candle_core::Result<(f32, GradStore)> {
+        let _ftz = FlushDenormals::new();
+        let target = Tensor::from_slice(&clean[a * PIXELS..b * PIXELS], (b - a, PIXELS), device)?;
+        let input = match noisy {
+            None => target.clone(),
+            Some(noisy) => {
+                Tensor::from_slice(&noisy[a * PIXELS..b * PIXELS], (b - a, PIXELS), device)?
+            }
+        };
+        let f = model.forward(&input)?;
+        let (objective, _) = model::loss(mc, &f, &target)?;
+        Ok((objective.to_scalar()?, objective.backward()?))
+    };
+    let done: Vec<(f32, GradStore)> = if ways == 1 {
+        vec![part(&parts[0])?]
+    } else if ways == 2 {
+        let (a, b) = crate::par::join(|| part(&parts[0]), || part(&parts[1]));
+        vec![a?, b?]
+    } else {
+        use rayon::prelude::*;
+        parts
+            .par_iter()
+            .map(part)
+            .collect::<candle_core::Result<_>>()?
+    };
+    let weights: Vec<f32> = parts
+        .iter()
+        .map(|&(a, b)| (b - a) as f32 / rows as f32)
+        .collect();
+    let loss: f32 = done.iter().zip(&weights).map(|((l, _), w)| l * w).sum();
+    let grads = done.into_iter().map(|(_, g)| g).collect();
+    Ok((loss, grads, weights))
+}
+
+/// One optimiser step on the parts' gradients, weighted by their shares.
+pub(crate) fn step_on(
+    opt: &mut FusedAdam,
+    grads: &[GradStore],
+    weights: &[f32],
+) -> candle_core::Result<()> {
+    if grads.len() == 1 {
+        opt.step(&grads[0])
+    } else {
+        opt.step_parts(grads, weights)
+    }
+}
+
+/// Runs `work` with the threads that `ways` batch parts need on the CPU:
+/// for two ways a spinning [`crate::par::Helper`] thread, for more a
+/// thread pool of its own (`ways` threads), either way with subnormals
+/// flushed; `work` gets the number of ways it can use (1 when no threads
+/// could be started or the device is not the CPU).
+pub(crate) fn with_ways<R>(ways: usize, device: &Device, work: impl FnOnce(usize) -> R + Send) -> R
+where
+    R: Send,
+{
     let flush = || std::mem::forget(FlushDenormals::new());
-    if ways == 2 && model.device.is_cpu() {
+    if ways == 2 && device.is_cpu() {
         if let Ok(_helper) = crate::par::Helper::start(flush) {
-            return train_loop(cfg, data, model, observer, control, ways);
+            return work(ways);
         }
-    } else if ways > 2 && model.device.is_cpu() {
+    } else if ways > 2 && device.is_cpu() {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(ways)
             .thread_name(|i| format!("aelab-train-{i}"))
             .start_handler(move |_| flush())
             .build();
         if let Ok(pool) = pool {
-            return pool.install(|| train_loop(cfg, data, model, observer, control, ways));
+            return pool.install(|| work(ways));
         }
     }
-    train_loop(cfg, data, model, observer, control, 1)
+    work(1)
 }
 
 fn train_loop(
@@ -359,51 +443,15 @@ fn train_loop(
             } else {
                 1
             };
-            let parts: Vec<(usize, usize)> = (0..ways)
-                .map(|i| (i * rows / ways, (i + 1) * rows / ways))
-                .collect();
-            let part = |&(a, b): &(usize, usize)| -> candle_core::Result<(f32, GradStore)> {
-                let _ftz = FlushDenormals::new();
-                let target =
-                    Tensor::from_slice(&clean[a * PIXELS..b * PIXELS], (b - a, PIXELS), device)?;
-                let input = if mc.noise.is_none() {
-                    target.clone()
-                } else {
-                    Tensor::from_slice(&noisy[a * PIXELS..b * PIXELS], (b - a, PIXELS), device)?
-                };
-                let f = model.forward(&input)?;
-                let (objective, _) = model::loss(mc, &f, &target)?;
-                Ok((objective.to_scalar()?, objective.backward()?))
-            };
-            let done: Vec<(f32, GradStore)> = if ways == 1 {
-                vec![part(&parts[0])?]
-            } else if ways == 2 {
-                let (a, b) = crate::par::join(|| part(&parts[0]), || part(&parts[1]));
-                vec![a?, b?]
-            } else {
-                use rayon::prelude::*;
-                parts
-                    .par_iter()
-                    .map(part)
-                    .collect::<candle_core::Result<_>>()?
-            };
-            let weights: Vec<f32> = parts
-                .iter()
-                .map(|&(a, b)| (b - a) as f32 / rows as f32)
-                .collect();
-            let loss: f32 = done.iter().zip(&weights).map(|((l, _), w)| l * w).sum();
+            let noisy = (!mc.noise.is_none()).then_some(noisy.as_slice());
+            let (loss, grads, weights) = batch_gradients(model, &clean, noisy, ways)?;
             step += 1;
             if !loss.is_finite() {
                 model.restore(&last_good)?;
                 status = Status::Diverged { epoch, step, loss };
                 break 'epochs;
             }
-            let grads: Vec<GradStore> = done.into_iter().map(|(_, g)| g).collect();
-            if ways == 1 {
-                opt.step(&grads[0])?;
-            } else {
-                opt.step_parts(&grads, &weights)?;
-            }
+            step_on(&mut opt, &grads, &weights)?;
             loss_sum += loss as f64;
             loss_count += 1;
             samples += idx.len();
@@ -560,6 +608,147 @@ mod tests {
                     diff < 0.1,
                     "{preset} ({ways} ways): reconstructions differ by {diff}"
                 );
+            }
+        }
+    }
+
+    /// Parameters of `b` that differ from `a`'s by 1e-5 or more, of all,
+    /// and the largest difference.
+    fn param_diffs(a: &[Tensor], b: &[Tensor]) -> (usize, usize, f32) {
+        let (mut off, mut all, mut max) = (0, 0, 0f32);
+        for (ta, tb) in a.iter().zip(b) {
+            let fa = ta.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let fb = tb.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            for (x, y) in fa.iter().zip(&fb) {
+                let d = (x - y).abs();
+                off += usize::from(d >= 1e-5);
+                max = max.max(d);
+            }
+            all += fa.len();
+        }
+        (off, all, max)
+    }
+
+    /// Every preset family, split into 1, 2, 3, 4 and 8 parts of uneven
+    /// size (batches of 200 and 257 rows), on the threads a run with that
+    /// many ways gets (the helper, the run's own pool), against the whole
+    /// batch on one thread, step by step: before each step the split model
+    /// takes the whole-batch model's weights, so any difference is that
+    /// step's own. (Three or more ways once indexed past the end of a
+    /// parameter in the optimiser's split pass, for parameters of 65,536
+    /// values or more.)
+    #[test]
+    fn every_preset_trains_alike_in_any_number_of_parts() {
+        let (_d, ds) = tiny();
+        let lr = 1e-3;
+        let params = ParamsAdamW {
+            lr,
+            ..ParamsAdamW::default()
+        };
+        let presets = [
+            "deep",
+            "shallow-256",
+            "sparse-1e-4",
+            "denoise-0.5",
+            "conv-unpool",
+            "conv-deconv",
+            "conv-both",
+        ];
+        for preset in presets {
+            let mc = ModelConfig::preset(preset).unwrap();
+            for rows in [200usize, 257] {
+                let steps = if mc.is_conv() { 2 } else { 3 };
+                let mut rng = Rng::new(rows as u64);
+                let batches: Vec<(Vec<f32>, Vec<f32>)> = (0..steps)
+                    .map(|s| {
+                        let n = ds.train.len();
+                        let idx: Vec<usize> = (0..rows).map(|i| (s * rows + i) % n).collect();
+                        let mut clean = Vec::new();
+                        gather(&ds.train, &idx, &mut clean);
+                        let mut noisy = clean.clone();
+                        mc.noise.apply(&mut noisy, &mut rng);
+                        (clean, noisy)
+                    })
+                    .collect();
+                let noisy = |b: &(Vec<f32>, Vec<f32>)| -> Option<Vec<f32>> {
+                    (!mc.noise.is_none()).then(|| b.1.clone())
+                };
+                // the whole batch, one thread: the reference, step by step
+                let whole = Autoencoder::new(&mc, 9, &Device::Cpu).unwrap();
+                let mut opt = FusedAdam::new(whole.vars(), params.clone()).unwrap();
+                let mut reference = Vec::new();
+                for b in &batches {
+                    let before = whole.snapshot().unwrap();
+                    let (loss, g, w) =
+                        batch_gradients(&whole, &b.0, noisy(b).as_deref(), 1).unwrap();
+                    step_on(&mut opt, &g, &w).unwrap();
+                    reference.push((before, loss, whole.snapshot().unwrap()));
+                }
+                for ways in [1usize, 2, 3, 4, 8] {
+                    let split = Autoencoder::new(&mc, 9, &Device::Cpu).unwrap();
+                    let mut opt = FusedAdam::new(split.vars(), params.clone()).unwrap();
+                    let got = with_ways(ways, &Device::Cpu, |w| {
+                        assert_eq!(w, ways, "{preset}: the threads for {ways} ways");
+                        let mut out = Vec::new();
+                        for (b, (before, _, _)) in batches.iter().zip(&reference) {
+                            split.restore(before).unwrap();
+                            let (loss, g, wt) =
+                                batch_gradients(&split, &b.0, noisy(b).as_deref(), ways).unwrap();
+                            assert_eq!(g.len(), ways);
+                            let shares: f32 = wt.iter().sum();
+                            assert!((shares - 1.0).abs() < 1e-6, "shares sum to {shares}");
+                            step_on(&mut opt, &g, &wt).unwrap();
+                            out.push((loss, split.snapshot().unwrap()));
+                        }
+                        out
+                    });
+                    for (s, ((loss, after), (_, want_loss, want))) in
+                        got.iter().zip(&reference).enumerate()
+                    {
+                        let tag = format!("{preset}, batch {rows}, {ways} ways, step {}", s + 1);
+                        assert!(
+                            (loss - want_loss).abs() <= 1e-4 * want_loss.abs().max(1e-3),
+                            "{tag}: loss {loss} vs {want_loss}"
+                        );
+                        let (off, all, max) = param_diffs(want, after);
+                        // the same gradients up to rounding; Adam turns a
+                        // sign flip of a near-zero gradient into a full
+                        // step, so a few weights may move by up to 2 lr
+                        assert!(
+                            off * 1000 <= all,
+                            "{tag}: {off} of {all} weights differ by 1e-5 or more (max {max})"
+                        );
+                        assert!(max <= 2.0 * lr as f32 + 1e-6, "{tag}: max difference {max}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// `--threads` above the batch's parts: whole runs with 3, 4 and 8 ways
+    /// at batch sizes where the dense models split into 3 and 4 parts.
+    #[test]
+    fn whole_runs_with_three_or_more_ways_finish() {
+        let (_d, ds) = tiny();
+        for (preset, batch) in [("deep", 200), ("shallow-256", 257), ("sparse-1e-4", 256)] {
+            for ways in [3, 4, 8] {
+                let run = RunConfig {
+                    model: ModelConfig::preset(preset).unwrap(),
+                    train: TrainParams {
+                        epochs: 1,
+                        batch_size: batch,
+                        ..TrainParams::default()
+                    },
+                    dataset: DatasetKind::Mnist,
+                };
+                let m = Autoencoder::new(&run.model, 3, &Device::Cpu).unwrap();
+                let out = run_in_parts(&run, &ds, &m, &mut (), &Control::default(), ways).unwrap();
+                assert_eq!(
+                    out.status,
+                    Status::Completed,
+                    "{preset} b{batch} {ways} ways"
+                );
+                assert!(out.history.val_loss[0].is_finite());
             }
         }
     }
