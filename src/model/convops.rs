@@ -394,7 +394,7 @@ impl Conv3x3 {
         let c = bias.dims1()?;
         let y = y.broadcast_add(&bias.reshape((1, c, 1, 1))?)?;
         if self.relu {
-            y.relu()
+            super::relu(&y)
         } else {
             Ok(y)
         }
@@ -667,17 +667,24 @@ fn window_max(plane: &[f32], w: usize, i0: usize, wh: usize, ww: usize) -> (f32,
     best
 }
 
-/// Calls `f(index)` for every position of a window holding its maximum.
+/// The index of the first maximum of a window (row-major), with selects
+/// rather than branches: which position wins is data, and a mispredicted
+/// branch per pixel cost more than the rest of unpooling.
 #[inline(always)]
-fn at_maxima(plane: &[f32], w: usize, i0: usize, wh: usize, ww: usize, mut f: impl FnMut(usize)) {
-    let (m, _) = window_max(plane, w, i0, wh, ww);
-    for dy in 0..wh {
-        for dx in 0..ww {
-            let i = i0 + dy * w + dx;
-            if plane[i] == m {
-                f(i);
-            }
+fn first_max(plane: &[f32], w: usize, i0: usize, wh: usize, ww: usize) -> usize {
+    if wh == 2 && ww == 2 {
+        let (a, b) = (plane[i0], plane[i0 + 1]);
+        let (c, d) = (plane[i0 + w], plane[i0 + w + 1]);
+        // the later of two equal values never replaces the earlier
+        let (top, ti) = if b > a { (b, i0 + 1) } else { (a, i0) };
+        let (bot, bi) = if d > c { (d, i0 + w + 1) } else { (c, i0 + w) };
+        if bot > top {
+            bi
+        } else {
+            ti
         }
+    } else {
+        window_max(plane, w, i0, wh, ww).1
     }
 }
 
@@ -724,9 +731,11 @@ impl CustomOp1 for MaxPool2 {
     }
 }
 
-/// Max-unpooling: `y [b, c, ceil(h/2), ceil(w/2)]` put back at the maxima
-/// of the 2x2 windows of `pre [b, c, h, w]` (ties share the value); `pre`
-/// is a constant for the gradient.
+/// Max-unpooling as `torch.nn.MaxUnpool2d` does it: each value of
+/// `y [b, c, ceil(h/2), ceil(w/2)]` goes to the position that max-pooling
+/// `pre [b, c, h, w]` picked, the first maximum of its 2x2 window in
+/// row-major order, and zeros go everywhere else; `pre` is a constant for
+/// the gradient.
 #[derive(Clone, Copy, Debug)]
 pub struct Unpool2;
 
@@ -755,23 +764,14 @@ impl CustomOp2 for Unpool2 {
         let y = slice(s1, l1, self.name())?;
         let pre = slice(s2, l2, self.name())?;
         let mut out = vec![0f32; b * c * h * w];
-        let mut maxima = vec![0f32; hs * ws];
         for ((plane, o), yp) in pre
             .chunks_exact(h * w)
             .zip(out.chunks_exact_mut(h * w))
             .zip(y.chunks_exact(hs * ws))
         {
-            // every position holding its window's maximum gets the value
-            // (a select, not a branch: which one wins is data, and a
-            // mispredicted branch per pixel cost more than the rest)
-            pool_plane(plane, h, w, &mut maxima);
-            for (yi, (orow, prow)) in o.chunks_exact_mut(w).zip(plane.chunks_exact(w)).enumerate() {
-                let (mrow, vrow) = (&maxima[yi / 2 * ws..][..ws], &yp[yi / 2 * ws..][..ws]);
-                for (x, (ov, &pv)) in orow.iter_mut().zip(prow).enumerate() {
-                    let keep = ((pv == mrow[x / 2]) as u32).wrapping_neg();
-                    *ov = f32::from_bits(vrow[x / 2].to_bits() & keep);
-                }
-            }
+            for_windows(h, w, |j, i0, wh, ww| {
+                o[first_max(plane, w, i0, wh, ww)] = yp[j];
+            });
         }
         Ok((CpuStorage::F32(out), Shape::from((b, c, h, w))))
     }
@@ -794,9 +794,7 @@ impl CustomOp2 for Unpool2 {
                     .zip(gd.chunks_exact(h * w))
                 {
                     for_windows(h, w, |j, i0, wh, ww| {
-                        let mut sum = 0.0;
-                        at_maxima(plane, w, i0, wh, ww, |i| sum += gp[i]);
-                        gyp[j] = sum;
+                        gyp[j] = gp[first_max(plane, w, i0, wh, ww)];
                     });
                 }
                 Ok(gy)
@@ -886,7 +884,8 @@ mod tests {
     }
 
     /// The gradient of max-pooling by its definition: each window's
-    /// gradient goes to its (first) maximum.
+    /// gradient goes to its first maximum (row-major). The same map is
+    /// max-unpooling by its definition, with `grad` as the values.
     fn pool_gradient(x: &[f32], h: usize, grad: &[f32]) -> Vec<f32> {
         let ho = h.div_ceil(2);
         let mut out = vec![0f32; x.len()];
@@ -922,8 +921,7 @@ mod tests {
                 .unwrap()
                 .pad_with_zeros(3, 0, pad)
                 .unwrap();
-            let theirs = padded.max_pool2d(2).unwrap();
-            close(&ours, &theirs, "max-pool values");
+            close(&ours, &padded.max_pool2d(2).unwrap(), "max-pool values");
             let weights = rand(ours.dims(), 5);
             let g = (&ours * &weights)
                 .unwrap()
@@ -939,15 +937,37 @@ mod tests {
                 "max-pool gradient, side {h}"
             );
 
+            // the candle-op pooling (other devices) computes the same,
+            // gradient included, ties and all
+            let theirs = super::super::pool_with_candle_ops(&pre).unwrap();
+            close(&ours, &theirs, "candle-op max-pool values");
+            let g = (&theirs * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            assert_eq!(
+                flat(g.get(&pre).unwrap()),
+                expected,
+                "candle-op max-pool gradient, side {h}"
+            );
+
             let y = Var::from_tensor(&rand(ours.dims(), 6)).unwrap();
             let un = y.apply_op2(&pre.detach(), Unpool2).unwrap();
-            let reference = super::super::unpool(&y, &padded.detach(), &theirs.detach())
-                .unwrap()
-                .narrow(2, 0, h)
-                .unwrap()
-                .narrow(3, 0, h)
-                .unwrap();
-            close(&un, &reference, "unpool values");
+            // by definition: each value at its window's first maximum
+            let expected = pool_gradient(&flat(&pre), h, &flat(&y));
+            let wrong = flat(&un)
+                .iter()
+                .zip(&expected)
+                .filter(|(a, b)| a != b)
+                .count();
+            assert_eq!(
+                wrong, 0,
+                "unpool values, side {h}: {wrong} positions differ"
+            );
+            let reference = super::super::unpool_with_candle_ops(&y, &pre).unwrap();
+            close(&un, &reference, "candle-op unpool values");
             let weights = rand(un.dims(), 7);
             let g1 = (&un * &weights)
                 .unwrap()

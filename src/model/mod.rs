@@ -11,6 +11,8 @@ mod denseops;
 mod lossops;
 pub mod manifest;
 pub mod sgemm;
+#[cfg(test)]
+mod torch_fixtures;
 
 use candle_core::{DType, Device, Tensor, Var};
 
@@ -292,38 +294,24 @@ impl Autoencoder {
     }
 
     /// 2x2 max-pooling in ceil mode (an odd side gets a clipped last
-    /// window) of non-negative maps.
+    /// window); the gradient goes to each window's first maximum, as in
+    /// PyTorch.
     fn pool(&self, x: &Tensor) -> Result<Tensor> {
         if self.fused() {
             return x.apply_op1(convops::MaxPool2);
         }
-        let (_, _, h, w) = x.dims4()?;
-        let x = x.pad_with_zeros(2, 0, h % 2)?.pad_with_zeros(3, 0, w % 2)?;
-        // Not `max_pool2d` alone: candle 0.11's gradient for it is the
-        // incoming gradient times (number of maxima / 4), a quarter of the
-        // right value for a single maximum. Here the maxima of each window
-        // share the gradient equally, with the max as the value.
-        let (h, w) = (h + h % 2, w + w % 2);
-        let max = x.max_pool2d(2)?.detach();
-        let mask = x.eq(&max.upsample_nearest2d(h, w)?)?.to_dtype(x.dtype())?;
-        let count = (mask.avg_pool2d(2)? * 4.0)?.upsample_nearest2d(h, w)?;
-        (x * (mask / count)?)?.avg_pool2d(2)? * 4.0
+        pool_with_candle_ops(x)
     }
 
-    /// Max-unpooling of `y` to the shape of `pre` (the map before pooling).
+    /// Max-unpooling of `y` to the shape of `pre` (the map before pooling),
+    /// as `torch.nn.MaxUnpool2d` does: each value goes to the position its
+    /// window's max-pooling picked (the first maximum), zeros elsewhere.
     fn unpool(&self, y: &Tensor, pre: &Tensor) -> Result<Tensor> {
         let pre = pre.detach();
         if self.fused() {
             return y.apply_op2(&pre, convops::Unpool2);
         }
-        let (_, _, h, w) = pre.dims4()?;
-        let padded = pre
-            .pad_with_zeros(2, 0, h % 2)?
-            .pad_with_zeros(3, 0, w % 2)?;
-        let pooled = padded.max_pool2d(2)?;
-        unpool(y, &padded, &pooled)?
-            .narrow(2, 0, h)?
-            .narrow(3, 0, w)
+        unpool_with_candle_ops(y, &pre)
     }
 
     /// Conv forward pass; `maps` receives each layer's output (named).
@@ -429,22 +417,85 @@ impl Autoencoder {
 
 fn activate(t: Tensor, activation: Activation) -> Result<Tensor> {
     match activation {
-        Activation::Relu => t.relu(),
+        Activation::Relu => relu(&t),
         Activation::Sigmoid => candle_nn::ops::sigmoid(&t),
         Activation::Tanh => t.tanh(),
     }
 }
 
-/// Max-unpooling: put each value of `y` (shaped like `pooled`) back at the
-/// position its max came from in `pre` (the tensor before pooling); the
-/// mask of switches is a constant for the gradient. Ties share the value.
-fn unpool(y: &Tensor, pre: &Tensor, pooled: &Tensor) -> Result<Tensor> {
+/// ReLU in candle's ops with PyTorch's gradient (and the fused ops'): none
+/// at an exactly-zero input, where candle's own `relu` passes it.
+pub(crate) fn relu(t: &Tensor) -> Result<Tensor> {
+    t * t.gt(0.0)?.to_dtype(t.dtype())?.detach()
+}
+
+/// [`Autoencoder`]'s max-pooling in candle's ops (every device). Not
+/// `max_pool2d`: candle 0.11's gradient for it is the incoming gradient
+/// times (number of maxima / 4), and where maxima tie it would not give it
+/// all to the one PyTorch (and the fused op) picks.
+fn pool_with_candle_ops(x: &Tensor) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let padded = pad_to_even(x)?;
+    let mask = first_max_mask(&padded)?;
+    (padded * mask)?
+        .reshape((b, c, h.div_ceil(2), 2, w.div_ceil(2), 2))?
+        .sum(5)?
+        .sum(3)
+}
+
+/// [`Autoencoder`]'s max-unpooling in candle's ops (every device): `y`
+/// at the first maximum of each 2x2 window of `pre`, zeros elsewhere.
+fn unpool_with_candle_ops(y: &Tensor, pre: &Tensor) -> Result<Tensor> {
     let (_, _, h, w) = pre.dims4()?;
-    let mask = pre
-        .eq(&pooled.upsample_nearest2d(h, w)?)?
-        .to_dtype(DType::F32)?
-        .detach();
-    y.upsample_nearest2d(h, w)?.mul(&mask)
+    let mask = first_max_mask(&pad_to_even(&pre.detach())?)?;
+    let (_, _, h2, w2) = mask.dims4()?;
+    y.upsample_nearest2d(h2, w2)?
+        .mul(&mask)?
+        .narrow(2, 0, h)?
+        .narrow(3, 0, w)
+}
+
+/// `x [b, c, h, w]` with an odd side padded by one row or column of the
+/// lowest f32, so that 2x2 windows tile it and a padded position never
+/// holds a window's maximum (ceil-mode pooling).
+fn pad_to_even(x: &Tensor) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let mut x = x.clone();
+    if h % 2 == 1 {
+        let row = Tensor::full(f32::MIN, (b, c, 1, w), x.device())?.to_dtype(x.dtype())?;
+        x = Tensor::cat(&[&x, &row], 2)?;
+    }
+    if w % 2 == 1 {
+        let h = x.dim(2)?;
+        let col = Tensor::full(f32::MIN, (b, c, h, 1), x.device())?.to_dtype(x.dtype())?;
+        x = Tensor::cat(&[&x, &col], 3)?;
+    }
+    Ok(x)
+}
+
+/// The switches of 2x2 max-pooling of `x [b, c, h, w]` (even sides): 1 at
+/// the first maximum of each window in row-major order (the position
+/// PyTorch's max-pooling returns as its index), 0 elsewhere; a constant for
+/// the gradient. Written in candle's ops, so it runs on every device.
+fn first_max_mask(x: &Tensor) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let x6 = x.detach().reshape((b, c, h / 2, 2, w / 2, 2))?;
+    let at = |dy: usize, dx: usize| x6.narrow(3, dy, 1)?.narrow(5, dx, 1);
+    let corners = [at(0, 0)?, at(0, 1)?, at(1, 0)?, at(1, 1)?];
+    let max = corners[1..]
+        .iter()
+        .try_fold(corners[0].clone(), |m, t| m.maximum(t))?;
+    // each corner is the pick if it holds the max and no earlier one did
+    let mut none_yet = max.ones_like()?;
+    let mut picks = Vec::with_capacity(4);
+    for t in &corners {
+        let pick = (t.eq(&max)?.to_dtype(x.dtype())? * &none_yet)?;
+        none_yet = (none_yet - &pick)?;
+        picks.push(pick);
+    }
+    let top = Tensor::cat(&[&picks[0], &picks[1]], 5)?;
+    let bottom = Tensor::cat(&[&picks[2], &picks[3]], 5)?;
+    Tensor::cat(&[&top, &bottom], 3)?.reshape((b, c, h, w))
 }
 
 /// Loss of a forward pass against clean targets, plus the L1 penalty on the
@@ -627,28 +678,51 @@ mod tests {
     }
 
     #[test]
-    fn unpool_puts_values_at_the_max() {
+    fn candle_op_unpool_puts_each_value_at_the_first_maximum_only() {
         let dev = Device::Cpu;
+        // windows: a single max; a single max; all four tied (MNIST's flat
+        // background); two tied in the bottom row
         let pre = Tensor::from_vec(
             vec![
-                1f32, 5., 2., 0., 3., 4., 9., 1., 0., 0., 0., 0., 0., 0., 0., 7.,
+                1f32, 5., 2., 0., 3., 4., 9., 1., 0., 0., 6., 0., 0., 0., 6., 0.,
             ],
             (1, 1, 4, 4),
             &dev,
         )
         .unwrap();
-        let pooled = pre.max_pool2d(2).unwrap();
-        let y = Tensor::from_vec(vec![10f32, 20., 30., 40.], (1, 1, 2, 2), &dev).unwrap();
-        let u = unpool(&y, &pre, &pooled)
+        let y = Var::from_tensor(
+            &Tensor::from_vec(vec![10f32, 20., 30., 40.], (1, 1, 2, 2), &dev).unwrap(),
+        )
+        .unwrap();
+        let u = unpool_with_candle_ops(&y, &pre).unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        #[rustfmt::skip]
+        assert_eq!(
+            flat(&u),
+            [0., 10., 0., 0.,
+             0., 0., 20., 0.,
+             30., 0., 40., 0.,
+             0., 0., 0., 0.]
+        );
+        // the gradient reads the same one position per window
+        let w = Tensor::arange(1f32, 17., &dev)
             .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
+            .reshape((1, 1, 4, 4))
             .unwrap();
-        assert_eq!(u[1], 10.0); // max 5 of the top-left window
-        assert_eq!(u[6], 20.0); // max 9 of the top-right window
-        assert_eq!(u[15], 40.0);
-        assert_eq!(u[0], 0.0);
-        assert_eq!(u[7], 0.0);
+        let g = (u * w).unwrap().sum_all().unwrap().backward().unwrap();
+        assert_eq!(flat(g.get(&y).unwrap()), [2., 7., 9., 11.]);
+        // pooling: the max as the value, the gradient at the same position
+        let x = Var::from_tensor(&pre).unwrap();
+        let p = pool_with_candle_ops(&x).unwrap();
+        assert_eq!(flat(&p), [5., 9., 0., 6.]);
+        let g = p.sum_all().unwrap().backward().unwrap();
+        #[rustfmt::skip]
+        assert_eq!(
+            flat(g.get(&x).unwrap()),
+            [0., 1., 0., 0.,
+             0., 0., 1., 0.,
+             1., 0., 1., 0.,
+             0., 0., 0., 0.]
+        );
     }
 }
