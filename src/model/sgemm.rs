@@ -24,10 +24,6 @@
 
 use std::cell::RefCell;
 
-/// Rows of a tile (broadcast side).
-const MR: usize = 12;
-/// Columns of a tile (vector side): two 16-float registers.
-const NR: usize = 32;
 /// Below this many numbers along the vectors, [`gemm_into`] is faster
 /// (for the few-row products that [`dots`] does not take: operands not
 /// contiguous along `k`).
@@ -81,12 +77,25 @@ pub fn available() -> bool {
     {
         static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         *HAS.get_or_init(|| {
-            std::env::var_os("AELAB_NO_AVX512").is_none()
+            std::env::var_os("AELAB_NO_AVX512").is_none_or(|v| v.is_empty() || v == "0")
                 && std::arch::is_x86_feature_detected!("avx512f")
         })
     }
     #[cfg(not(target_arch = "x86_64"))]
     false
+}
+
+/// Which matrix kernels this CPU runs: `AVX-512`, `AVX2 + FMA`, or the
+/// `gemm` crate's code (`aelab bench` prints it, so figures from different
+/// machines can be compared).
+pub fn kernel_name() -> &'static str {
+    if available() {
+        "AVX-512"
+    } else if has_avx2() {
+        "AVX2 + FMA"
+    } else {
+        "gemm crate (no AVX2)"
+    }
 }
 
 /// Whether this CPU has AVX2 and FMA (for the element-wise passes compiled
@@ -144,21 +153,6 @@ pub unsafe fn matmul(
     }
     #[cfg(target_arch = "x86_64")]
     {
-        // Plan N: vectors along n from b (needs b contiguous along n).
-        // Plan T: out^T = b^T a^T, vectors along m from a^T (needs a
-        // contiguous along m), stored transposed.
-        // (a transposing copy of the vector side costs more per number
-        // than packing the broadcast side, which is read row by row)
-        let cost = |vec_dim: usize, other: usize, contiguous: bool| -> f64 {
-            let lanes = vec_dim.div_ceil(16) * 16;
-            let flops = (2 * lanes * other * k) as f64 / 32.0;
-            let copies = if contiguous {
-                0.0
-            } else {
-                4.0 * (k * vec_dim) as f64
-            };
-            flops + copies
-        };
         // a few rows against a layer stored along k (a forward pass of a
         // few images): dot products, which stream the weights in order
         if a.cs == 1 && b.rs == 1 && m.min(n) <= DOT_ROWS {
@@ -168,42 +162,110 @@ pub unsafe fn matmul(
                 dots::run(n, k, m, b.ptr, b.cs, a.ptr, a.rs, out, 1, ldo as isize, acc)
             };
         }
-        let plan_n = cost(n, m, b.cs == 1);
-        let plan_t = cost(m, n, a.rs == 1);
-        let vec_dim = if plan_n <= plan_t { n } else { m };
-        if vec_dim < MIN_VEC {
-            // a few rows against a layer (one drawn digit): vectors that
-            // would be mostly empty lanes; `gemm` runs these as dot products
-            return gemm_into(m, k, n, a, b, out, ldo, acc);
-        }
-        if plan_n <= plan_t {
-            run_split(m, n, k, a, b, out, ldo, acc);
-        } else {
-            // out^T into a scratch buffer, then added or copied across
-            let mut t = TRANSPOSED.with(|t| std::mem::take(&mut *t.borrow_mut()));
-            if t.len() < m * n {
-                t.clear();
-                t.resize(m * n, 0.0);
-            }
-            run_split(n, m, k, b.t(), a.t(), t.as_mut_ptr(), m, false);
-            for i0 in (0..m).step_by(16) {
-                for j in 0..n {
-                    let src = &t[j * m..][i0..(i0 + 16).min(m)];
-                    for (di, &v) in src.iter().enumerate() {
-                        let o = out.add((i0 + di) * ldo + j);
-                        *o = if acc { *o + v } else { v };
-                    }
-                }
-            }
-            TRANSPOSED.with(|b| *b.borrow_mut() = t);
-        }
+        tiled::<avx512::Tiles>(m, k, n, a, b, out, ldo, acc)
     }
 }
 
-/// The product on a CPU without AVX-512: few-row products whose operands
-/// run along `k` as AVX2 dot products when the CPU has AVX2 and FMA (most
-/// laptops; `gemm` runs them as thin, strided products), the rest through
-/// [`gemm_into`].
+/// The product in register tiles of the kernel `K`: vectors along `n`
+/// (plan N) or, when that costs less, along `m` with the product computed
+/// as its transpose (plan T); split in two halves on two cores when large.
+///
+/// # Safety
+/// As for [`matmul`], and the CPU must have `K`'s instructions.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tiled<K: Kernel>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: View,
+    b: View,
+    out: *mut f32,
+    ldo: usize,
+    acc: bool,
+) {
+    // Plan N: vectors along n from b (needs b contiguous along n).
+    // Plan T: out^T = b^T a^T, vectors along m from a^T (needs a
+    // contiguous along m), stored transposed.
+    // (a transposing copy of the vector side costs more per number
+    // than packing the broadcast side, which is read row by row)
+    let cost = |vec_dim: usize, other: usize, contiguous: bool| -> f64 {
+        let lanes = vec_dim.div_ceil(K::LANES) * K::LANES;
+        let flops = (2 * lanes * other * k) as f64 / (2 * K::LANES) as f64;
+        let copies = if contiguous {
+            0.0
+        } else {
+            4.0 * (k * vec_dim) as f64
+        };
+        flops + copies
+    };
+    let plan_n = cost(n, m, b.cs == 1);
+    let plan_t = cost(m, n, a.rs == 1);
+    let vec_dim = if plan_n <= plan_t { n } else { m };
+    if vec_dim < MIN_VEC {
+        // a few rows against a layer (one drawn digit): vectors that
+        // would be mostly empty lanes; `gemm` runs these as dot products
+        return gemm_into(m, k, n, a, b, out, ldo, acc);
+    }
+    if plan_n <= plan_t {
+        run_split::<K>(m, n, k, a, b, out, ldo, acc);
+    } else {
+        // out^T into a scratch buffer, then added or copied across
+        let mut t = TRANSPOSED.with(|t| std::mem::take(&mut *t.borrow_mut()));
+        if t.len() < m * n {
+            t.clear();
+            t.resize(m * n, 0.0);
+        }
+        run_split::<K>(n, m, k, b.t(), a.t(), t.as_mut_ptr(), m, false);
+        for i0 in (0..m).step_by(16) {
+            for j in 0..n {
+                let src = &t[j * m..][i0..(i0 + 16).min(m)];
+                for (di, &v) in src.iter().enumerate() {
+                    let o = out.add((i0 + di) * ldo + j);
+                    *o = if acc { *o + v } else { v };
+                }
+            }
+        }
+        TRANSPOSED.with(|b| *b.borrow_mut() = t);
+    }
+}
+
+/// A register-tiled kernel for [`tiled`]: tiles of `MR` rows (broadcast
+/// side) by `NR` columns (vector side) of `LANES`-float vectors.
+#[cfg(target_arch = "x86_64")]
+trait Kernel {
+    const MR: usize;
+    const NR: usize;
+    const LANES: usize;
+    /// One `mr x nc` tile (`mr <= MR`, `nc <= NR`) over depth `kc`: `sp`
+    /// the broadcast side's panel (element `(i, p)` at `sp + i * srs + p *
+    /// scs`), `vt` the vector operand's strip (row stride `ldv`), `o` the
+    /// tile's corner in the output (row stride `ldo`), added to when `add`.
+    ///
+    /// # Safety
+    /// The pointers must be valid for those reads and writes, and the CPU
+    /// must have the kernel's instructions.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile(
+        mr: usize,
+        nc: usize,
+        kc: usize,
+        sp: *const f32,
+        srs: isize,
+        scs: isize,
+        vt: *const f32,
+        ldv: isize,
+        o: *mut f32,
+        ldo: usize,
+        add: bool,
+    );
+}
+
+/// The product on a CPU without AVX-512, when it has AVX2 and FMA (most
+/// laptops): few-row products whose operands run along `k` as dot
+/// products, the rest in 6x16 register tiles (the same blocking as the
+/// AVX-512 kernel, and split across two cores the same way); [`gemm_into`]
+/// on other CPUs.
 ///
 /// # Safety
 /// As for [`matmul`].
@@ -225,6 +287,10 @@ pub unsafe fn without_avx512(
         } else {
             dots_avx2::run(n, k, m, b.ptr, b.cs, a.ptr, a.rs, out, 1, ldo as isize, acc)
         };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() && m > 0 && n > 0 && k > 0 {
+        return tiled::<avx2::Tiles>(m, k, n, a, b, out, ldo, acc);
     }
     gemm_into(m, k, n, a, b, out, ldo, acc)
 }
@@ -292,7 +358,7 @@ impl Shared {
 /// along the rows.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn run_split(
+unsafe fn run_split<K: Kernel>(
     m: usize,
     n: usize,
     k: usize,
@@ -303,17 +369,17 @@ unsafe fn run_split(
     acc: bool,
 ) {
     let parallel = m * n * k >= SPLIT_FLOPS && crate::par::can_split();
-    let strips = n.div_ceil(NR);
-    if !parallel || (strips < 2 && m < 2 * MR) {
-        return run(m, n, k, s, v, out, ldo, acc);
+    let strips = n.div_ceil(K::NR);
+    if !parallel || (strips < 2 && m < 2 * K::MR) {
+        return run::<K>(m, n, k, s, v, out, ldo, acc);
     }
     let sh = Shared(s, v, out);
     if strips >= 2 {
-        let j = strips / 2 * NR;
+        let j = strips / 2 * K::NR;
         crate::par::join(
             move || {
                 let (s, v, out) = sh.get();
-                run(m, j, k, s, v, out, ldo, acc)
+                run::<K>(m, j, k, s, v, out, ldo, acc)
             },
             move || {
                 let (s, v, out) = sh.get();
@@ -321,15 +387,15 @@ unsafe fn run_split(
                     ptr: v.ptr.offset(j as isize * v.cs),
                     ..v
                 };
-                run(m, n - j, k, s, v2, out.add(j), ldo, acc)
+                run::<K>(m, n - j, k, s, v2, out.add(j), ldo, acc)
             },
         );
     } else {
-        let i = m.div_ceil(MR) / 2 * MR;
+        let i = m.div_ceil(K::MR) / 2 * K::MR;
         crate::par::join(
             move || {
                 let (s, v, out) = sh.get();
-                run(i, n, k, s, v, out, ldo, acc)
+                run::<K>(i, n, k, s, v, out, ldo, acc)
             },
             move || {
                 let (s, v, out) = sh.get();
@@ -337,7 +403,7 @@ unsafe fn run_split(
                     ptr: s.ptr.offset(i as isize * s.rs),
                     ..s
                 };
-                run(m - i, n, k, s2, v, out.add(i * ldo), ldo, acc)
+                run::<K>(m - i, n, k, s2, v, out.add(i * ldo), ldo, acc)
             },
         );
     }
@@ -354,7 +420,7 @@ fn grow(buf: &mut Vec<f32>, n: usize) {
 /// row-major with row stride `ldo`.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn run(
+unsafe fn run<K: Kernel>(
     m: usize,
     n: usize,
     k: usize,
@@ -367,7 +433,7 @@ unsafe fn run(
     PACK.with(|bufs| {
         let mut bufs = bufs.borrow_mut();
         let [vpack, strip] = &mut *bufs;
-        let panels = m.div_ceil(MR);
+        let panels = m.div_ceil(K::MR);
         // k in equal blocks of at most KC
         let blocks = k.div_ceil(KC);
         let kc_max = k.div_ceil(blocks);
@@ -381,9 +447,9 @@ unsafe fn run(
         };
         // rows a multiple of 512 bytes apart fall into a few sets of the
         // first-level cache: such a strip is copied before it is reused
-        let copy_strip = panels > 1 && ldv > NR as isize && ldv % 128 == 0;
+        let copy_strip = panels > 1 && ldv > K::NR as isize && ldv % 128 == 0;
         if copy_strip {
-            grow(strip, kc_max * NR);
+            grow(strip, kc_max * K::NR);
         }
         let mut p0 = 0;
         while p0 < k {
@@ -391,28 +457,28 @@ unsafe fn run(
             let add = acc || p0 > 0;
             let mut j0 = 0;
             while j0 < n {
-                let nc = NR.min(n - j0);
+                let nc = K::NR.min(n - j0);
                 let mut vt = vptr.offset(p0 as isize * ldv + j0 as isize);
                 let mut ld = ldv;
                 if copy_strip {
                     for p in 0..kc {
                         std::ptr::copy_nonoverlapping(
                             vt.offset(p as isize * ldv),
-                            strip.as_mut_ptr().add(p * NR),
+                            strip.as_mut_ptr().add(p * K::NR),
                             nc,
                         );
                     }
                     vt = strip.as_ptr();
-                    ld = NR as isize;
+                    ld = K::NR as isize;
                 }
                 for q in 0..panels {
-                    let i0 = q * MR;
-                    let mr = MR.min(m - i0);
+                    let i0 = q * K::MR;
+                    let mr = K::MR.min(m - i0);
                     let sp = s.ptr.offset(i0 as isize * s.rs + p0 as isize * s.cs);
                     let o = out.add(i0 * ldo + j0);
-                    avx512::tile(mr, nc, kc, sp, s.rs, s.cs, vt, ld, o, ldo, add);
+                    K::tile(mr, nc, kc, sp, s.rs, s.cs, vt, ld, o, ldo, add);
                 }
-                j0 += NR;
+                j0 += K::NR;
             }
             p0 += kc;
         }
@@ -713,15 +779,44 @@ mod dots_avx2 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{MR, NR};
     use std::arch::x86_64::*;
 
-    /// One `mr x nc` tile (`mr <= MR`, `nc <= NR`) over depth `kc`: `sp` a
-    /// packed panel, `vt` the vector operand's strip (row stride `ldv`),
-    /// `o` the tile's corner in the output (row stride `ldo`).
+    /// Rows of a tile (broadcast side).
+    const MR: usize = 12;
+    /// Columns of a tile (vector side): two 16-float registers.
+    const NR: usize = 32;
+
+    /// The kernel for [`super::tiled`]: 12x32 tiles in 24 registers.
+    pub(super) struct Tiles;
+
+    impl super::Kernel for Tiles {
+        const MR: usize = MR;
+        const NR: usize = NR;
+        const LANES: usize = 16;
+        unsafe fn tile(
+            mr: usize,
+            nc: usize,
+            kc: usize,
+            sp: *const f32,
+            srs: isize,
+            scs: isize,
+            vt: *const f32,
+            ldv: isize,
+            o: *mut f32,
+            ldo: usize,
+            add: bool,
+        ) {
+            tile(mr, nc, kc, sp, srs, scs, vt, ldv, o, ldo, add)
+        }
+    }
+
+    /// [`super::Kernel::tile`].
+    ///
+    /// # Safety
+    /// As there; the CPU must have AVX-512F.
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    pub(super) unsafe fn tile(
+    unsafe fn tile(
         mr: usize,
         nc: usize,
         kc: usize,
@@ -828,6 +923,139 @@ mod avx512 {
     }
 }
 
+/// The AVX2 + FMA counterpart of [`avx512`], for CPUs without AVX-512:
+/// 6x16 tiles, 12 accumulators of 8 floats plus two vector loads and one
+/// broadcast in the 16 vector registers (the blocking of the BLIS and
+/// OpenBLAS Haswell kernels).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    const MR: usize = 6;
+    const NR: usize = 16;
+
+    /// The kernel for [`super::tiled`].
+    pub(super) struct Tiles;
+
+    impl super::Kernel for Tiles {
+        const MR: usize = MR;
+        const NR: usize = NR;
+        const LANES: usize = 8;
+        unsafe fn tile(
+            mr: usize,
+            nc: usize,
+            kc: usize,
+            sp: *const f32,
+            srs: isize,
+            scs: isize,
+            vt: *const f32,
+            ldv: isize,
+            o: *mut f32,
+            ldo: usize,
+            add: bool,
+        ) {
+            macro_rules! dispatch {
+                ($($m:literal)*) => {
+                    match (mr, nc > 8) {
+                        $(($m, true) => kernel::<$m, 2>(nc, kc, sp, srs, scs, vt, ldv, o, ldo, add),
+                          ($m, false) => kernel::<$m, 1>(nc, kc, sp, srs, scs, vt, ldv, o, ldo, add),)*
+                        _ => unreachable!(),
+                    }
+                };
+            }
+            const _: () = assert!(MR == 6 && NR == 16);
+            dispatch!(1 2 3 4 5 6)
+        }
+    }
+
+    /// The tile's sums over depth `kc`, the vector loads masked or not.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn depth<const M: usize, const V: usize, const MASKED: bool>(
+        kc: usize,
+        mut sp: *const f32,
+        srs: isize,
+        scs: isize,
+        mut vp: *const f32,
+        ldv: isize,
+        masks: [__m256i; 2],
+    ) -> [[__m256; V]; M] {
+        let mut c = [[_mm256_setzero_ps(); V]; M];
+        for _ in 0..kc {
+            let mut v = [_mm256_setzero_ps(); V];
+            for (x, vx) in v.iter_mut().enumerate() {
+                *vx = if MASKED {
+                    _mm256_maskload_ps(vp.add(8 * x), masks[x])
+                } else {
+                    _mm256_loadu_ps(vp.add(8 * x))
+                };
+            }
+            for (r, cr) in c.iter_mut().enumerate() {
+                let a = _mm256_set1_ps(*sp.offset(r as isize * srs));
+                for x in 0..V {
+                    cr[x] = _mm256_fmadd_ps(a, v[x], cr[x]);
+                }
+            }
+            sp = sp.wrapping_offset(scs);
+            vp = vp.wrapping_offset(ldv);
+        }
+        c
+    }
+
+    /// Lanes below `lanes` set (all ones), the others clear.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn mask(lanes: usize) -> __m256i {
+        let index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes.min(8) as i32), index)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn kernel<const M: usize, const V: usize>(
+        nc: usize,
+        kc: usize,
+        sp: *const f32,
+        srs: isize,
+        scs: isize,
+        vt: *const f32,
+        ldv: isize,
+        o: *mut f32,
+        ldo: usize,
+        add: bool,
+    ) {
+        let whole = nc == V * 8;
+        let masks = [mask(nc), mask(nc.saturating_sub(8))];
+        let c = if whole {
+            depth::<M, V, false>(kc, sp, srs, scs, vt, ldv, masks)
+        } else {
+            depth::<M, V, true>(kc, sp, srs, scs, vt, ldv, masks)
+        };
+        for (r, cr) in c.iter().enumerate() {
+            let row = o.add(r * ldo);
+            for x in 0..V {
+                let p = row.add(8 * x);
+                if whole {
+                    let val = if add {
+                        _mm256_add_ps(cr[x], _mm256_loadu_ps(p))
+                    } else {
+                        cr[x]
+                    };
+                    _mm256_storeu_ps(p, val);
+                } else {
+                    let val = if add {
+                        _mm256_add_ps(cr[x], _mm256_maskload_ps(p, masks[x]))
+                    } else {
+                        cr[x]
+                    };
+                    _mm256_maskstore_ps(p, masks[x], val);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -872,24 +1100,37 @@ mod tests {
 
     #[test]
     fn products_match_a_naive_loop_for_every_layout_and_edge() {
-        let shapes = [
-            (1, 1, 1),
-            (3, 5, 7),
-            (12, 3, 32),
-            (13, 300, 33),
-            (32, 784, 30),
-            (30, 32, 784),
-            (31, 257, 17),
-            (64, 513, 100),
-            (8, 600, 72),
-            (144, 40, 9),
-            // dot products (a few rows or columns, operands along k),
-            // with and without a tail of k
-            (8, 784, 100),
-            (7, 37, 50),
-            (40, 100, 5),
-            (2, 16, 3),
-        ];
+        check_products(&SHAPES);
+        // large products split in halves across two cores (along the
+        // vectors, or along the rows when there is one strip)
+        let _helper = crate::par::Helper::start(|| {}).unwrap();
+        check_products(&[(64, 513, 100), (200, 784, 12), (256, 300, 64)]);
+    }
+
+    const SHAPES: [(usize, usize, usize); 17] = [
+        (1, 1, 1),
+        (3, 5, 7),
+        (12, 3, 32),
+        (13, 300, 33),
+        (32, 784, 30),
+        (30, 32, 784),
+        (31, 257, 17),
+        (64, 513, 100),
+        (8, 600, 72),
+        (144, 40, 9),
+        // every row count of a 6-row tile and a half-empty second vector
+        (6, 20, 16),
+        (11, 9, 13),
+        (25, 64, 41),
+        // dot products (a few rows or columns, operands along k),
+        // with and without a tail of k
+        (8, 784, 100),
+        (7, 37, 50),
+        (40, 100, 5),
+        (2, 16, 3),
+    ];
+
+    fn check_products(shapes: &[(usize, usize, usize)]) {
         for (si, &(m, k, n)) in shapes.iter().enumerate() {
             let ad = data(m * k, si as u64 * 4 + 1);
             let bd = data(k * n, si as u64 * 4 + 2);
