@@ -107,6 +107,15 @@ pub fn device(name: &str) -> anyhow::Result<candle_core::Device> {
     }
 }
 
+/// The device as the status bar and the logs name it: `CPU`, `CUDA 0`, `Metal 0`.
+pub fn device_label(device: &candle_core::Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => "CPU".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("CUDA {gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("Metal {gpu_id}"),
+    }
+}
+
 /// The models folder: `--models-dir`, then `AELAB_MODELS_DIR`, then the
 /// platform data folder's `models/`.
 pub fn models_dir(flag: Option<&std::path::Path>) -> std::path::PathBuf {

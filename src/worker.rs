@@ -123,8 +123,9 @@ pub struct WorkerHandle {
 const EVENT_CAPACITY: usize = 1024;
 
 impl WorkerHandle {
-    /// Spawn the worker; `wake` is called after each event (e.g. `ctx.request_repaint()`).
-    pub fn spawn(wake: Wake) -> std::io::Result<WorkerHandle> {
+    /// Spawn the worker, training on `device`; `wake` is called after
+    /// each event (e.g. `ctx.request_repaint()`).
+    pub fn spawn(wake: Wake, device: candle_core::Device) -> std::io::Result<WorkerHandle> {
         let (cmd_tx, cmd_rx) = bounded::<Command>(16);
         let (ev_tx, ev_rx) = bounded::<Event>(EVENT_CAPACITY);
         let control = Arc::new(Mutex::new(Arc::new(Control::default())));
@@ -134,7 +135,7 @@ impl WorkerHandle {
             .spawn({
                 let control = control.clone();
                 let shutdown = shutdown.clone();
-                move || worker_loop(cmd_rx, ev_tx, control, shutdown, wake)
+                move || worker_loop(cmd_rx, ev_tx, control, shutdown, wake, device)
             })?;
         Ok(WorkerHandle {
             commands: cmd_tx,
@@ -345,6 +346,7 @@ fn worker_loop(
     control_slot: Arc<Mutex<Arc<Control>>>,
     shutdown: Arc<AtomicBool>,
     wake: Wake,
+    device: candle_core::Device,
 ) {
     loop {
         if shutdown.load(Ordering::SeqCst) {
@@ -374,7 +376,7 @@ fn worker_loop(
             wake: &wake,
             shutdown: &shutdown,
         };
-        let event = match run_job(&job, &data, &mut obs, &control) {
+        let event = match run_job(&job, &data, &device, &mut obs, &control) {
             Ok(result) => Event::Finished {
                 id: job.id,
                 result: Box::new(result),
@@ -391,11 +393,11 @@ fn worker_loop(
 fn run_job(
     job: &Job,
     data: &Dataset,
+    device: &candle_core::Device,
     obs: &mut ChannelObserver,
     control: &Control,
 ) -> anyhow::Result<Finished> {
-    let device = candle_core::Device::Cpu;
-    let model = Autoencoder::new(&job.run.model, job.run.train.seed, &device)?;
+    let model = Autoencoder::new(&job.run.model, job.run.train.seed, device)?;
     let outcome = train::run(&job.run, data, &model, obs, control)?;
     obs.flush_steps(obs.last_epoch, obs.last_lr, obs.last_speed);
     obs.send_reliable(Event::Evaluating { id: job.id });
@@ -469,10 +471,10 @@ mod tests {
         let models = tempfile::tempdir().unwrap();
         let wakes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let w = wakes.clone();
-        let worker = WorkerHandle::spawn(Arc::new(move || {
+        let wake = Arc::new(move || {
             w.fetch_add(1, Ordering::SeqCst);
-        }))
-        .unwrap();
+        });
+        let worker = WorkerHandle::spawn(wake, candle_core::Device::Cpu).unwrap();
         let run = RunConfig {
             model: ModelConfig::preset("shallow-64").unwrap(),
             train: TrainParams {

@@ -256,3 +256,25 @@ fn filter_grid_has_one_tile_per_hidden_unit() {
     );
     assert!(h.query_by_label_contains("shallow-64 filter 63").is_some());
 }
+
+#[test]
+fn the_status_bar_names_the_device_and_an_unusable_one_falls_back_to_the_cpu() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let mut h = harness(data_dir.path(), models.path());
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("device: CPU").is_some());
+
+    let mut launch = common::launch(data_dir.path(), models.path());
+    launch.device = Some("tpu".into());
+    let mut h = common::harness_for(launch);
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("device: CPU").is_some());
+    let messages = &h.state().state.messages;
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("unknown device \"tpu\"") && m.contains("training on the CPU")),
+        "{messages:?}"
+    );
+}

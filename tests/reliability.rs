@@ -130,7 +130,7 @@ fn start_stop_soak_leaves_no_threads_and_flat_memory() {
         dataset: DatasetKind::Mnist,
     };
     let threads_before = threads();
-    let worker = WorkerHandle::spawn(Arc::new(|| {})).unwrap();
+    let worker = WorkerHandle::spawn(Arc::new(|| {}), candle_core::Device::Cpu).unwrap();
     let mut rss_after_warmup = 0;
     let mut threads_warm = 0;
     for i in 0..cycles {
@@ -324,7 +324,7 @@ impl Drop for Mount {
 /// Train one epoch with the library on `dir`; returns the finished event.
 fn train_into(dir: &Path) -> Box<aelab::worker::Finished> {
     let (_d, data) = tiny();
-    let worker = WorkerHandle::spawn(Arc::new(|| {})).unwrap();
+    let worker = WorkerHandle::spawn(Arc::new(|| {}), candle_core::Device::Cpu).unwrap();
     let run = RunConfig {
         model: ModelConfig::preset("shallow-64").unwrap(),
         train: TrainParams {

@@ -67,6 +67,8 @@ pub struct AelabApp {
     wake: Arc<dyn Fn() + Send + Sync>,
     started: Instant,
     frame_log: Option<Instant>,
+    /// Where the trainer trains (`--device`).
+    device: candle_core::Device,
 }
 
 /// How the app was started.
@@ -82,6 +84,8 @@ pub struct Launch {
     pub start: Option<String>,
     /// Log frame times to stderr every few seconds (AELAB_FRAME_LOG=1).
     pub frame_log: bool,
+    /// `--device`: where models train (None: the CPU).
+    pub device: Option<String>,
 }
 
 impl AelabApp {
@@ -90,7 +94,16 @@ impl AelabApp {
             let ctx = ctx.clone();
             Arc::new(move || ctx.request_repaint())
         };
-        let worker = WorkerHandle::spawn(wake.clone()).expect("spawning the trainer thread");
+        let (device, device_error) = match crate::device(launch.device.as_deref().unwrap_or("cpu"))
+        {
+            Ok(d) => (d, None),
+            Err(e) => (
+                candle_core::Device::Cpu,
+                Some(format!("{e:#}; training on the CPU")),
+            ),
+        };
+        let worker =
+            WorkerHandle::spawn(wake.clone(), device.clone()).expect("spawning the trainer thread");
         let (data_dir, source) = registry::resolve_data_dir(launch.data_dir.as_deref());
         let models_dir = crate::models_dir(launch.models_dir.as_deref());
         let mut state = AppState {
@@ -140,7 +153,11 @@ impl AelabApp {
             wake,
             started: Instant::now(),
             frame_log: launch.frame_log.then(Instant::now),
+            device,
         };
+        if let Some(e) = device_error {
+            app.state.notify(e);
+        }
         app.load_data(launch.download);
         app
     }
@@ -362,6 +379,7 @@ impl AelabApp {
             models_dir: self.state.models_dir.clone(),
             // one at a time: a core stays with the window
             jobs: 1,
+            device: self.device.clone(),
         };
         let root = self.state.data_dir.clone();
         let wake = self.wake.clone();
@@ -472,10 +490,11 @@ impl AelabApp {
     pub fn diagnostics(&self) -> String {
         let s = &self.state;
         let mut out = format!(
-            "aelab {} ({} {}), candle 0.11, egui 0.37\ndevice: CPU, training threads: {}, cores: {}\ndata folder: {} ({})\nmodels folder: {}\nlog file: {}\nlibrary: {} models\n",
+            "aelab {} ({} {}), candle 0.11, egui 0.37\ndevice: {}, training threads: {}, cores: {}\ndata folder: {} ({})\nmodels folder: {}\nlog file: {}\nlibrary: {} models\n",
             env!("CARGO_PKG_VERSION"),
             std::env::consts::OS,
             std::env::consts::ARCH,
+            crate::device_label(&self.device),
             crate::train_ways(),
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             s.data_dir.display(),
@@ -746,9 +765,11 @@ impl AelabApp {
                 ui.label(format!("from {} ({src})", s.data_dir.display()));
             }
             ui.separator();
+            let device = crate::device_label(&self.device);
             ui.label(match crate::train_ways() {
-                1 => "device: CPU, 1 training thread".to_string(),
-                n => format!("device: CPU, {n} training threads"),
+                _ if !self.device.is_cpu() => format!("device: {device}"),
+                1 => format!("device: {device}, 1 training thread"),
+                n => format!("device: {device}, {n} training threads"),
             });
             ui.separator();
             if let Some(r) = self.report.as_ref().filter(|r| r.finished.is_none()) {
@@ -835,6 +856,7 @@ pub fn run_native(common: &crate::cli::Common) -> anyhow::Result<()> {
         auto_first_model: true,
         start: common.start.clone(),
         frame_log: std::env::var_os("AELAB_FRAME_LOG").is_some_and(|v| v != "0"),
+        device: Some(common.device.clone()),
     };
     // AELAB_WINDOW=WIDTHxHEIGHT (points) sets the first window size, e.g.
     // for screenshots at a laptop's 1366x768

@@ -31,6 +31,7 @@ pub struct ReportArgs {
 
 pub fn run(common: &Common, a: ReportArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.epochs > 0, "--epochs must be at least 1");
+    let device = crate::device(&common.device)?;
     let data = super::load_dataset(common, a.dataset)?;
     let other_kind = match a.dataset {
         DatasetKind::Mnist => DatasetKind::FashionMnist,
@@ -54,8 +55,14 @@ pub fn run(common: &Common, a: ReportArgs) -> anyhow::Result<()> {
         quick: a.quick,
         models_dir: crate::models_dir(common.models_dir.as_deref()),
         // every core busy: models side by side, each on one core (a
-        // model split across cores gains less than a second model does)
-        jobs: crate::train_ways(),
+        // model split across cores gains less than a second model does);
+        // on a GPU one after another
+        jobs: if device.is_cpu() {
+            crate::train_ways()
+        } else {
+            1
+        },
+        device,
     };
     let mut progress = |line: &str| eprintln!("{line}");
     let summary =

@@ -108,6 +108,16 @@ impl Autoencoder {
         })
     }
 
+    /// A copy of the model with its weights on `device`.
+    pub fn to_device(&self, device: &Device) -> Result<Autoencoder> {
+        let tensors = self
+            .params
+            .iter()
+            .map(|(n, v)| Ok((n.clone(), v.as_tensor().to_device(device)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Autoencoder::from_tensors(&self.config, tensors, device)
+    }
+
     pub fn param(&self, name: &str) -> &Tensor {
         self.params
             .iter()

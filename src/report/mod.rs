@@ -44,6 +44,9 @@ pub struct Options {
     pub models_dir: PathBuf,
     /// Models trained at the same time, each on its own thread.
     pub jobs: usize,
+    /// Where models train and are evaluated (the figures are computed on
+    /// the CPU).
+    pub device: candle_core::Device,
 }
 
 /// One model of the report.
@@ -189,8 +192,11 @@ fn obtain(
             }
         }
     }
-    let model = Autoencoder::new(&cfg.model, cfg.train.seed, &candle_core::Device::Cpu)?;
-    progress(&format!("[{index}/{total}] {preset}: training"));
+    let model = Autoencoder::new(&cfg.model, cfg.train.seed, &opts.device)?;
+    progress(&format!(
+        "[{index}/{total}] {preset}: training on the {}",
+        crate::device_label(&opts.device)
+    ));
     let mut obs = |e: &TrainEvent| {
         if let TrainEvent::Epoch {
             epoch,
@@ -239,6 +245,7 @@ fn obtain(
             None
         }
     };
+    let model = model.to_device(&candle_core::Device::Cpu)?;
     let summary = summarise(&model, &manifest, false, saved);
     Ok(Trained {
         model,
@@ -367,7 +374,8 @@ pub const SUMMARY_HEADER: [&str; 12] = [
 
 /// Run the whole study and write the report into `opts.out`.
 /// Every preset's model, trained (or reused) by `opts.jobs` threads at
-/// once, in the order of `presets`; progress lines arrive on this thread.
+/// once (the conv models first), returned in the order of `presets`;
+/// progress lines arrive on this thread.
 fn obtain_all(
     presets: &[String],
     epochs: usize,
@@ -380,6 +388,10 @@ fn obtain_all(
         .map(|p| run_config(p, epochs, opts.dataset))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let total = configs.len();
+    // the slowest (conv) models first, so that the last ones to finish are
+    // quick and no core idles through a long tail
+    let mut order: Vec<usize> = (0..total).collect();
+    order.sort_by_key(|&i| !configs[i].model.is_conv());
     let next = std::sync::atomic::AtomicUsize::new(0);
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let mut slots: Vec<Option<anyhow::Result<Trained>>> = (0..total).map(|_| None).collect();
@@ -387,10 +399,11 @@ fn obtain_all(
     std::thread::scope(|scope| {
         for _ in 0..opts.jobs.clamp(1, total.max(1)) {
             let tx = tx.clone();
-            let (next, configs, slots) = (&next, &configs, &slots_lock);
+            let (next, configs, slots, order) = (&next, &configs, &slots_lock, &order);
             scope.spawn(move || loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some(cfg) = configs.get(i) else { break };
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(&i) = order.get(n) else { break };
+                let cfg = &configs[i];
                 let mut send = |line: &str| {
                     let _ = tx.send(line.to_string());
                 };

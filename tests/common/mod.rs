@@ -17,6 +17,7 @@ pub fn launch(data_dir: &Path, models_dir: &Path) -> Launch {
         auto_first_model: false,
         start: None,
         frame_log: false,
+        device: None,
     }
 }
 
