@@ -155,14 +155,26 @@ fn pca_train_eval_on_generated_data() {
             "128",
             "--reps",
             "2",
+            "--threads",
+            "3",
         ],
         data_dir.path(),
         models.path(),
     ));
-    assert_eq!(b["train"].as_array().unwrap().len(), 2);
-    for row in b["train"].as_array().unwrap() {
+    // the scaling table: each preset at 1, 2 and 3 ways (more ways than
+    // this machine may have cores is fine for the bench's correctness)
+    let rows = b["train"].as_array().unwrap();
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    for (row, ways) in rows.iter().zip([1, 2, 3, 1, 2, 3]) {
+        assert_eq!(row["ways"], ways, "{row}");
         assert!(row["samples_per_sec"].as_f64().unwrap() > 0.0, "{row}");
     }
+    assert_eq!(b["threads"], 3);
+    let kernels = b["kernels"].as_str().unwrap();
+    assert!(
+        ["AVX-512", "AVX2 + FMA", "gemm crate (no AVX2)"].contains(&kernels),
+        "{kernels}"
+    );
     assert!(b["pca_fit_secs"].as_f64().unwrap() > 0.0);
     for key in [
         "pca_k_change_10x10",

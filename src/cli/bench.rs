@@ -23,7 +23,8 @@ use crate::train::{self, Control};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Presets to time for training.
+    /// Presets to time for training (each at 1, 2, 4, 8 and 16 ways up to
+    /// `--threads`, and at `--threads` itself: a scaling table).
     #[arg(long, num_args = 1.., default_values_t = ["deep".to_string(), "shallow-256".into(), "conv-unpool".into(), "conv-deconv".into(), "conv-both".into()])]
     pub presets: Vec<String>,
     /// Batch sizes to time.
@@ -47,8 +48,21 @@ pub struct BenchArgs {
 struct TrainRow {
     preset: String,
     batch: usize,
+    /// Ways (`--threads`) the run was given.
+    ways: usize,
     images: usize,
     samples_per_sec: f64,
+}
+
+/// The ways of the scaling table: 1, 2, 4, 8, 16 up to `threads`, and
+/// `threads` itself.
+fn scaling_ways(threads: usize) -> Vec<usize> {
+    let mut ways: Vec<usize> = [1, 2, 4, 8, 16]
+        .into_iter()
+        .filter(|&w| w < threads)
+        .collect();
+    ways.push(threads.max(1));
+    ways
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -67,6 +81,53 @@ fn time_ms(reps: usize, mut f: impl FnMut()) -> f64 {
             })
             .collect(),
     )
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The training rows as a scaling table: samples/s of each preset and
+/// batch size for each number of ways, and the gain of the most ways over
+/// one.
+fn print_scaling(rows: &[TrainRow], ways: &[usize]) {
+    if rows.is_empty() {
+        return;
+    }
+    print!("{:<12} {:>6} {:>8}", "preset", "batch", "images");
+    for w in ways {
+        print!(" {:>10}", format!("{w} ways"));
+    }
+    println!("   (samples/s)");
+    let mut keys: Vec<(&str, usize)> = Vec::new();
+    for r in rows {
+        if !keys.contains(&(r.preset.as_str(), r.batch)) {
+            keys.push((r.preset.as_str(), r.batch));
+        }
+    }
+    for (preset, batch) in keys {
+        let of = |w: usize| {
+            rows.iter()
+                .find(|r| r.preset == preset && r.batch == batch && r.ways == w)
+        };
+        let images = of(ways[0]).map_or(0, |r| r.images);
+        print!("{preset:<12} {batch:>6} {images:>8}");
+        for &w in ways {
+            match of(w) {
+                Some(r) => print!(" {:>10.0}", r.samples_per_sec),
+                None => print!(" {:>10}", "-"),
+            }
+        }
+        if let (Some(one), Some(most), true) =
+            (of(1), of(*ways.last().unwrap_or(&1)), ways.len() > 1)
+        {
+            print!(
+                "   x{:.2}",
+                most.samples_per_sec / one.samples_per_sec.max(1e-9)
+            );
+        }
+        println!();
+    }
 }
 
 pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
@@ -90,7 +151,12 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
             } else {
                 a.images
             };
-            for &batch in &a.batches {
+            let runs: Vec<(usize, usize)> = a
+                .batches
+                .iter()
+                .flat_map(|&b| scaling_ways(threads).into_iter().map(move |w| (b, w)))
+                .collect();
+            for &(batch, ways) in &runs {
                 let cfg = RunConfig {
                     model: model_cfg.clone(),
                     train: TrainParams {
@@ -103,19 +169,21 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
                 // warm-up: 20 steps, then a fresh model for the timing
                 let warm = ds.truncated(20 * batch, 10, 10);
                 let m = Autoencoder::new(&cfg.model, 1, &device)?;
-                train::run(&cfg, &warm, &m, &mut (), &Control::default())?;
+                let control = Control::default();
+                train::run::run_in_parts(&cfg, &warm, &m, &mut (), &control, ways)?;
                 let sub = ds.truncated(n, 10, 10);
                 let m = Autoencoder::new(&cfg.model, 1, &device)?;
-                let out = train::run(&cfg, &sub, &m, &mut (), &Control::default())?;
+                let out = train::run::run_in_parts(&cfg, &sub, &m, &mut (), &control, ways)?;
                 if !a.json {
                     eprintln!(
-                        "{preset:<12} batch {batch:>4}: {:>9.0} samples/s",
+                        "{preset:<12} batch {batch:>4}, {ways:>2} ways: {:>9.0} samples/s",
                         out.samples_per_sec
                     );
                 }
                 rows.push(TrainRow {
                     preset: preset.clone(),
                     batch,
+                    ways,
                     images: n,
                     samples_per_sec: out.samples_per_sec,
                 });
@@ -178,6 +246,8 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
             "{}",
             serde_json::json!({
                 "threads": threads,
+                "cores": cores(),
+                "kernels": crate::model::sgemm::kernel_name(),
                 "train": rows,
                 "pca_fit_secs": pca_secs,
                 "decode_secs": decode_secs,
@@ -191,19 +261,12 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
             })
         );
     } else {
-        println!("threads: {threads}");
-        if !rows.is_empty() {
-            println!(
-                "{:<12} {:>6} {:>8} {:>12}",
-                "preset", "batch", "images", "samples/s"
-            );
-            for r in &rows {
-                println!(
-                    "{:<12} {:>6} {:>8} {:>12.0}",
-                    r.preset, r.batch, r.images, r.samples_per_sec
-                );
-            }
-        }
+        println!(
+            "threads: {threads}, cores: {}, matrix kernels: {}",
+            cores(),
+            crate::model::sgemm::kernel_name()
+        );
+        print_scaling(&rows, &scaling_ways(threads));
         println!("MNIST decode: {decode_secs:.2} s; PCA fit (50k x 784, all components): {pca_secs:.2} s; both: {startup_secs:.2} s");
         println!("PCA k change, 10x10 grid: {pca_grid_ms:.2} ms (median)");
         println!(
