@@ -14,11 +14,14 @@ pub mod sgemm;
 #[cfg(test)]
 mod torch_fixtures;
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Tensor, Var};
 
 pub use config::{
     param_shapes, Activation, Arch, ConvDecoder, LossKind, ModelConfig, RunConfig, TrainParams,
 };
+pub use denseops::GradSink;
 
 use crate::data::PIXELS;
 use crate::rng::Rng;
@@ -118,6 +121,13 @@ impl Autoencoder {
         Autoencoder::from_tensors(&self.config, tensors, device)
     }
 
+    fn param_index(&self, name: &str) -> usize {
+        self.params
+            .iter()
+            .position(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("parameter {name} exists by construction"))
+    }
+
     pub fn param(&self, name: &str) -> &Tensor {
         self.params
             .iter()
@@ -152,6 +162,13 @@ impl Autoencoder {
 
     /// Forward pass on `x [b, 784]` in [0, 1].
     pub fn forward(&self, x: &Tensor) -> Result<Forward> {
+        self.forward_with_sink(x, None)
+    }
+
+    /// [`Autoencoder::forward`] whose backward pass leaves the fused dense
+    /// layers' weight and bias gradients in `sink` (slots in the order of
+    /// [`Autoencoder::params`]) rather than in candle's gradient store.
+    pub fn forward_with_sink(&self, x: &Tensor, sink: Option<&Arc<GradSink>>) -> Result<Forward> {
         match &self.config.arch {
             Arch::Dense {
                 encoder,
@@ -161,21 +178,27 @@ impl Autoencoder {
                 let mut h = x.clone();
                 for i in 0..encoder.len() {
                     // [b, in] -> [b, out]
-                    h = self.dense(&h, &format!("enc.{i}"), Some(*activation))?;
+                    h = self.dense(&h, &format!("enc.{i}"), Some(*activation), sink)?;
                 }
-                let logits = self.dense_decode(&h, decoder.len(), *activation)?;
+                let logits = self.dense_decode(&h, decoder.len(), *activation, sink)?;
                 Ok(Forward { logits, code: h })
             }
             Arch::Conv { decoder } => self.conv_forward(x, *decoder, &mut Vec::new()),
         }
     }
 
-    fn dense_decode(&self, code: &Tensor, layers: usize, activation: Activation) -> Result<Tensor> {
+    fn dense_decode(
+        &self,
+        code: &Tensor,
+        layers: usize,
+        activation: Activation,
+        sink: Option<&Arc<GradSink>>,
+    ) -> Result<Tensor> {
         let mut h = code.clone();
         for i in 0..layers {
-            h = self.dense(&h, &format!("dec.{i}"), Some(activation))?;
+            h = self.dense(&h, &format!("dec.{i}"), Some(activation), sink)?;
         }
-        self.dense(&h, &format!("dec.{layers}"), None)
+        self.dense(&h, &format!("dec.{layers}"), None, sink)
     }
 
     /// Transposed-convolution decoder from the pooled code `[b, 16, 4, 4]`.
@@ -232,7 +255,7 @@ impl Autoencoder {
                 decoder,
                 activation,
                 ..
-            } => self.dense_decode(&code, decoder.len(), *activation)?,
+            } => self.dense_decode(&code, decoder.len(), *activation, None)?,
             Arch::Conv {
                 decoder: ConvDecoder::Deconv,
             } => self.deconv_decode(&code.reshape((n, 16, 4, 4))?, &mut Vec::new())?,
@@ -247,10 +270,22 @@ impl Autoencoder {
     }
 
     /// A dense layer `x W^T + b`, then `act` if given.
-    fn dense(&self, x: &Tensor, name: &str, act: Option<Activation>) -> Result<Tensor> {
-        let w = self.param(&format!("{name}.weight"));
-        let b = self.param(&format!("{name}.bias"));
-        let op = denseops::Linear { act };
+    fn dense(
+        &self,
+        x: &Tensor,
+        name: &str,
+        act: Option<Activation>,
+        sink: Option<&Arc<GradSink>>,
+    ) -> Result<Tensor> {
+        let (wi, bi) = (
+            self.param_index(&format!("{name}.weight")),
+            self.param_index(&format!("{name}.bias")),
+        );
+        let (w, b) = (self.params[wi].1.as_tensor(), self.params[bi].1.as_tensor());
+        let op = denseops::Linear {
+            act,
+            sink: sink.map(|s| (s.clone(), wi, bi)),
+        };
         if self.fused() {
             x.contiguous()?.apply_op3(w, b, op)
         } else {

@@ -7,7 +7,9 @@
 use std::sync::Mutex;
 
 use candle_core::backprop::GradStore;
-use candle_core::{bail, CpuStorage, Device, InplaceOp2, Layout, Result, Var};
+use candle_core::{bail, CpuStorage, Device, InplaceOp1, InplaceOp2, Layout, Result, Var};
+
+use crate::model::GradSink;
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 
 pub struct FusedAdam {
@@ -20,6 +22,9 @@ pub struct FusedAdam {
 }
 
 struct AdamStep<'a> {
+    /// The first part's gradient when it is not a tensor (a [`GradSink`]'s
+    /// slot; the op then runs as an [`InplaceOp1`]).
+    first: Option<&'a [f32]>,
     /// Further gradients (of other parts of the batch) and the weights of
     /// every gradient: the step uses `w[0] g + w[1] extra[0] + ...`.
     extra: Vec<&'a [f32]>,
@@ -144,6 +149,36 @@ impl AdamStep<'_> {
 /// core cannot draw all of it.
 const SPLIT: usize = 1 << 16;
 
+impl<'a> AdamStep<'a> {
+    /// Step `t` of Adam with `p` on moments `m` and `v`, the first part's
+    /// gradient in `first` (else the op's second tensor) and the others in
+    /// `extra`.
+    fn new(
+        p: &ParamsAdamW,
+        t: i32,
+        m: &'a mut [f32],
+        v: &'a mut [f32],
+        weights: &'a [f32],
+        first: Option<&'a [f32]>,
+        extra: Vec<&'a [f32]>,
+    ) -> AdamStep<'a> {
+        AdamStep {
+            first,
+            extra,
+            weights,
+            m: Mutex::new(m),
+            v: Mutex::new(v),
+            lr: p.lr as f32,
+            b1: p.beta1 as f32,
+            b2: p.beta2 as f32,
+            eps: p.eps as f32,
+            decay: p.weight_decay as f32,
+            scale_m: (1.0 / (1.0 - p.beta1.powi(t))) as f32,
+            scale_v: (1.0 / (1.0 - p.beta2.powi(t))) as f32,
+        }
+    }
+}
+
 impl InplaceOp2 for AdamStep<'_> {
     fn name(&self) -> &'static str {
         "fused-adam"
@@ -156,17 +191,36 @@ impl InplaceOp2 for AdamStep<'_> {
         g_storage: &CpuStorage,
         g_l: &Layout,
     ) -> Result<()> {
-        let Some((ds, de)) = dst_l.contiguous_offsets() else {
-            bail!("fused-adam: parameter is not contiguous")
-        };
         let Some((gs, ge)) = g_l.contiguous_offsets() else {
             bail!("fused-adam: gradient is not contiguous")
+        };
+        self.apply(dst, dst_l, &g_storage.as_slice::<f32>()?[gs..ge])
+    }
+}
+
+impl InplaceOp1 for AdamStep<'_> {
+    fn name(&self) -> &'static str {
+        "fused-adam"
+    }
+
+    fn cpu_fwd(&self, dst: &mut CpuStorage, dst_l: &Layout) -> Result<()> {
+        let Some(g) = self.first else {
+            bail!("fused-adam: no gradient")
+        };
+        self.apply(dst, dst_l, g)
+    }
+}
+
+impl AdamStep<'_> {
+    /// The step of the parameter in `dst` with the first part's gradient `g`.
+    fn apply(&self, dst: &mut CpuStorage, dst_l: &Layout, g: &[f32]) -> Result<()> {
+        let Some((ds, de)) = dst_l.contiguous_offsets() else {
+            bail!("fused-adam: parameter is not contiguous")
         };
         let CpuStorage::F32(theta) = dst else {
             bail!("fused-adam: parameters must be f32")
         };
         let theta = &mut theta[ds..de];
-        let g = &g_storage.as_slice::<f32>()?[gs..ge];
         let mut m = self.m.lock().unwrap_or_else(|e| e.into_inner());
         let mut v = self.v.lock().unwrap_or_else(|e| e.into_inner());
         if theta.len() != g.len() || m.len() != g.len() {
@@ -224,13 +278,20 @@ impl FusedAdam {
         if let Some(f) = &mut self.fallback {
             return f.step(grads);
         }
-        self.step_parts(std::slice::from_ref(grads), &[1.0])
+        self.step_parts(std::slice::from_ref(grads), &[], &[1.0])
     }
 
     /// One step on the weighted sum of gradients of several parts of a
     /// batch (`weights`: each part's share of the batch), summed inside the
-    /// same pass over the parameters.
-    pub fn step_parts(&mut self, parts: &[GradStore], weights: &[f32]) -> Result<()> {
+    /// same pass over the parameters. A parameter's gradients come from
+    /// the parts' stores, or, where the stores lack it, from the parts'
+    /// `sinks` (one per part, or none), slot by the parameter's index.
+    pub fn step_parts(
+        &mut self,
+        parts: &[GradStore],
+        sinks: &[&GradSink],
+        weights: &[f32],
+    ) -> Result<()> {
         if parts.is_empty() || parts.len() != weights.len() {
             bail!(
                 "fused-adam: {} gradient parts, {} weights",
@@ -238,13 +299,41 @@ impl FusedAdam {
                 weights.len()
             );
         }
+        if !sinks.is_empty() && sinks.len() != parts.len() {
+            bail!(
+                "fused-adam: {} gradient parts, {} sinks",
+                parts.len(),
+                sinks.len()
+            );
+        }
         if self.fallback.is_some() {
             bail!("fused-adam: gradient parts need the CPU");
         }
         self.t += 1;
         let p = &self.params;
-        for ((var, m), v) in self.vars.iter().zip(&mut self.m).zip(&mut self.v) {
+        for (j, ((var, m), v)) in self
+            .vars
+            .iter()
+            .zip(&mut self.m)
+            .zip(&mut self.v)
+            .enumerate()
+        {
+            let t = self.t;
             let Some(g) = parts[0].get(var.as_tensor()) else {
+                // a fused dense layer's gradient, in the sinks
+                let Some(first) = sinks.first().and_then(|s| s.get(j)) else {
+                    continue;
+                };
+                let others = sinks[1..]
+                    .iter()
+                    .map(|s| s.get(j))
+                    .collect::<Option<Vec<_>>>();
+                let Some(others) = others else {
+                    bail!("fused-adam: a part left no gradient for parameter {j}")
+                };
+                let extra = others.iter().map(|g| g.as_slice()).collect();
+                let op = AdamStep::new(p, t, m, v, weights, Some(first.as_slice()), extra);
+                var.as_tensor().inplace_op1(&op)?;
                 continue;
             };
             let g = g.contiguous()?;
@@ -263,20 +352,8 @@ impl FusedAdam {
                     _ => bail!("fused-adam: gradient parts need contiguous CPU f32"),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let op = AdamStep {
-                extra,
-                weights,
-                m: Mutex::new(m.as_mut_slice()),
-                v: Mutex::new(v.as_mut_slice()),
-                lr: p.lr as f32,
-                b1: p.beta1 as f32,
-                b2: p.beta2 as f32,
-                eps: p.eps as f32,
-                decay: p.weight_decay as f32,
-                scale_m: (1.0 / (1.0 - p.beta1.powi(self.t))) as f32,
-                scale_v: (1.0 / (1.0 - p.beta2.powi(self.t))) as f32,
-            };
-            var.as_tensor().inplace_op2(&g, &op)?;
+            var.as_tensor()
+                .inplace_op2(&g, &AdamStep::new(p, t, m, v, weights, None, extra))?;
         }
         Ok(())
     }
@@ -325,7 +402,7 @@ mod tests {
             // unequal parts (3 + 1 rows): wrong weights would turn the step
             let g1 = loss(&parts, 0..3).backward().unwrap();
             let g2 = loss(&parts, 3..4).backward().unwrap();
-            b.step_parts(&[g1, g2], &[0.75, 0.25]).unwrap();
+            b.step_parts(&[g1, g2], &[], &[0.75, 0.25]).unwrap();
         }
         let d = crate::model::max_abs_diff(whole.as_tensor(), parts.as_tensor());
         assert!(d < 1e-5, "parameters differ by {d}");

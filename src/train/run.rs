@@ -4,6 +4,7 @@
 //! `Diverged` with the weights of the last good epoch put back.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candle_core::backprop::GradStore;
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::metrics::{self, Metrics};
 use crate::data::noise::Noise;
 use crate::data::{Dataset, Split, PIXELS};
-use crate::model::{self, Autoencoder, RunConfig};
+use crate::model::{self, Autoencoder, GradSink, RunConfig};
 use crate::rng::Rng;
 
 /// Shared control of a running loop: stop, pause and a learning-rate change,
@@ -266,13 +267,15 @@ pub fn run_in_parts(
 /// model corrupts its input) split into `ways` parts of as equal size as
 /// the rows allow, each part's forward and backward on its own core:
 /// returns the batch's loss (the parts' losses by share), each part's
-/// gradients and its share of the batch. Run it inside [`with_ways`] for
-/// the parts to run in parallel.
+/// gradients and its share of the batch. The fused dense layers of part
+/// `i` leave their gradients in `sinks[i]` when there are sinks (one per
+/// part). Run it inside [`with_ways`] for the parts to run in parallel.
 pub(crate) fn batch_gradients(
     model: &Autoencoder,
     clean: &[f32],
     noisy: Option<&[f32]>,
     ways: usize,
+    sinks: &[Arc<GradSink>],
 ) -> candle_core::Result<(f32, Vec<GradStore>, Vec<f32>)> {
     let mc = &model.config;
     let device = &model.device;
@@ -281,8 +284,15 @@ pub(crate) fn batch_gradients(
     let parts: Vec<(usize, usize)> = (0..ways)
         .map(|i| (i * rows / ways, (i + 1) * rows / ways))
         .collect();
-    let part = |&(a, b): &(usize, usize)| -> candle_core::Result<(f32, GradStore)> {
+    if !sinks.is_empty() && sinks.len() < ways {
+        candle_core::bail!("{ways} batch parts, {} gradient sinks", sinks.len());
+    }
+    let part = |(i, &(a, b)): (usize, &(usize, usize))| -> candle_core::Result<(f32, GradStore)> {
         let _ftz = FlushDenormals::new();
+        let sink = sinks.get(i);
+        if let Some(s) = sink {
+            s.clear();
+        }
         let target = Tensor::from_slice(&clean[a * PIXELS..b * PIXELS], (b - a, PIXELS), device)?;
         let input = match noisy {
             None => target.clone(),
@@ -290,19 +300,20 @@ pub(crate) fn batch_gradients(
                 Tensor::from_slice(&noisy[a * PIXELS..b * PIXELS], (b - a, PIXELS), device)?
             }
         };
-        let f = model.forward(&input)?;
+        let f = model.forward_with_sink(&input, sink)?;
         let (objective, _) = model::loss(mc, &f, &target)?;
         Ok((objective.to_scalar()?, objective.backward()?))
     };
     let done: Vec<(f32, GradStore)> = if ways == 1 {
-        vec![part(&parts[0])?]
+        vec![part((0, &parts[0]))?]
     } else if ways == 2 {
-        let (a, b) = crate::par::join(|| part(&parts[0]), || part(&parts[1]));
+        let (a, b) = crate::par::join(|| part((0, &parts[0])), || part((1, &parts[1])));
         vec![a?, b?]
     } else {
         use rayon::prelude::*;
         parts
             .par_iter()
+            .enumerate()
             .map(part)
             .collect::<candle_core::Result<_>>()?
     };
@@ -315,17 +326,34 @@ pub(crate) fn batch_gradients(
     Ok((loss, grads, weights))
 }
 
-/// One optimiser step on the parts' gradients, weighted by their shares.
+/// One optimiser step on the parts' gradients (and those their layers
+/// left in the first `grads.len()` of `sinks`), weighted by their shares.
 pub(crate) fn step_on(
     opt: &mut FusedAdam,
     grads: &[GradStore],
+    sinks: &[Arc<GradSink>],
     weights: &[f32],
 ) -> candle_core::Result<()> {
-    if grads.len() == 1 {
-        opt.step(&grads[0])
-    } else {
-        opt.step_parts(grads, weights)
+    if sinks.is_empty() {
+        return if grads.len() == 1 {
+            opt.step(&grads[0])
+        } else {
+            opt.step_parts(grads, &[], weights)
+        };
     }
+    let sinks: Vec<&GradSink> = sinks[..grads.len()].iter().map(|s| &**s).collect();
+    opt.step_parts(grads, &sinks, weights)
+}
+
+/// Gradient sinks for `ways` parts of a batch of `model` (none where its
+/// layers do not run fused: other devices).
+pub(crate) fn sinks_for(model: &Autoencoder, ways: usize) -> Vec<Arc<GradSink>> {
+    if !model.device.is_cpu() {
+        return Vec::new();
+    }
+    (0..ways.max(1))
+        .map(|_| Arc::new(GradSink::new(model.params.len())))
+        .collect()
 }
 
 /// Runs `work` with the threads that `ways` batch parts need on the CPU:
@@ -392,6 +420,8 @@ fn train_loop(
         let x = data.val.to_f32();
         x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / x.len().max(1) as f64
     };
+    // where each part's fused dense layers leave their gradients
+    let sinks = sinks_for(model, max_ways);
     let mut shuffle_rng = Rng::new(tp.seed);
     let mut noise_rng = Rng::new(tp.seed.wrapping_add(0x5EED));
     let mut order: Vec<usize> = (0..n).collect();
@@ -444,14 +474,14 @@ fn train_loop(
                 1
             };
             let noisy = (!mc.noise.is_none()).then_some(noisy.as_slice());
-            let (loss, grads, weights) = batch_gradients(model, &clean, noisy, ways)?;
+            let (loss, grads, weights) = batch_gradients(model, &clean, noisy, ways, &sinks)?;
             step += 1;
             if !loss.is_finite() {
                 model.restore(&last_good)?;
                 status = Status::Diverged { epoch, step, loss };
                 break 'epochs;
             }
-            step_on(&mut opt, &grads, &weights)?;
+            step_on(&mut opt, &grads, &sinks, &weights)?;
             loss_sum += loss as f64;
             loss_count += 1;
             samples += idx.len();
@@ -680,24 +710,27 @@ mod tests {
                 for b in &batches {
                     let before = whole.snapshot().unwrap();
                     let (loss, g, w) =
-                        batch_gradients(&whole, &b.0, noisy(b).as_deref(), 1).unwrap();
-                    step_on(&mut opt, &g, &w).unwrap();
+                        batch_gradients(&whole, &b.0, noisy(b).as_deref(), 1, &[]).unwrap();
+                    step_on(&mut opt, &g, &[], &w).unwrap();
                     reference.push((before, loss, whole.snapshot().unwrap()));
                 }
                 for ways in [1usize, 2, 3, 4, 8] {
                     let split = Autoencoder::new(&mc, 9, &Device::Cpu).unwrap();
                     let mut opt = FusedAdam::new(split.vars(), params.clone()).unwrap();
+                    // the parts' dense gradients through the sinks, as in a run
+                    let sinks = sinks_for(&split, ways);
                     let got = with_ways(ways, &Device::Cpu, |w| {
                         assert_eq!(w, ways, "{preset}: the threads for {ways} ways");
                         let mut out = Vec::new();
                         for (b, (before, _, _)) in batches.iter().zip(&reference) {
                             split.restore(before).unwrap();
                             let (loss, g, wt) =
-                                batch_gradients(&split, &b.0, noisy(b).as_deref(), ways).unwrap();
+                                batch_gradients(&split, &b.0, noisy(b).as_deref(), ways, &sinks)
+                                    .unwrap();
                             assert_eq!(g.len(), ways);
                             let shares: f32 = wt.iter().sum();
                             assert!((shares - 1.0).abs() < 1e-6, "shares sum to {shares}");
-                            step_on(&mut opt, &g, &wt).unwrap();
+                            step_on(&mut opt, &g, &sinks, &wt).unwrap();
                             out.push((loss, split.snapshot().unwrap()));
                         }
                         out
