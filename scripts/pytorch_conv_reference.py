@@ -4,7 +4,11 @@ conv-both. Same recipe and loop as that script (MSE, Adam 1e-3, fp32, 20
 warm-up steps then fresh weights, shuffled mini-batches over the first
 50,000 training images), same encoder as its conv-deconv; the decoders
 max-unpool with the encoder's switches, then 3x3 convolutions (unpool) or
-stride-1 transposed convolutions (both), as aelab's presets do. Prints one
+stride-1 transposed convolutions (both), as aelab's presets do. PyTorch's
+max-unpooling (the value at the first maximum of each window, zeros
+elsewhere) is aelab's since it follows torch.nn.MaxUnpool2d, so a model
+here computes the function of an aelab checkpoint of the same weights
+(checked by scripts/pytorch_fixtures.py and cargo test). Prints one
 JSON object per model.
 
     python scripts/pytorch_conv_reference.py --data ../shared/data --models conv-unpool conv-both --batch 32

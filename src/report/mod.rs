@@ -1016,6 +1016,13 @@ pub fn run(
         md,
         "## Q5. Convolutional decoders: unpooling, transposed convolution, both\n"
     );
+    let _ = writeln!(
+        md,
+        "Max-unpooling puts each value back at the position that the encoder's max-pooling picked in its 2×2 window \
+         (the first maximum in row-major order, as `torch.nn.MaxUnpool2d` does) and zeros everywhere else; \
+         where the four positions tie, as on MNIST's flat background, that is the window's top-left pixel. \
+         Transposed convolutions instead learn how to spread each value over the larger map.\n"
+    );
     let conv: Vec<&Trained> = trained
         .iter()
         .filter(|t| t.manifest.run.model.is_conv())
