@@ -43,7 +43,8 @@ pub struct Common {
     /// Cores a training run uses: each batch is split into up to this many
     /// parts, each part's forward and backward on its own core (else
     /// RAYON_NUM_THREADS, else every core on the command line; the app
-    /// leaves one core to the window).
+    /// leaves one core to the window). At most the core count (`bench`
+    /// times every count up to N, to show why).
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
     /// App only: queue a run of this preset at launch (e.g. --start deep).
