@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 /// How long the helper spins for new work before it parks.
 const SPIN: Duration = Duration::from_millis(5);
+/// How long it parks before it looks again on its own.
+const PARK: Duration = Duration::from_millis(100);
 
 const POSTED: u8 = 0;
 const DONE: u8 = 1;
@@ -118,12 +120,18 @@ fn serve(shared: &Shared) {
             std::hint::spin_loop();
         } else {
             shared.parked.store(true, Ordering::SeqCst);
+            let parked = Instant::now();
             if shared.slot.load(Ordering::SeqCst).is_null() && !shared.stop.load(Ordering::SeqCst) {
-                std::thread::park_timeout(Duration::from_millis(100));
+                std::thread::park_timeout(PARK);
             }
             shared.parked.store(false, Ordering::SeqCst);
-            // (`last` stays: a wake-up without work parks again at once,
-            // instead of spinning 5 ms in every 105 through a long pause)
+            // Woken early: work was posted (if the poster took its half back
+            // meanwhile, more follows), so spin again. Timed out: `last`
+            // stays and the helper parks again at once, instead of spinning
+            // 5 ms in every 105 through a long pause.
+            if parked.elapsed() < PARK {
+                last = Instant::now();
+            }
         }
     }
 }

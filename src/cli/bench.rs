@@ -247,6 +247,7 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
             "{}",
             serde_json::json!({
                 "threads": threads,
+                "train_ways": crate::train_ways(),
                 "cores": cores(),
                 "kernels": crate::model::sgemm::kernel_name(),
                 "train": rows,

@@ -481,8 +481,10 @@ pub(crate) fn relu(t: &Tensor) -> Result<Tensor> {
 fn pool_with_candle_ops(x: &Tensor) -> Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
     let padded = pad_to_even(x)?;
-    let mask = first_max_mask(&padded)?;
-    (padded * mask)?
+    // (a select, not a product: f32::MIN or -inf times 0 would not be 0
+    // in every dtype)
+    let mask = first_max_mask(&padded)?.ne(0.0)?;
+    mask.where_cond(&padded, &padded.zeros_like()?)?
         .reshape((b, c, h.div_ceil(2), 2, w.div_ceil(2), 2))?
         .sum(5)?
         .sum(3)

@@ -1,6 +1,6 @@
-//! Single-precision matrix products for the fused layers: an AVX-512
-//! register-blocked kernel (chosen at run time; the `gemm` crate's AVX2 code
-//! otherwise), sized for this app's shapes — a batch of 32 to 256 rows
+//! Single-precision matrix products for the fused layers: register-blocked
+//! kernels for AVX-512 and for AVX2 + FMA (chosen at run time; the `gemm`
+//! crate on CPUs with neither), sized for this app's shapes — a batch of 32 to 256 rows
 //! against layers of 30 to 1,024 units, where every weight meets only a few
 //! dozen rows and a general library spends much of its time packing both
 //! operands. Measured (`cargo bench --bench kernels`, one core): 125-165
@@ -70,8 +70,9 @@ impl View {
     }
 }
 
-/// Whether this CPU runs the AVX-512 kernel (else [`gemm_into`] is used;
-/// `AELAB_NO_AVX512=1` forces that, to compare).
+/// Whether this CPU runs the AVX-512 kernel (else [`without_avx512`]:
+/// the AVX2 kernel, or [`gemm_into`] without AVX2; `AELAB_NO_AVX512=1`
+/// forces that, to compare).
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -356,6 +357,10 @@ impl Shared {
 /// [`run`], in two halves on two cores when it is large enough: split
 /// along the vectors (whole strips each) or, when there is only one strip,
 /// along the rows.
+///
+/// # Safety
+/// As for [`tiled`]: `s` and `v` valid for reads as `m x k` and `k x n` matrices, `out` for
+/// writes as `m x n` with row stride `ldo`, and the CPU has `K`'s instructions.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn run_split<K: Kernel>(
@@ -418,6 +423,9 @@ fn grow(buf: &mut Vec<f32>, n: usize) {
 
 /// `out [m, n] (+)= s [m, k] x v [k, n]` with vectors along `n`; `out`
 /// row-major with row stride `ldo`.
+///
+/// # Safety
+/// As for [`run_split`].
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn run<K: Kernel>(
@@ -486,6 +494,9 @@ unsafe fn run<K: Kernel>(
 }
 
 /// `dst [k, n]` row-major from the view `v` of that shape.
+///
+/// # Safety
+/// `v` must be valid for reads as a `k x n` matrix.
 unsafe fn pack_rows(v: View, k: usize, n: usize, dst: &mut [f32]) {
     if v.rs == 1 {
         // a transpose: 16 columns at a time (each read contiguously), so
@@ -516,6 +527,10 @@ unsafe fn pack_rows(v: View, k: usize, n: usize, dst: &mut [f32]) {
 /// (`cols` and `tile` are the module's own).
 macro_rules! dot_products_run {
     () => {
+        /// # Safety
+        /// `a` must be valid for reads as `m` rows of `k` (row stride `lda`), `b` as `n` rows
+        /// of `k` (stride `ldb`), `out` for writes at `i * ors + j * ocs` for every `i < m`, `j
+        /// < n`; the CPU has the module's instructions.
         #[allow(clippy::too_many_arguments)]
         pub(super) unsafe fn run(
             m: usize,
@@ -599,6 +614,11 @@ mod dots {
     /// The tile's sums over `steps` blocks of 16 along `k` (masked loads:
     /// one block of fewer), kept in registers (as the main kernel's
     /// `depth`; updated through a reference, they were kept in memory).
+    ///
+    /// # Safety
+    /// The `M` rows of `a` and `N` of `b` must be valid for reads of `steps` blocks of 8 or 16
+    /// floats (a masked block: the lanes the mask sets), and the CPU has the module's
+    /// instructions.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -632,12 +652,15 @@ mod dots {
                     ci[j] = _mm512_fmadd_ps(x, w[j], ci[j]);
                 }
             }
-            a = a.add(16);
-            b = b.add(16);
+            // (past the end after the last block: never read)
+            a = a.wrapping_add(16);
+            b = b.wrapping_add(16);
         }
         c
     }
 
+    /// # Safety
+    /// As for the module's `run`, for `M` rows and `N` columns.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     unsafe fn tile<const M: usize, const N: usize>(
@@ -694,6 +717,11 @@ mod dots_avx2 {
 
     /// Sums over `steps` blocks of 8 along `k` (`MASKED`: one block of
     /// fewer, the lanes past the end read as zero).
+    ///
+    /// # Safety
+    /// The `M` rows of `a` and `N` of `b` must be valid for reads of `steps` blocks of 8 or 16
+    /// floats (a masked block: the lanes the mask sets), and the CPU has the module's
+    /// instructions.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     #[target_feature(enable = "avx2,fma")]
@@ -724,12 +752,15 @@ mod dots_avx2 {
                     ci[j] = _mm256_fmadd_ps(x, w[j], ci[j]);
                 }
             }
-            a = a.add(8);
-            b = b.add(8);
+            // (past the end after the last block: never read)
+            a = a.wrapping_add(8);
+            b = b.wrapping_add(8);
         }
         c
     }
 
+    /// # Safety
+    /// The CPU must have AVX2.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn reduce(v: __m256) -> f32 {
@@ -739,6 +770,8 @@ mod dots_avx2 {
         _mm_cvtss_f32(s)
     }
 
+    /// # Safety
+    /// As for the module's `run`, for `M` rows and `N` columns.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn tile<const M: usize, const N: usize>(
@@ -843,6 +876,11 @@ mod avx512 {
     }
 
     /// The tile's sums over depth `kc`, the vector loads masked or not.
+    ///
+    /// # Safety
+    /// `sp` must be valid for reads of `M` rows (stride `srs`) of `kc` numbers (stride `scs`),
+    /// `vp` of `kc` rows (stride `ldv`) of `V` vectors (the lanes the masks set when `MASKED`),
+    /// and the CPU has the module's instructions.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -871,8 +909,9 @@ mod avx512 {
                     cr[x] = _mm512_fmadd_ps(a, v[x], cr[x]);
                 }
             }
-            sp = sp.offset(scs);
-            vp = vp.offset(ldv);
+            // (past the end after the last step: never read)
+            sp = sp.wrapping_offset(scs);
+            vp = vp.wrapping_offset(ldv);
         }
         c
     }
@@ -886,6 +925,9 @@ mod avx512 {
         }
     }
 
+    /// # Safety
+    /// As for [`super::Kernel::tile`], with `mr = M` and `nc <= V` vectors; the CPU has the
+    /// module's instructions.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     unsafe fn kernel<const M: usize, const V: usize>(
@@ -969,6 +1011,11 @@ mod avx2 {
     }
 
     /// The tile's sums over depth `kc`, the vector loads masked or not.
+    ///
+    /// # Safety
+    /// `sp` must be valid for reads of `M` rows (stride `srs`) of `kc` numbers (stride `scs`),
+    /// `vp` of `kc` rows (stride `ldv`) of `V` vectors (the lanes the masks set when `MASKED`),
+    /// and the CPU has the module's instructions.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     #[target_feature(enable = "avx2,fma")]
@@ -1004,6 +1051,9 @@ mod avx2 {
     }
 
     /// Lanes below `lanes` set (all ones), the others clear.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn mask(lanes: usize) -> __m256i {
@@ -1011,6 +1061,9 @@ mod avx2 {
         _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes.min(8) as i32), index)
     }
 
+    /// # Safety
+    /// As for [`super::Kernel::tile`], with `mr = M` and `nc <= V` vectors; the CPU has the
+    /// module's instructions.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn kernel<const M: usize, const V: usize>(
@@ -1066,6 +1119,8 @@ mod tests {
             for j in 0..n {
                 let mut s = 0f64;
                 for p in 0..k {
+                    // SAFETY: the views come from `view` over buffers of
+                    // exactly these shapes, and i < m, p < k, j < n
                     unsafe {
                         s += *a.ptr.offset(i as isize * a.rs + p as isize * a.cs) as f64
                             * *b.ptr.offset(p as isize * b.rs + j as isize * b.cs) as f64;
@@ -1150,6 +1205,8 @@ mod tests {
                     let ldo = n + 3;
                     let start = data(m * ldo, 99);
                     let mut out = start.clone();
+                    // SAFETY: `a`, `b` view m x k and k x n buffers; `out`
+                    // holds m rows of stride ldo >= n
                     unsafe { product(m, k, n, a, b, out.as_mut_ptr(), ldo, acc) };
                     for i in 0..m {
                         for j in 0..ldo {
