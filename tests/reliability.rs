@@ -1,18 +1,21 @@
 //! Reliability: a training process killed mid-save never leaves a torn
-//! checkpoint or a pile of temporary files; start/stop cycles leave no
-//! threads behind and do not grow memory; a save that cannot happen keeps
-//! the model; hostile bytes never panic the parsers.
+//! checkpoint or a pile of temporary files; a save that cannot happen keeps
+//! the model; hostile bytes never panic the parsers. (The start/stop soak
+//! is `tests/soak.rs`, a process of its own.)
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aelab::data::{self, idx, Dataset, DatasetKind};
+use aelab::data::{self, idx, DatasetKind};
 use aelab::model::checkpoint::{self, Manifest};
 use aelab::model::{Autoencoder, ModelConfig, RunConfig, TrainParams};
 use aelab::worker::{Event, Job, WorkerHandle};
 use proptest::prelude::*;
+
+mod support;
+use support::{tiny, wait};
 
 fn temp_files(dir: &Path) -> usize {
     std::fs::read_dir(dir)
@@ -74,110 +77,6 @@ fn killing_a_saving_process_never_tears_the_checkpoint() {
     }
     assert_eq!(loaded, 25);
     assert!(last_epochs >= 1);
-}
-
-fn tiny() -> (tempfile::TempDir, Arc<Dataset>) {
-    let dir = tempfile::tempdir().unwrap();
-    data::write_synthetic(dir.path(), DatasetKind::Mnist, 200, 40, 4).unwrap();
-    let ds = Dataset::load(dir.path(), DatasetKind::Mnist).unwrap();
-    (dir, Arc::new(ds))
-}
-
-fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
-fn wait(worker: &WorkerHandle, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
-    let t = Instant::now();
-    loop {
-        match worker.events.recv_timeout(Duration::from_secs(30)) {
-            Ok(e) if pred(&e) => return e,
-            Ok(_) => {}
-            Err(_) => panic!("no {what} within 30 s"),
-        }
-        assert!(t.elapsed() < Duration::from_secs(30), "no {what}");
-    }
-}
-
-/// 1,000 start → a few steps → (pause/resume) → stop cycles through the
-/// worker handle. Prints thread counts and RSS for the issue note.
-#[test]
-fn start_stop_soak_leaves_no_threads_and_flat_memory() {
-    let (_d, data) = tiny();
-    let cycles: usize = std::env::var("AELAB_SOAK_CYCLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    let run = RunConfig {
-        model: ModelConfig::preset("shallow-64").unwrap(),
-        train: TrainParams {
-            epochs: 1000,
-            ..TrainParams::default()
-        },
-        dataset: DatasetKind::Mnist,
-    };
-    let threads_before = threads();
-    let worker = WorkerHandle::spawn(Arc::new(|| {}), candle_core::Device::Cpu).unwrap();
-    let mut rss_after_warmup = 0;
-    let mut threads_warm = 0;
-    for i in 0..cycles {
-        worker
-            .start(
-                Job {
-                    id: i as u64,
-                    run: run.clone(),
-                    save_dir: None,
-                },
-                data.clone(),
-            )
-            .unwrap();
-        wait(&worker, "a step", |e| matches!(e, Event::Step { .. }));
-        if i % 10 == 0 {
-            worker.pause();
-            worker.resume();
-        }
-        worker.stop();
-        wait(&worker, "the end of the run", |e| {
-            matches!(e, Event::Finished { .. } | Event::Failed { .. })
-        });
-        if i == 0 {
-            threads_warm = threads(); // the compute pools start once, lazily
-        }
-        if i == 50.min(cycles - 1) {
-            rss_after_warmup = rss_kib();
-        }
-    }
-    let rss_end = rss_kib();
-    let threads_end = threads();
-    drop(worker); // joins the worker thread
-    std::thread::sleep(Duration::from_millis(100));
-    let threads_after = threads();
-    eprintln!(
-        "soak: {cycles} cycles; threads before {threads_before}, after the first cycle {threads_warm}, after the last {threads_end}, after dropping the handle {threads_after}; RSS after warm-up {rss_after_warmup} KiB, at the end {rss_end} KiB"
-    );
-    // other tests of this binary run alongside and start threads of their
-    // own, so allow a few; one thread left per cycle would be 1,000
-    assert!(
-        threads_end <= threads_warm + 8,
-        "threads left behind by the cycles: {threads_warm} -> {threads_end}"
-    );
-    assert!(
-        rss_end < rss_after_warmup + 64 * 1024,
-        "memory grew from {rss_after_warmup} KiB to {rss_end} KiB"
-    );
 }
 
 #[test]

@@ -164,7 +164,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    remove_stale_temps(dir, &name);
+    remove_stale_temps(dir);
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -178,11 +178,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-/// Remove temporary files of `name` left by writers that were killed
-/// mid-write (their process is gone), so they do not pile up. Where it
+/// Remove the temporary files in `dir` that writers killed mid-write left
+/// behind (their process is gone), so they do not pile up: of every file
+/// there, not only `name`'s (a checkpoint's save writes the weights and
+/// then the `.json`; a process killed in the second write leaves a temp
+/// that the next save of the weights would not otherwise clear). Where it
 /// cannot tell whether a process lives (no /proc), it leaves them.
-fn remove_stale_temps(dir: &Path, name: &str) {
-    let prefix = format!(".{name}.tmp-");
+fn remove_stale_temps(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -191,7 +193,13 @@ fn remove_stale_temps(dir: &Path, name: &str) {
     }
     for e in entries.flatten() {
         let file = e.file_name();
-        let Some(pid) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
+        // `.{name}.tmp-{pid}`, as `write_atomic` names them
+        let Some(pid) = file
+            .to_str()
+            .filter(|f| f.starts_with('.'))
+            .and_then(|f| f.rsplit_once(".tmp-"))
+            .map(|(_, pid)| pid)
+        else {
             continue;
         };
         let Ok(pid) = pid.parse::<u32>() else {
@@ -294,4 +302,33 @@ pub fn ensure_files(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_write_clears_the_temps_that_dead_writers_left_of_any_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // a writer killed in the `.json` write of a checkpoint, and one in
+        // the weights' write (pids that cannot be alive)
+        let dead = [".m.json.tmp-4294967294", ".m.safetensors.tmp-4294967293"];
+        for f in dead {
+            std::fs::write(dir.path().join(f), b"torn").unwrap();
+        }
+        // a live writer's temp (this process's parent) and other files stay
+        let live = format!(".m.json.tmp-{}", std::os::unix::process::parent_id());
+        std::fs::write(dir.path().join(&live), b"busy").unwrap();
+        std::fs::write(dir.path().join("notes.tmp-1.txt"), b"mine").unwrap();
+        write_atomic(&dir.path().join("m.safetensors"), b"weights").unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [live.as_str(), "m.safetensors", "notes.tmp-1.txt"]);
+    }
 }
