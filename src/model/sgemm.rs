@@ -262,6 +262,40 @@ trait Kernel {
     );
 }
 
+/// `impl Kernel for $tiles` in a kernel module whose `kernel::<M, V>`
+/// computes an `M`-row tile of `V` vectors of `$lanes` floats: `tile`
+/// picks the `kernel` for the tile's rows (`$m`, every count up to `$mr`)
+/// and for one or two vectors.
+macro_rules! kernel_tiles {
+    ($tiles:ident, $mr:expr, $nr:expr, $lanes:literal, $($m:literal)*) => {
+        impl super::Kernel for $tiles {
+            const MR: usize = $mr;
+            const NR: usize = $nr;
+            const LANES: usize = $lanes;
+            unsafe fn tile(
+                mr: usize,
+                nc: usize,
+                kc: usize,
+                sp: *const f32,
+                srs: isize,
+                scs: isize,
+                vt: *const f32,
+                ldv: isize,
+                o: *mut f32,
+                ldo: usize,
+                add: bool,
+            ) {
+                match (mr, nc > $lanes) {
+                    $(($m, true) => kernel::<$m, 2>(nc, kc, sp, srs, scs, vt, ldv, o, ldo, add),
+                      ($m, false) => kernel::<$m, 1>(nc, kc, sp, srs, scs, vt, ldv, o, ldo, add),)*
+                    _ => unreachable!(),
+                }
+            }
+        }
+    };
+}
+use kernel_tiles;
+
 /// The product on a CPU without AVX-512, when it has AVX2 and FMA (most
 /// laptops): few-row products whose operands run along `k` as dot
 /// products, the rest in 6x16 register tiles (the same blocking as the
@@ -822,58 +856,8 @@ mod avx512 {
     /// The kernel for [`super::tiled`]: 12x32 tiles in 24 registers.
     pub(super) struct Tiles;
 
-    impl super::Kernel for Tiles {
-        const MR: usize = MR;
-        const NR: usize = NR;
-        const LANES: usize = 16;
-        unsafe fn tile(
-            mr: usize,
-            nc: usize,
-            kc: usize,
-            sp: *const f32,
-            srs: isize,
-            scs: isize,
-            vt: *const f32,
-            ldv: isize,
-            o: *mut f32,
-            ldo: usize,
-            add: bool,
-        ) {
-            tile(mr, nc, kc, sp, srs, scs, vt, ldv, o, ldo, add)
-        }
-    }
-
-    /// [`super::Kernel::tile`].
-    ///
-    /// # Safety
-    /// As there; the CPU must have AVX-512F.
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    unsafe fn tile(
-        mr: usize,
-        nc: usize,
-        kc: usize,
-        sp: *const f32,
-        srs: isize,
-        scs: isize,
-        vt: *const f32,
-        ldv: isize,
-        o: *mut f32,
-        ldo: usize,
-        add: bool,
-    ) {
-        macro_rules! dispatch {
-            ($($m:literal)*) => {
-                match (mr, nc > 16) {
-                    $(($m, true) => kernel::<$m, 2>(nc, kc, sp, srs, scs, vt, ldv, o, ldo, add),
-                      ($m, false) => kernel::<$m, 1>(nc, kc, sp, srs, scs, vt, ldv, o, ldo, add),)*
-                    _ => unreachable!(),
-                }
-            };
-        }
-        const _: () = assert!(MR == 12 && NR == 32);
-        dispatch!(1 2 3 4 5 6 7 8 9 10 11 12)
-    }
+    const _: () = assert!(MR == 12 && NR == 32);
+    super::kernel_tiles!(Tiles, MR, NR, 16, 1 2 3 4 5 6 7 8 9 10 11 12);
 
     /// The tile's sums over depth `kc`, the vector loads masked or not.
     ///
@@ -979,36 +963,8 @@ mod avx2 {
     /// The kernel for [`super::tiled`].
     pub(super) struct Tiles;
 
-    impl super::Kernel for Tiles {
-        const MR: usize = MR;
-        const NR: usize = NR;
-        const LANES: usize = 8;
-        unsafe fn tile(
-            mr: usize,
-            nc: usize,
-            kc: usize,
-            sp: *const f32,
-            srs: isize,
-            scs: isize,
-            vt: *const f32,
-            ldv: isize,
-            o: *mut f32,
-            ldo: usize,
-            add: bool,
-        ) {
-            macro_rules! dispatch {
-                ($($m:literal)*) => {
-                    match (mr, nc > 8) {
-                        $(($m, true) => kernel::<$m, 2>(nc, kc, sp, srs, scs, vt, ldv, o, ldo, add),
-                          ($m, false) => kernel::<$m, 1>(nc, kc, sp, srs, scs, vt, ldv, o, ldo, add),)*
-                        _ => unreachable!(),
-                    }
-                };
-            }
-            const _: () = assert!(MR == 6 && NR == 16);
-            dispatch!(1 2 3 4 5 6)
-        }
-    }
+    const _: () = assert!(MR == 6 && NR == 16);
+    super::kernel_tiles!(Tiles, MR, NR, 8, 1 2 3 4 5 6);
 
     /// The tile's sums over depth `kc`, the vector loads masked or not.
     ///
