@@ -32,48 +32,51 @@ pub struct Linear {
 /// slots persist from step to step and each backward overwrites them.
 #[derive(Debug, Default)]
 pub struct GradSink {
-    slots: Vec<Mutex<Vec<f32>>>,
-    /// Which slots the last backward pass wrote.
-    written: Vec<std::sync::atomic::AtomicBool>,
+    slots: Vec<Mutex<Slot>>,
+}
+
+/// One parameter's gradient, and whether the last backward pass wrote it.
+#[derive(Debug, Default)]
+pub struct Slot {
+    written: bool,
+    pub grad: Vec<f32>,
 }
 
 impl GradSink {
     /// A sink for a model of `params` parameters.
     pub fn new(params: usize) -> GradSink {
         GradSink {
-            slots: (0..params).map(|_| Mutex::new(Vec::new())).collect(),
-            written: (0..params)
-                .map(|_| std::sync::atomic::AtomicBool::new(false))
-                .collect(),
+            slots: (0..params).map(|_| Mutex::default()).collect(),
         }
+    }
+
+    fn lock(&self, i: usize) -> std::sync::MutexGuard<'_, Slot> {
+        self.slots[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Forget which slots were written (before a backward pass).
     pub fn clear(&self) {
-        for w in &self.written {
-            w.store(false, std::sync::atomic::Ordering::Relaxed);
+        for i in 0..self.slots.len() {
+            self.lock(i).written = false;
         }
     }
 
-    /// The gradient in slot `i`, if the last backward pass wrote one.
-    pub fn get(&self, i: usize) -> Option<std::sync::MutexGuard<'_, Vec<f32>>> {
-        let written = self
-            .written
-            .get(i)?
-            .load(std::sync::atomic::Ordering::Acquire);
-        written.then(|| self.slots[i].lock().unwrap_or_else(|e| e.into_inner()))
+    /// Slot `i`, if the last backward pass wrote its gradient.
+    pub fn get(&self, i: usize) -> Option<std::sync::MutexGuard<'_, Slot>> {
+        let slot = self.slots.get(i)?.lock().unwrap_or_else(|e| e.into_inner());
+        slot.written.then_some(slot)
     }
 
     /// Runs `fill` on slot `i` sized to `n` (contents unspecified: `fill`
     /// overwrites all of it).
     fn put(&self, i: usize, n: usize, fill: impl FnOnce(&mut [f32])) {
-        let mut slot = self.slots[i].lock().unwrap_or_else(|e| e.into_inner());
-        if slot.len() != n {
-            slot.clear();
-            slot.resize(n, 0.0);
+        let mut slot = self.lock(i);
+        if slot.grad.len() != n {
+            slot.grad.clear();
+            slot.grad.resize(n, 0.0);
         }
-        fill(&mut slot);
-        self.written[i].store(true, std::sync::atomic::Ordering::Release);
+        fill(&mut slot.grad);
+        slot.written = true;
     }
 }
 

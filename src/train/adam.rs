@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 
 use candle_core::backprop::GradStore;
-use candle_core::{bail, CpuStorage, Device, InplaceOp1, InplaceOp2, Layout, Result, Var};
+use candle_core::{bail, CpuStorage, Device, InplaceOp1, Layout, Result, Var};
 
 use crate::model::GradSink;
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
@@ -22,9 +22,9 @@ pub struct FusedAdam {
 }
 
 struct AdamStep<'a> {
-    /// The first part's gradient when it is not a tensor (a [`GradSink`]'s
-    /// slot; the op then runs as an [`InplaceOp1`]).
-    first: Option<&'a [f32]>,
+    /// The first part's gradient (a tensor's storage, or a [`GradSink`]'s
+    /// slot).
+    first: &'a [f32],
     /// Further gradients (of other parts of the batch) and the weights of
     /// every gradient: the step uses `w[0] g + w[1] extra[0] + ...`.
     extra: Vec<&'a [f32]>,
@@ -151,15 +151,14 @@ const SPLIT: usize = 1 << 16;
 
 impl<'a> AdamStep<'a> {
     /// Step `t` of Adam with `p` on moments `m` and `v`, the first part's
-    /// gradient in `first` (else the op's second tensor) and the others in
-    /// `extra`.
+    /// gradient in `first` and the others in `extra`.
     fn new(
         p: &ParamsAdamW,
         t: i32,
         m: &'a mut [f32],
         v: &'a mut [f32],
         weights: &'a [f32],
-        first: Option<&'a [f32]>,
+        first: &'a [f32],
         extra: Vec<&'a [f32]>,
     ) -> AdamStep<'a> {
         AdamStep {
@@ -177,41 +176,7 @@ impl<'a> AdamStep<'a> {
             scale_v: (1.0 / (1.0 - p.beta2.powi(t))) as f32,
         }
     }
-}
 
-impl InplaceOp2 for AdamStep<'_> {
-    fn name(&self) -> &'static str {
-        "fused-adam"
-    }
-
-    fn cpu_fwd(
-        &self,
-        dst: &mut CpuStorage,
-        dst_l: &Layout,
-        g_storage: &CpuStorage,
-        g_l: &Layout,
-    ) -> Result<()> {
-        let Some((gs, ge)) = g_l.contiguous_offsets() else {
-            bail!("fused-adam: gradient is not contiguous")
-        };
-        self.apply(dst, dst_l, &g_storage.as_slice::<f32>()?[gs..ge])
-    }
-}
-
-impl InplaceOp1 for AdamStep<'_> {
-    fn name(&self) -> &'static str {
-        "fused-adam"
-    }
-
-    fn cpu_fwd(&self, dst: &mut CpuStorage, dst_l: &Layout) -> Result<()> {
-        let Some(g) = self.first else {
-            bail!("fused-adam: no gradient")
-        };
-        self.apply(dst, dst_l, g)
-    }
-}
-
-impl AdamStep<'_> {
     /// The step of the parameter in `dst` with the first part's gradient `g`.
     fn apply(&self, dst: &mut CpuStorage, dst_l: &Layout, g: &[f32]) -> Result<()> {
         let Some((ds, de)) = dst_l.contiguous_offsets() else {
@@ -243,6 +208,16 @@ impl AdamStep<'_> {
             self.update_chunk(theta, m, v, g, 0);
         }
         Ok(())
+    }
+}
+
+impl InplaceOp1 for AdamStep<'_> {
+    fn name(&self) -> &'static str {
+        "fused-adam"
+    }
+
+    fn cpu_fwd(&self, dst: &mut CpuStorage, dst_l: &Layout) -> Result<()> {
+        self.apply(dst, dst_l, self.first)
     }
 }
 
@@ -331,29 +306,30 @@ impl FusedAdam {
                 let Some(others) = others else {
                     bail!("fused-adam: a part left no gradient for parameter {j}")
                 };
-                let extra = others.iter().map(|g| g.as_slice()).collect();
-                let op = AdamStep::new(p, t, m, v, weights, Some(first.as_slice()), extra);
+                let extra = others.iter().map(|g| g.grad.as_slice()).collect();
+                let op = AdamStep::new(p, t, m, v, weights, first.grad.as_slice(), extra);
                 var.as_tensor().inplace_op1(&op)?;
                 continue;
             };
             let g = g.contiguous()?;
-            let others = parts[1..]
-                .iter()
-                .map(|gs| match gs.get(var.as_tensor()) {
-                    Some(t) => t.contiguous(),
-                    None => g.zeros_like(),
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let guards: Vec<_> = others.iter().map(|t| t.storage_and_layout()).collect();
-            let extra = guards
+            let mut grads = vec![g.clone()];
+            for gs in &parts[1..] {
+                grads.push(match gs.get(var.as_tensor()) {
+                    Some(t) => t.contiguous()?,
+                    None => g.zeros_like()?,
+                });
+            }
+            let guards: Vec<_> = grads.iter().map(|t| t.storage_and_layout()).collect();
+            let mut slices = guards
                 .iter()
                 .map(|(s, l)| match (&**s, l.contiguous_offsets()) {
                     (candle_core::Storage::Cpu(c), Some((a, b))) => Ok(&c.as_slice::<f32>()?[a..b]),
                     _ => bail!("fused-adam: gradient parts need contiguous CPU f32"),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            var.as_tensor()
-                .inplace_op2(&g, &AdamStep::new(p, t, m, v, weights, None, extra))?;
+            let first = slices.remove(0);
+            let op = AdamStep::new(p, t, m, v, weights, first, slices);
+            var.as_tensor().inplace_op1(&op)?;
         }
         Ok(())
     }

@@ -334,14 +334,11 @@ pub(crate) fn step_on(
     sinks: &[Arc<GradSink>],
     weights: &[f32],
 ) -> candle_core::Result<()> {
-    if sinks.is_empty() {
-        return if grads.len() == 1 {
-            opt.step(&grads[0])
-        } else {
-            opt.step_parts(grads, &[], weights)
-        };
+    if grads.len() == 1 && sinks.is_empty() {
+        // (also the other devices' path: candle's AdamW)
+        return opt.step(&grads[0]);
     }
-    let sinks: Vec<&GradSink> = sinks[..grads.len()].iter().map(|s| &**s).collect();
+    let sinks: Vec<&GradSink> = sinks.iter().take(grads.len()).map(|s| &**s).collect();
     opt.step_parts(grads, &sinks, weights)
 }
 
