@@ -111,13 +111,14 @@ impl Autoencoder {
         })
     }
 
-    /// A copy of the model with its weights on `device`.
+    /// The model with its weights on `device` (copied there; shared when
+    /// they are already on it).
     pub fn to_device(&self, device: &Device) -> Result<Autoencoder> {
         let tensors = self
             .params
             .iter()
-            .map(|(n, v)| Ok((n.clone(), v.as_tensor().to_device(device)?)))
-            .collect::<Result<Vec<_>>>()?;
+            .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+            .collect();
         Autoencoder::from_tensors(&self.config, tensors, device)
     }
 
@@ -129,11 +130,7 @@ impl Autoencoder {
     }
 
     pub fn param(&self, name: &str) -> &Tensor {
-        self.params
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_tensor())
-            .unwrap_or_else(|| panic!("parameter {name} exists by construction"))
+        self.params[self.param_index(name)].1.as_tensor()
     }
 
     pub fn vars(&self) -> Vec<Var> {
@@ -494,7 +491,7 @@ fn pool_with_candle_ops(x: &Tensor) -> Result<Tensor> {
 /// at the first maximum of each 2x2 window of `pre`, zeros elsewhere.
 fn unpool_with_candle_ops(y: &Tensor, pre: &Tensor) -> Result<Tensor> {
     let (_, _, h, w) = pre.dims4()?;
-    let mask = first_max_mask(&pad_to_even(&pre.detach())?)?;
+    let mask = first_max_mask(&pad_to_even(pre)?)?;
     let (_, _, h2, w2) = mask.dims4()?;
     y.upsample_nearest2d(h2, w2)?
         .mul(&mask)?
