@@ -57,14 +57,25 @@ pub fn tune_allocator() {
     unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 10_000) };
 }
 
-static TRAIN_WAYS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
 static ASKED_WAYS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+
+/// The machine's cores (2 where it cannot tell), read once.
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    })
+}
 
 /// Into how many parts training splits each batch, each part's forward and
 /// backward on its own core (see [`set_up_threads`]): as many as asked
-/// for, but no more than the machine has cores.
+/// for, but no more than the machine has cores (more parts than cores only
+/// contend: on 2 cores, 4 or 8 ways trained dense models at batch 256 at
+/// 0.7x of 2 ways, `aelab bench --threads 8`).
 pub fn train_ways() -> usize {
-    TRAIN_WAYS.load(std::sync::atomic::Ordering::Relaxed).max(1)
+    asked_ways().min(cores())
 }
 
 /// The ways asked for (`--threads`), before the cap at the core count
@@ -85,19 +96,10 @@ pub fn asked_ways() -> usize {
 ///
 /// Call before any other thread starts (it writes the environment).
 pub fn set_up_threads(threads: usize) {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
     // (fails only if already built, e.g. by a test harness: keep that one)
     let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(cores)
+        .num_threads(cores())
         .build_global();
-    // more parts than cores only contend: on 2 cores, 4 or 8 ways trained
-    // dense models at batch 256 at 0.7x of 2 ways (`aelab bench --threads 8`)
-    TRAIN_WAYS.store(
-        threads.clamp(1, cores),
-        std::sync::atomic::Ordering::Relaxed,
-    );
     ASKED_WAYS.store(threads.max(1), std::sync::atomic::Ordering::Relaxed);
     std::env::set_var("RAYON_NUM_THREADS", "1");
 }

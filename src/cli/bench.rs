@@ -83,10 +83,6 @@ fn time_ms(reps: usize, mut f: impl FnMut()) -> f64 {
     )
 }
 
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 /// The training rows as a scaling table: samples/s of each preset and
 /// batch size for each number of ways, and the gain of the most ways over
 /// one.
@@ -248,7 +244,7 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
             serde_json::json!({
                 "threads": threads,
                 "train_ways": crate::train_ways(),
-                "cores": cores(),
+                "cores": crate::cores(),
                 "kernels": crate::model::sgemm::kernel_name(),
                 "train": rows,
                 "pca_fit_secs": pca_secs,
@@ -265,7 +261,7 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
     } else {
         println!(
             "threads: {threads}, cores: {}, matrix kernels: {}",
-            cores(),
+            crate::cores(),
             crate::model::sgemm::kernel_name()
         );
         print_scaling(&rows, &scaling_ways(threads));
