@@ -40,7 +40,7 @@ fn dense_products(c: &mut Criterion) {
             ("avx512", sgemm::matmul as Mm),
             ("gemm-crate", sgemm::gemm_into as Mm),
         ] {
-            if name == "avx512" && !sgemm::available() {
+            if name == "avx512" && !aelab::cpu::has_avx512() {
                 continue;
             }
             let id = format!("{name}/b{b}-{n_in}x{n_out}");

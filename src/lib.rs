@@ -2,31 +2,13 @@
 //! whole engine (data, PCA, models, training, checkpoints) and the desktop
 //! app; the `aelab` binary is a thin wrapper over [`cli::main`].
 
-/// The end of a function whose work is `fn run(args) -> R`, a loop the
-/// compiler vectorises: calls a copy of `run` compiled for AVX2 + FMA when
-/// the CPU has them (the default build targets SSE2, without 8-lane
-/// vectors or fused multiply-adds), else `run` itself.
-/// `avx2_or_plain!(run(x: &[f32], k: f32) -> f64)`.
-macro_rules! avx2_or_plain {
-    ($run:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            #[target_feature(enable = "avx2,fma")]
-            unsafe fn fast($($arg: $ty),*) $(-> $ret)? {
-                $run($($arg),*)
-            }
-            if $crate::model::sgemm::has_avx2() {
-                // SAFETY: the CPU has the features `fast` is compiled for
-                return unsafe { fast($($arg),*) };
-            }
-        }
-        $run($($arg),*)
-    }};
-}
+#[macro_use]
+pub mod cpu;
 
 pub mod cli;
 pub mod data;
 pub mod draw;
+pub mod env;
 pub mod model;
 pub mod par;
 pub mod pca;
@@ -104,15 +86,6 @@ pub fn set_up_threads(threads: usize) {
     std::env::set_var("RAYON_NUM_THREADS", "1");
 }
 
-/// Tensor threads asked for by `RAYON_NUM_THREADS`, if set and valid.
-pub fn threads_from_env() -> Option<usize> {
-    std::env::var("RAYON_NUM_THREADS")
-        .ok()?
-        .parse()
-        .ok()
-        .filter(|&n| n > 0)
-}
-
 /// The compute device: `cpu`, or `cuda` / `metal` when built with that feature.
 pub fn device(name: &str) -> anyhow::Result<candle_core::Device> {
     match name {
@@ -138,8 +111,8 @@ pub fn models_dir(flag: Option<&std::path::Path>) -> std::path::PathBuf {
     if let Some(p) = flag {
         return p.to_path_buf();
     }
-    if let Some(p) = std::env::var_os("AELAB_MODELS_DIR").filter(|p| !p.is_empty()) {
-        return p.into();
+    if let Some(p) = env::models_dir() {
+        return p;
     }
     data::registry::platform_dir().join("models")
 }

@@ -4,46 +4,42 @@
 //! shape, dtype and values against the manifest's config — everything
 //! `checkpoint::load` does before handing the weights to candle.
 //!
-//! The sources are compiled here as they are in the app (through #[path]),
-//! with stand-in modules for the crate paths they use, so a fuzz build
-//! does not instrument candle and eframe.
+//! The sources are compiled here as they are in the app (through #[path],
+//! in modules of the same names), so a fuzz build does not instrument
+//! candle and eframe.
 #![no_main]
 
+#[path = "../../src/cpu.rs"]
+#[macro_use]
+#[allow(dead_code)]
+pub mod cpu;
+#[path = "../../src/env.rs"]
+#[allow(dead_code)]
+pub mod env;
 #[path = "../../src/rng.rs"]
 #[allow(dead_code)]
 pub mod rng;
-#[path = "../../src/data/kind.rs"]
-#[allow(dead_code)]
-pub mod kind;
-#[path = "../../src/data/noise.rs"]
-#[allow(dead_code)]
-pub mod noise;
-#[path = "../../src/train/history.rs"]
-#[allow(dead_code)]
-pub mod history;
-#[path = "../../src/train/metrics.rs"]
-#[allow(dead_code)]
-pub mod metrics;
-#[path = "../../src/model/config.rs"]
-#[allow(dead_code)]
-pub mod config;
-#[path = "../../src/model/manifest.rs"]
-#[allow(dead_code)]
-pub mod manifest;
-
-/// Stand-ins for the crate paths those files use.
+/// The data files the model config uses, with `data/mod.rs`'s re-exports.
+#[path = "../../src/data"]
 mod data {
-    // the values of crate::data's constants
-    pub const IMAGE_SIDE: usize = 28;
-    pub const PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
-    pub use crate::kind::DatasetKind;
-    pub use crate::noise;
+    #[allow(dead_code)]
+    pub mod kind;
+    #[allow(dead_code)]
+    pub mod noise;
+    pub use kind::{DatasetKind, PIXELS};
 }
-mod train {
-    pub use crate::history::{History, Status};
-    pub use crate::metrics::Metrics;
+/// The checkpoint format's files of `model/`.
+#[path = "../../src/model"]
+mod model {
+    #[allow(dead_code)]
+    pub mod config;
+    #[allow(dead_code)]
+    pub mod manifest;
+    #[allow(dead_code)]
+    pub mod record;
 }
 
+use model::{config, manifest};
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 

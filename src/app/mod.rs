@@ -846,27 +846,20 @@ pub fn run_native(common: &crate::cli::Common) -> anyhow::Result<()> {
     crate::set_up_threads(
         common
             .threads
-            .or_else(crate::threads_from_env)
+            .or_else(crate::env::rayon_threads)
             .unwrap_or(cores.saturating_sub(1).max(1)),
     );
     let launch = Launch {
         data_dir: common.data_dir.clone(),
         models_dir: common.models_dir.clone(),
-        download: std::env::var_os("AELAB_OFFLINE").is_none_or(|v| v == "0"),
+        download: !crate::env::offline(),
         auto_first_model: true,
         start: common.start.clone(),
-        frame_log: std::env::var_os("AELAB_FRAME_LOG").is_some_and(|v| v != "0"),
+        frame_log: crate::env::frame_log(),
         device: Some(common.device.clone()),
     };
-    // AELAB_WINDOW=WIDTHxHEIGHT (points) sets the first window size, e.g.
-    // for screenshots at a laptop's 1366x768
-    let size = std::env::var("AELAB_WINDOW")
-        .ok()
-        .and_then(|v| {
-            let (w, h) = v.split_once('x')?;
-            Some([w.trim().parse::<f32>().ok()?, h.trim().parse::<f32>().ok()?])
-        })
-        .unwrap_or([1280.0, 800.0]);
+    let window = crate::env::window();
+    let size = window.unwrap_or([1280.0, 800.0]);
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("aelab — autoencoder workbench")
@@ -876,7 +869,7 @@ pub fn run_native(common: &crate::cli::Common) -> anyhow::Result<()> {
                 eframe::icon_data::from_png_bytes(include_bytes!("../../assets/icon.png"))
                     .unwrap_or_default(),
             ),
-        persist_window: std::env::var_os("AELAB_WINDOW").is_none(),
+        persist_window: window.is_none(),
         ..Default::default()
     };
     eframe::run_native(

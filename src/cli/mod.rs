@@ -87,7 +87,7 @@ pub fn main() -> ExitCode {
         crate::set_up_threads(
             cli.common
                 .threads
-                .or_else(crate::threads_from_env)
+                .or_else(crate::env::rayon_threads)
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         );
     }

@@ -1,7 +1,12 @@
-//! The data sets aelab knows, their file names and checksums (no I/O here:
+//! The data sets aelab knows, their image size, file names and checksums (no I/O here:
 //! the checkpoint fuzz target compiles this file on its own).
 
 use serde::{Deserialize, Serialize};
+
+/// Side of every image, in pixels.
+pub const IMAGE_SIDE: usize = 28;
+/// Pixels of every image.
+pub const PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
 
 /// The data sets aelab knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -34,12 +39,8 @@ impl DatasetKind {
     /// Public mirrors, tried in order; `AELAB_MIRRORS` (comma-separated base
     /// URLs, each followed by the file name) replaces them.
     pub fn mirrors(self) -> Vec<String> {
-        if let Ok(list) = std::env::var("AELAB_MIRRORS") {
-            return list
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect();
+        if let Some(list) = crate::env::mirrors() {
+            return list;
         }
         match self {
             DatasetKind::Mnist => vec![

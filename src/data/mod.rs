@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 
 pub use registry::{DataDirSource, DatasetKind};
 
-pub const IMAGE_SIDE: usize = 28;
-pub const PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
+pub use kind::{IMAGE_SIDE, PIXELS};
 /// Size of the validation split carved from the end of the training file.
 pub const VALIDATION_SIZE: usize = 10_000;
 

@@ -39,8 +39,8 @@ pub fn resolve_data_dir(flag: Option<&Path>) -> (PathBuf, DataDirSource) {
     if let Some(p) = flag {
         return (p.to_path_buf(), DataDirSource::Flag);
     }
-    if let Some(p) = std::env::var_os("AELAB_DATA_DIR").filter(|p| !p.is_empty()) {
-        return (PathBuf::from(p), DataDirSource::Env);
+    if let Some(p) = crate::env::data_dir() {
+        return (p, DataDirSource::Env);
     }
     (platform_dir().join("data"), DataDirSource::Platform)
 }
@@ -275,7 +275,7 @@ pub fn ensure_files(
         missing: missing.clone(),
         reason,
     };
-    if std::env::var_os("AELAB_OFFLINE").is_some_and(|v| v != "0") {
+    if crate::env::offline() {
         return Err(offline("AELAB_OFFLINE is set".into()));
     }
     let files = kind.files();

@@ -12,9 +12,9 @@ pub use super::manifest::{
     check_bytes, read_manifest, CheckpointError, Manifest, Weight, FORMAT_VERSION,
 };
 use super::manifest::{read_file, MANIFEST_KEY};
+use super::record::{Metrics, Outcome};
 use super::{Autoencoder, RunConfig};
 use crate::data::registry::write_atomic;
-use crate::train::{Metrics, Outcome};
 
 impl Manifest {
     /// The manifest of a finished training run.

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::config::{param_shapes, RunConfig};
-use crate::train::{History, Metrics, Status};
+use super::record::{History, Metrics, Status};
 
 pub const FORMAT_VERSION: u32 = 1;
 pub(crate) const MANIFEST_KEY: &str = "aelab_manifest";

@@ -10,6 +10,7 @@ mod convops;
 mod denseops;
 mod lossops;
 pub mod manifest;
+pub mod record;
 pub mod sgemm;
 #[cfg(test)]
 mod torch_fixtures;

@@ -70,48 +70,17 @@ impl View {
     }
 }
 
-/// Whether this CPU runs the AVX-512 kernel (else [`without_avx512`]:
-/// the AVX2 kernel, or [`gemm_into`] without AVX2; `AELAB_NO_AVX512=1`
-/// forces that, to compare).
-pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *HAS.get_or_init(|| {
-            std::env::var_os("AELAB_NO_AVX512").is_none_or(|v| v.is_empty() || v == "0")
-                && std::arch::is_x86_feature_detected!("avx512f")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
 /// Which matrix kernels this CPU runs: `AVX-512`, `AVX2 + FMA`, or the
 /// `gemm` crate's code (`aelab bench` prints it, so figures from different
 /// machines can be compared).
 pub fn kernel_name() -> &'static str {
-    if available() {
+    if crate::cpu::has_avx512() {
         "AVX-512"
-    } else if has_avx2() {
+    } else if crate::cpu::has_avx2() {
         "AVX2 + FMA"
     } else {
         "gemm crate (no AVX2)"
     }
-}
-
-/// Whether this CPU has AVX2 and FMA (for the element-wise passes compiled
-/// twice: the default build targets SSE2).
-pub fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *HAS.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
 }
 
 thread_local! {
@@ -149,7 +118,7 @@ pub unsafe fn matmul(
         }
         return;
     }
-    if !available() {
+    if !crate::cpu::has_avx512() {
         return without_avx512(m, k, n, a, b, out, ldo, acc);
     }
     #[cfg(target_arch = "x86_64")]
@@ -316,7 +285,7 @@ pub unsafe fn without_avx512(
     acc: bool,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if has_avx2() && a.cs == 1 && b.rs == 1 && m.min(n) <= DOT_ROWS && m > 0 && n > 0 {
+    if crate::cpu::has_avx2() && a.cs == 1 && b.rs == 1 && m.min(n) <= DOT_ROWS && m > 0 && n > 0 {
         return if m <= n {
             dots_avx2::run(m, k, n, a.ptr, a.rs, b.ptr, b.cs, out, ldo as isize, 1, acc)
         } else {
@@ -324,7 +293,7 @@ pub unsafe fn without_avx512(
         };
     }
     #[cfg(target_arch = "x86_64")]
-    if has_avx2() && m > 0 && n > 0 && k > 0 {
+    if crate::cpu::has_avx2() && m > 0 && n > 0 && k > 0 {
         return tiled::<avx2::Tiles>(m, k, n, a, b, out, ldo, acc);
     }
     gemm_into(m, k, n, a, b, out, ldo, acc)

@@ -136,7 +136,7 @@ impl AdamStep<'_> {
         start: usize,
     ) {
         #[cfg(target_arch = "x86_64")]
-        if crate::model::sgemm::has_avx2() {
+        if crate::cpu::has_avx2() {
             // SAFETY: checked just above
             return unsafe { self.update_parts_avx2(theta, m, v, g, start) };
         }

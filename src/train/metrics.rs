@@ -8,23 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::data::{IMAGE_SIDE, PIXELS};
+pub use crate::model::record::Metrics;
 use crate::rng::Rng;
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Metrics {
-    /// Mean squared error per pixel over the whole set.
-    pub mse_per_pixel: f64,
-    /// Squared error per image (sum over 784 pixels), averaged over images.
-    pub sse_per_image: f64,
-    /// Mean over images of 10·log10(1 / mse_i), capped at 100 dB.
-    pub psnr: f64,
-    /// Mean SSIM over images.
-    pub ssim: f64,
-    /// Linear-probe test accuracy on the codes (when computed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probe_accuracy: Option<f64>,
-    pub n_images: usize,
-}
 
 /// Per-image squared error.
 pub fn sse_per_image(a: &[f32], b: &[f32]) -> Vec<f64> {

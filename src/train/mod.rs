@@ -2,7 +2,6 @@
 //! metrics it reports.
 
 pub mod adam;
-pub mod history;
 pub mod metrics;
 pub mod run;
 

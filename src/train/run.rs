@@ -12,7 +12,6 @@ use candle_core::{Device, Tensor};
 use candle_nn::ParamsAdamW;
 
 use super::adam::FusedAdam;
-use serde::{Deserialize, Serialize};
 
 use super::metrics::{self, Metrics};
 use crate::data::noise::Noise;
@@ -119,18 +118,7 @@ impl<F: FnMut(&TrainEvent)> Observer for F {
     }
 }
 
-pub use super::history::{History, Status};
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Outcome {
-    pub status: Status,
-    pub history: History,
-    pub epochs_done: usize,
-    pub steps_done: usize,
-    pub train_secs: f64,
-    /// Training samples per second over the whole run (excluding validation).
-    pub samples_per_sec: f64,
-}
+pub use crate::model::record::{History, Outcome, Status};
 
 /// Two epochs in a row at 95% or more of the blank-output error, the
 /// second no better than the first by 1%: the model has collapsed.

@@ -1,5 +1,6 @@
-//! What a finished run records: its loss history and how it ended (plain
-//! serde types, part of every checkpoint's manifest).
+//! What a checkpoint records of its run, beside the config: the loss
+//! history, how the run ended, its timings and the test metrics (plain
+//! serde types of the manifest; the training loop fills them in).
 
 use serde::{Deserialize, Serialize};
 
@@ -50,4 +51,34 @@ impl Status {
             ),
         }
     }
+}
+
+/// How a training run went: what the loop returns and the manifest keeps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub status: Status,
+    pub history: History,
+    pub epochs_done: usize,
+    pub steps_done: usize,
+    pub train_secs: f64,
+    /// Training samples per second over the whole run (excluding validation).
+    pub samples_per_sec: f64,
+}
+
+/// Quality of reconstructions over a test set (see `train::metrics` for how
+/// each is computed).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Mean squared error per pixel over the whole set.
+    pub mse_per_pixel: f64,
+    /// Squared error per image (sum over 784 pixels), averaged over images.
+    pub sse_per_image: f64,
+    /// Mean over images of 10·log10(1 / mse_i), capped at 100 dB.
+    pub psnr: f64,
+    /// Mean SSIM over images.
+    pub ssim: f64,
+    /// Linear-probe test accuracy on the codes (when computed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_accuracy: Option<f64>,
+    pub n_images: usize,
 }
