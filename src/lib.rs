@@ -5,6 +5,8 @@
 #[macro_use]
 pub mod cpu;
 
+pub mod analysis;
+pub mod app;
 pub mod cli;
 pub mod data;
 pub mod draw;
@@ -40,6 +42,13 @@ pub fn tune_allocator() {
 }
 
 static ASKED_WAYS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+
+/// A number no other call in this process returns (from 1): the identity
+/// of a result that the views key their work on (a PCA fit, an index).
+pub fn fresh_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
 
 /// The machine's cores (2 where it cannot tell), read once.
 pub fn cores() -> usize {
@@ -116,8 +125,6 @@ pub fn models_dir(flag: Option<&std::path::Path>) -> std::path::PathBuf {
     }
     data::registry::platform_dir().join("models")
 }
-
-pub mod app;
 
 /// Where the app writes its log (`RUST_LOG` filters it, as on stderr).
 pub fn log_file_path() -> std::path::PathBuf {

@@ -35,6 +35,9 @@ pub struct Pca {
     pub cumulative_ratio: Vec<f64>,
     pub n_samples: usize,
     pub fit_secs: f64,
+    /// This fit's own number (see [`crate::fresh_id`]): what the views key
+    /// their results on.
+    id: u64,
 }
 
 /// Summary for the CLI and reports.
@@ -53,6 +56,11 @@ fn threads() -> Par {
 }
 
 impl Pca {
+    /// This fit's number, unique in the process.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Fit on all images of `split` (pixels scaled to [0, 1]).
     pub fn fit(split: &Split) -> Result<Pca, PcaError> {
         let start = std::time::Instant::now();
@@ -149,6 +157,7 @@ impl Pca {
             cumulative_ratio,
             n_samples: n,
             fit_secs: start.elapsed().as_secs_f64(),
+            id: crate::fresh_id(),
         })
     }
 

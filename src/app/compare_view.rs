@@ -4,19 +4,16 @@
 //! of a chosen model, or by index. Below, a sortable table of every model's
 //! test-set figures (from the manifests, plus PCA-k computed here).
 
-use std::sync::Arc;
-
 use egui::RichText;
 
-use super::compute::{Compute, Pending};
 use super::export;
 use super::images::{self, Gallery, GalleryRow};
-use super::infer::{self, ModelRef, Row, Source};
 use super::state::{AppState, DataStatus};
+use crate::analysis::recon::{self as infer, Row, Source};
+use crate::analysis::{Compute, ModelRef, Pending};
 use crate::data::{Dataset, PIXELS};
-use crate::pca::Pca;
 use crate::rng::Rng;
-use crate::train::metrics::{self, Metrics};
+use crate::train::metrics::Metrics;
 
 /// Digits per row.
 pub const COMPARE_DIGITS: usize = 8;
@@ -138,7 +135,7 @@ struct RowsKey {
     indices: Vec<usize>,
     k: usize,
     models: Vec<ModelRef>,
-    pca: usize,
+    pca: u64,
 }
 
 pub struct CompareView {
@@ -153,7 +150,7 @@ pub struct CompareView {
     pub ascending: bool,
     rows: Pending<RowsKey, (Vec<f32>, Vec<Row>)>,
     worst: Pending<(std::path::PathBuf, usize), Result<Vec<f64>, String>>,
-    pca_metrics: Pending<(usize, usize), Metrics>,
+    pca_metrics: Pending<(usize, u64), Metrics>,
     gallery: Gallery,
     gallery_for: Option<(usize, bool)>,
     generation: usize,
@@ -257,7 +254,7 @@ impl CompareView {
                 indices: indices.clone(),
                 k: self.k,
                 models: models.clone(),
-                pca: Arc::as_ptr(&pca) as usize,
+                pca: pca.id(),
             };
             let (cache, d, p, k) = (compute.models.clone(), data.clone(), pca.clone(), self.k);
             self.rows.request(key, || {
@@ -272,10 +269,11 @@ impl CompareView {
         // PCA-k's test-set figures for the table
         {
             let (d, p, k) = (data.clone(), pca.clone(), self.k);
-            self.pca_metrics
-                .request((k, Arc::as_ptr(&pca) as usize), || {
-                    compute.submit_slow("compare-pca-metrics", move || pca_test_metrics(&d, &p, k))
-                });
+            self.pca_metrics.request((k, pca.id()), || {
+                compute.submit_slow("compare-pca-metrics", move || {
+                    infer::pca_test_metrics(&d, &p, k)
+                })
+            });
         }
         let want = (self.generation, self.heat);
         if self.gallery_for != Some(want) {
@@ -450,7 +448,7 @@ impl CompareView {
     }
 }
 
-impl Pending<(usize, usize), Metrics> {
+impl Pending<(usize, u64), Metrics> {
     fn get_for_k(&self, k: usize) -> Option<Metrics> {
         self.value
             .as_ref()
@@ -504,29 +502,6 @@ fn table_csv(rows: &[TableRow]) -> String {
         ));
     }
     s
-}
-
-/// Test-set figures of PCA-k (with the linear probe on its codes).
-pub fn pca_test_metrics(data: &Dataset, pca: &Pca, k: usize) -> Metrics {
-    let x = data.test.to_f32();
-    let rec: Vec<f32> = pca
-        .reconstruct(&x, k)
-        .into_iter()
-        .map(|v| v.clamp(0.0, 1.0))
-        .collect();
-    let mut m = metrics::reconstruction_metrics(&rec, &x);
-    let train = data.train.head(crate::train::run::PROBE_TRAIN_IMAGES);
-    let codes_tr = pca.project(&train.to_f32(), k);
-    let codes_te = pca.project(&x, k);
-    m.probe_accuracy = Some(metrics::linear_probe(
-        &codes_tr,
-        &train.labels,
-        &codes_te,
-        &data.test.labels,
-        k,
-        1,
-    ));
-    m
 }
 
 /// The gallery: the inputs, then each row's reconstructions (or error maps).

@@ -5,26 +5,18 @@
 //! model's training level marked, computed in the background and cached.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use egui::RichText;
 use egui_plot::{Legend, Line, Plot, Points};
 
-use super::compute::{Compute, Pending};
 use super::export;
 use super::images::{self, Gallery, GalleryRow};
-use super::infer::{self, ModelRef, Row, Source};
 use super::state::{AppState, DataStatus};
+use crate::analysis::denoise::{self, Curve};
+use crate::analysis::recon::{self as infer, Row};
+use crate::analysis::{Compute, ModelRef, Pending};
 use crate::data::noise::{Noise, NoiseKind};
-use crate::data::{Dataset, PIXELS};
-use crate::pca::Pca;
-use crate::rng::Rng;
-
-pub const DENOISE_DIGITS: usize = 8;
-/// Test images behind each point of the error-vs-level curves.
-pub const CURVE_IMAGES: usize = 500;
-/// Noise levels of the curves.
-pub const CURVE_LEVELS: usize = 11;
+use crate::data::PIXELS;
 
 #[derive(Clone, PartialEq)]
 struct RowsKey {
@@ -33,7 +25,7 @@ struct RowsKey {
     seed: u64,
     k: usize,
     models: Vec<ModelRef>,
-    pca: usize,
+    pca: u64,
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -41,26 +33,10 @@ struct CurveKey {
     kind: NoiseKind,
     k: usize,
     models: Vec<std::path::PathBuf>,
-    pca: usize,
+    pca: u64,
 }
 
-/// One model's test MSE at each level of [`levels`].
-#[derive(Clone, Debug)]
-pub struct Curve {
-    pub label: String,
-    /// Noise level the model was trained with (denoising models).
-    pub trained_at: Option<f32>,
-    pub mse: Result<Vec<f64>, String>,
-}
-
-pub fn levels() -> Vec<f32> {
-    (0..CURVE_LEVELS)
-        .map(|i| i as f32 / (CURVE_LEVELS - 1) as f32)
-        .collect()
-}
-
-/// Clean inputs, noisy inputs, and the rows.
-type Shown = (Vec<f32>, Vec<f32>, Vec<Row>);
+type Shown = denoise::Shown;
 
 pub struct DenoiseView {
     pub kind: NoiseKind,
@@ -92,15 +68,6 @@ impl Default for DenoiseView {
     }
 }
 
-/// Denoising models first (by training level), then the others.
-fn ordered(models: Vec<ModelRef>) -> Vec<ModelRef> {
-    let (mut den, rest): (Vec<_>, Vec<_>) =
-        models.into_iter().partition(|m| !m.config.noise.is_none());
-    den.sort_by(|a, b| a.config.noise.level.total_cmp(&b.config.noise.level));
-    den.extend(rest);
-    den
-}
-
 impl DenoiseView {
     /// The noisy inputs shown (`[n * 784]`), once computed.
     pub fn noisy(&self) -> Option<&[f32]> {
@@ -123,7 +90,7 @@ impl DenoiseView {
                 return;
             }
         };
-        let models = ordered(state.models().into_iter().map(ModelRef::of).collect());
+        let models = denoise::ordered(state.models().into_iter().map(ModelRef::of).collect());
         if self.rows.poll() {
             self.generation += 1;
         }
@@ -164,7 +131,7 @@ impl DenoiseView {
             seed: self.seed,
             k: self.k,
             models: models.clone(),
-            pca: Arc::as_ptr(&pca) as usize,
+            pca: pca.id(),
         };
         {
             let (cache, d, p, m) = (
@@ -180,13 +147,7 @@ impl DenoiseView {
             let (seed, k) = (self.seed, self.k);
             self.rows.request(key, || {
                 compute.submit("denoise-rows", move || {
-                    let n = DENOISE_DIGITS.min(d.test.len());
-                    let clean = d.test.rows_f32(0..n);
-                    let mut noisy = clean.clone();
-                    noise.apply(&mut noisy, &mut Rng::new(seed));
-                    let mut rows = infer::model_rows(&cache, &m, &noisy, &clean);
-                    rows.push(infer::pca_row(&p, k, &noisy, &clean));
-                    (clean, noisy, rows)
+                    denoise::rows(&cache, &d, &p, k, &m, noise, seed)
                 })
             });
         }
@@ -194,7 +155,7 @@ impl DenoiseView {
             kind: self.kind,
             k: self.k,
             models: models.iter().map(|m| m.path.clone()).collect(),
-            pca: Arc::as_ptr(&pca) as usize,
+            pca: pca.id(),
         };
         if let Some(c) = self.cached.get(&ckey) {
             if self.curves.get_for(&ckey).is_none() && !self.curves.is_busy() {
@@ -211,7 +172,7 @@ impl DenoiseView {
             );
             self.curves.request(ckey.clone(), || {
                 compute.submit_slow("denoise-curves", move || {
-                    curves(&cache, &d, &p, &m, kind, k)
+                    denoise::curves(&cache, &d, &p, &m, kind, k)
                 })
             });
         }
@@ -251,7 +212,7 @@ impl DenoiseView {
         let title = format!(
             "Test MSE against {} noise level ({} test images per point)",
             self.kind.label(),
-            CURVE_IMAGES
+            denoise::CURVE_IMAGES
         );
         export::figure(ui, "denoise-curve", &title, Some(&csv), |ui| {
             let Some(curves) = curves else {
@@ -261,7 +222,7 @@ impl DenoiseView {
                 });
                 return;
             };
-            let lv = levels();
+            let lv = denoise::levels();
             Plot::new("denoise-curve-plot")
                 .height(ui.available_height().clamp(240.0, 520.0) - 30.0)
                 .legend(Legend::default())
@@ -298,57 +259,9 @@ impl DenoiseView {
     }
 }
 
-/// Test MSE of each model (and PCA-k) against noise level.
-pub fn curves(
-    cache: &super::compute::ModelCache,
-    data: &Dataset,
-    pca: &Arc<Pca>,
-    models: &[ModelRef],
-    kind: NoiseKind,
-    k: usize,
-) -> Vec<Curve> {
-    let n = CURVE_IMAGES.min(data.test.len());
-    let clean = data.test.rows_f32(0..n);
-    let noisy: Vec<Vec<f32>> = levels()
-        .iter()
-        .enumerate()
-        .map(|(i, &level)| {
-            let mut x = clean.clone();
-            Noise { kind, level }.apply(&mut x, &mut Rng::new(1000 + i as u64));
-            x
-        })
-        .collect();
-    let mut sources: Vec<(Source, Option<f32>)> = models
-        .iter()
-        .map(|m| {
-            let t = (!m.config.noise.is_none() && m.config.noise.kind == kind)
-                .then_some(m.config.noise.level);
-            (Source::Model(m.clone()), t)
-        })
-        .collect();
-    sources.push((Source::Pca(pca.clone(), k), None));
-    sources
-        .into_iter()
-        .map(|(s, trained_at)| {
-            let mse = noisy
-                .iter()
-                .map(|x| {
-                    infer::errors(cache, &s, x, &clean)
-                        .map(|e| e.iter().sum::<f64>() / e.len().max(1) as f64)
-                })
-                .collect::<Result<Vec<f64>, String>>();
-            Curve {
-                label: s.label(),
-                trained_at,
-                mse,
-            }
-        })
-        .collect()
-}
-
 fn curves_csv(curves: &[Curve]) -> String {
     let mut s = String::from("model,trained_level");
-    for l in levels() {
+    for l in denoise::levels() {
         s.push_str(&format!(",mse_at_{l:.1}"));
     }
     s.push('\n');

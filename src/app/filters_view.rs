@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use egui::RichText;
 use egui_plot::{Bar, BarChart, Line, Plot};
 
-use super::compute::{Compute, Pending};
 use super::export;
 use super::images::{self, Tiles};
 use super::state::{AppState, DataStatus};
+use crate::analysis::{Compute, Pending};
 use crate::data::PIXELS;
 use crate::model::{checkpoint, FeatureMaps};
 use crate::train::metrics::{self, ActivationStats};

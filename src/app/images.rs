@@ -141,7 +141,7 @@ impl GalleryRow {
     /// A model's reconstructions: its label with the row's mean MSE, each
     /// image captioned with its MSE (PSNR and SSIM on hover when
     /// `scores_on_hover`), or the reason it could not run.
-    pub fn of_row(r: &super::infer::Row, scores_on_hover: bool) -> GalleryRow {
+    pub fn of_row(r: &crate::analysis::recon::Row, scores_on_hover: bool) -> GalleryRow {
         let mut g = GalleryRow::new(match r.mean_mse() {
             Some(m) => format!("{}\nMSE {m:.4}", r.label),
             None => r.label.clone(),

@@ -11,20 +11,12 @@ use std::sync::Arc;
 use egui::{Color32, RichText, TextureHandle};
 use egui_plot::{Legend, Plot, Points};
 
-use super::compute::{Compute, ModelCache, Pending};
 use super::export;
 use super::images::{self, Gallery, GalleryRow};
-use super::infer::ModelRef;
 use super::state::{AppState, DataStatus};
+use crate::analysis::latent::{self, InterpRow, Map, MapSource, Walk, SLIDERS};
+use crate::analysis::{Compute, ModelRef, Pending};
 use crate::data::{Dataset, PIXELS};
-use crate::pca::{self, Pca};
-
-/// Test images on the map.
-pub const MAP_IMAGES: usize = 2000;
-/// Fixed blend steps shown in each interpolation row (plus the slider's).
-pub const STEPS: usize = 7;
-/// Latent sliders per model.
-pub const SLIDERS: usize = 5;
 
 /// Ten distinguishable class colours (Tableau 10).
 pub const CLASS_COLOURS: [Color32; 10] = [
@@ -39,191 +31,6 @@ pub const CLASS_COLOURS: [Color32; 10] = [
     Color32::from_rgb(156, 117, 95),
     Color32::from_rgb(186, 176, 172),
 ];
-
-/// What the map shows.
-#[derive(Clone, Debug, PartialEq)]
-pub enum MapSource {
-    Pca,
-    Model(ModelRef),
-}
-
-impl MapSource {
-    fn label(&self) -> String {
-        match self {
-            MapSource::Pca => "PCA (first two components)".into(),
-            MapSource::Model(m) => format!("{} (codes on their two main directions)", m.label),
-        }
-    }
-}
-
-/// A 2-D map of the test set, with what is needed to place new inputs.
-pub struct Map {
-    pub points: Vec<[f32; 2]>,
-    pub labels: Vec<u8>,
-    /// Code mean and main directions (for models; PCA uses its own).
-    pub basis: Option<(Vec<f32>, pca::Directions)>,
-}
-
-fn codes_of(
-    cache: &ModelCache,
-    source: &MapSource,
-    pca: &Pca,
-    x: &[f32],
-) -> Result<(Vec<f32>, usize), String> {
-    match source {
-        MapSource::Pca => Ok((pca.project(x, 2), 2)),
-        MapSource::Model(m) => {
-            let model = cache.get(&m.path)?;
-            let c = model.encode(x).map_err(|e| e.to_string())?;
-            Ok((c, model.config.bottleneck()))
-        }
-    }
-}
-
-/// Build the map of the first [`MAP_IMAGES`] test images.
-pub fn build_map(
-    cache: &ModelCache,
-    source: &MapSource,
-    data: &Dataset,
-    pca: &Pca,
-) -> Result<Map, String> {
-    let n = MAP_IMAGES.min(data.test.len());
-    let x = data.test.rows_f32(0..n);
-    let (codes, dim) = codes_of(cache, source, pca, &x)?;
-    let labels = data.test.labels[..n].to_vec();
-    if *source == MapSource::Pca {
-        let points = codes.chunks_exact(2).map(|c| [c[0], c[1]]).collect();
-        return Ok(Map {
-            points,
-            labels,
-            basis: None,
-        });
-    }
-    let (mean, dirs) = pca::principal_directions(&codes, dim, 2, 1);
-    let points = pca::project_on(&codes, dim, &mean, &dirs);
-    Ok(Map {
-        points,
-        labels,
-        basis: Some((mean, dirs)),
-    })
-}
-
-/// Where an input lands on the map.
-pub fn place(
-    cache: &ModelCache,
-    source: &MapSource,
-    pca: &Pca,
-    map: &Map,
-    x: &[f32],
-) -> Option<[f32; 2]> {
-    let (codes, dim) = codes_of(cache, source, pca, x).ok()?;
-    match &map.basis {
-        None => Some([codes[0], codes[1]]),
-        Some((mean, dirs)) => pca::project_on(&codes, dim, mean, dirs).first().copied(),
-    }
-}
-
-/// One interpolation row: images at each blend weight.
-#[derive(Clone, Debug)]
-pub struct InterpRow {
-    pub label: String,
-    pub images: Result<Vec<f32>, String>,
-}
-
-/// Blend weights of the rows: the fixed steps, then `t`.
-pub fn weights(t: f32) -> Vec<f32> {
-    let mut w: Vec<f32> = (0..STEPS).map(|i| i as f32 / (STEPS - 1) as f32).collect();
-    w.push(t);
-    w
-}
-
-fn blend(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (1.0 - t) * x + t * y)
-        .collect()
-}
-
-/// Interpolate from `a` to `b` (28x28 each) in pixels, PCA-k and each
-/// model's code space, at `weights(t)`.
-pub fn interpolate(
-    cache: &ModelCache,
-    pca: &Pca,
-    k: usize,
-    models: &[ModelRef],
-    a: &[f32],
-    b: &[f32],
-    t: f32,
-) -> Vec<InterpRow> {
-    let w = weights(t);
-    let mut rows = vec![InterpRow {
-        label: "pixels".into(),
-        images: Ok(w.iter().flat_map(|&t| blend(a, b, t)).collect()),
-    }];
-    let (ca, cb) = (pca.project(a, k), pca.project(b, k));
-    let codes: Vec<f32> = w.iter().flat_map(|&t| blend(&ca, &cb, t)).collect();
-    rows.push(InterpRow {
-        label: format!("PCA-{k}"),
-        images: Ok(pca
-            .decode(&codes, k)
-            .into_iter()
-            .map(|v| v.clamp(0.0, 1.0))
-            .collect()),
-    });
-    for m in models {
-        let images = cache.get(&m.path).and_then(|model| {
-            if !model.can_decode() {
-                return Err(format!(
-                    "{}: its unpooling decoder needs the encoder's pooling switches, so it cannot decode a blended code",
-                    m.label
-                ));
-            }
-            let ab: Vec<f32> = a.iter().chain(b).copied().collect();
-            let c = model.encode(&ab).map_err(|e| e.to_string())?;
-            let dim = model.config.bottleneck();
-            let codes: Vec<f32> = w.iter().flat_map(|&t| blend(&c[..dim], &c[dim..], t)).collect();
-            model.decode(&codes).map_err(|e| e.to_string())
-        });
-        rows.push(InterpRow {
-            label: m.label.clone(),
-            images,
-        });
-    }
-    rows
-}
-
-/// The decoded image after moving `x`'s code along the model's main
-/// directions by `steps` standard deviations; also the plain reconstruction.
-pub fn walk(
-    cache: &ModelCache,
-    model: &ModelRef,
-    data: &Dataset,
-    x: &[f32],
-    steps: &[f32],
-) -> Walk {
-    let m = cache.get(&model.path)?;
-    if !m.can_decode() {
-        return Err(format!(
-            "{}: its unpooling decoder cannot decode a code alone",
-            model.label
-        ));
-    }
-    let dim = m.config.bottleneck();
-    let n = MAP_IMAGES.min(data.test.len());
-    let codes = m
-        .encode(&data.test.rows_f32(0..n))
-        .map_err(|e| e.to_string())?;
-    let (_, dirs) = pca::principal_directions(&codes, dim, SLIDERS, 1);
-    let mut c = m.encode(x).map_err(|e| e.to_string())?;
-    let base = m.decode(&c).map_err(|e| e.to_string())?;
-    for ((d, sd), s) in dirs.iter().zip(steps) {
-        for (ci, di) in c.iter_mut().zip(d) {
-            *ci += s * sd * di;
-        }
-    }
-    let moved = m.decode(&c).map_err(|e| e.to_string())?;
-    Ok((base, moved, dirs.iter().map(|(_, s)| *s).collect()))
-}
 
 /// What the view asks of the app.
 pub enum LatentRequest {
@@ -240,11 +47,9 @@ struct InterpKey {
     models: Vec<ModelRef>,
 }
 
-type Walk = Result<(Vec<f32>, Vec<f32>, Vec<f32>), String>;
-
 pub struct LatentView {
     pub source: MapSource,
-    map: Pending<(String, usize), Result<Arc<Map>, String>>,
+    map: Pending<(String, u64), Result<Arc<Map>, String>>,
     marker: Pending<(u64, String), Option<[f32; 2]>>,
     /// Test indices of the interpolation ends; `a_drawn` uses the drawn digit for A.
     pub a: usize,
@@ -315,8 +120,8 @@ impl LatentView {
         compute: &Compute,
         drawn: &Option<(u64, Vec<f32>)>,
         data: &Arc<Dataset>,
-        pca: &Arc<Pca>,
-    ) -> (Vec<ModelRef>, (String, usize)) {
+        pca: &Arc<crate::pca::Pca>,
+    ) -> (Vec<ModelRef>, (String, u64)) {
         let models: Vec<ModelRef> = state.models().into_iter().map(ModelRef::of).collect();
         if let MapSource::Model(m) = &self.source {
             if !models.contains(m) {
@@ -331,7 +136,7 @@ impl LatentView {
         if self.walk.poll() {
             self.walk_generation += 1;
         }
-        let source_key = (self.source.label(), Arc::as_ptr(pca) as usize);
+        let source_key = (self.source.label(), pca.id());
         {
             let (cache, s, d, p) = (
                 compute.models.clone(),
@@ -341,7 +146,7 @@ impl LatentView {
             );
             self.map.request(source_key.clone(), || {
                 compute.submit("latent-map", move || {
-                    build_map(&cache, &s, &d, &p).map(Arc::new)
+                    latent::build_map(&cache, &s, &d, &p).map(Arc::new)
                 })
             });
         }
@@ -354,7 +159,9 @@ impl LatentView {
                 x.clone(),
             );
             self.marker.request((*version, source_key.0.clone()), || {
-                compute.submit("latent-marker", move || place(&cache, &s, &p, &map, &x))
+                compute.submit("latent-marker", move || {
+                    latent::place(&cache, &s, &p, &map, &x)
+                })
             });
         }
         (models, source_key)
@@ -470,7 +277,7 @@ impl LatentView {
         &mut self,
         ui: &mut egui::Ui,
         data: &Dataset,
-        key: &(String, usize),
+        key: &(String, u64),
         have_drawn: bool,
     ) -> Option<LatentRequest> {
         let map = match self.map.get_for(key) {
@@ -550,7 +357,7 @@ impl LatentView {
         ui: &mut egui::Ui,
         compute: &Compute,
         data: &Arc<Dataset>,
-        pca: &Arc<Pca>,
+        pca: &Arc<crate::pca::Pca>,
         models: &[ModelRef],
         drawn: Option<&Vec<f32>>,
     ) {
@@ -602,12 +409,12 @@ impl LatentView {
         );
         self.interp.request(key, || {
             compute.submit("latent-interp", move || {
-                interpolate(&cache, &p, k, &m, &a, &b, t)
+                latent::interpolate(&cache, &p, k, &m, &a, &b, t)
             })
         });
         if self.interp_shown != Some(self.interp_generation) {
             if let Some(rows) = self.interp.get() {
-                let w = weights(self.t);
+                let w = latent::weights(self.t);
                 let g: Vec<GalleryRow> = rows
                     .iter()
                     .map(|r| {
@@ -721,7 +528,9 @@ impl LatentView {
         );
         let (cache, d, steps) = (compute.models.clone(), data.clone(), self.steps);
         self.walk.request(key, || {
-            compute.submit("latent-walk", move || walk(&cache, &model, &d, &x, &steps))
+            compute.submit("latent-walk", move || {
+                latent::walk(&cache, &model, &d, &x, &steps)
+            })
         });
         let sds = match self.walk.get() {
             Some(Ok((_, _, sds))) => sds.clone(),

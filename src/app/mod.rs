@@ -3,13 +3,11 @@
 //! and loader, applying actions) is kept apart from drawing.
 
 pub mod compare_view;
-pub mod compute;
 pub mod denoise_view;
 pub mod draw_view;
 pub mod export;
 pub mod filters_view;
 pub mod images;
-pub mod infer;
 pub mod latent_view;
 pub mod library_view;
 pub mod loader;
@@ -57,7 +55,7 @@ pub struct AelabApp {
     pub latent_view: latent_view::LatentView,
     pub study_view: study_view::StudyView,
     /// Inference and analysis for the views, off the UI thread.
-    pub compute: compute::Compute,
+    pub compute: crate::analysis::Compute,
     pub report: Option<ReportTask>,
     pub show_help: bool,
     frame_ms: VecDeque<f32>,
@@ -144,7 +142,8 @@ impl AelabApp {
             draw_view: draw_view::DrawView::default(),
             latent_view: latent_view::LatentView::default(),
             study_view: study_view::StudyView::default(),
-            compute: compute::Compute::spawn(wake.clone()).expect("spawning the compute thread"),
+            compute: crate::analysis::Compute::spawn(wake.clone())
+                .expect("spawning the compute thread"),
             report: None,
             show_help: false,
             frame_ms: VecDeque::new(),

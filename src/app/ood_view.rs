@@ -11,94 +11,16 @@ use std::sync::Arc;
 use egui::RichText;
 use egui_plot::{Bar, BarChart, Legend, Plot, VLine};
 
-use super::compute::{Compute, Pending};
 use super::export;
 use super::images::{Gallery, GalleryRow};
-use super::infer::{self, ModelRef, Row, Source};
 use super::state::{AppState, DataStatus};
-use crate::data::{Dataset, DatasetKind, PIXELS};
-use crate::rng::Rng;
+use crate::analysis::ood::{self, InputKind, Separation, HIST_IMAGES};
+use crate::analysis::recon::{self as infer, Row, Source};
+use crate::analysis::{Compute, ModelRef, Pending};
+use crate::data::{Dataset, DatasetKind};
 
 pub const OOD_DIGITS: usize = 8;
-/// Images per set behind the histograms.
-pub const HIST_IMAGES: usize = 2000;
 const BINS: usize = 40;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum InputKind {
-    Other,
-    Uniform,
-    Gaussian,
-    SaltPepper,
-}
-
-impl InputKind {
-    pub const ALL: [InputKind; 4] = [
-        InputKind::Other,
-        InputKind::Uniform,
-        InputKind::Gaussian,
-        InputKind::SaltPepper,
-    ];
-    fn label(self, other: DatasetKind) -> String {
-        match self {
-            InputKind::Other => format!("{} test images", other.display_name()),
-            InputKind::Uniform => "uniform noise".into(),
-            InputKind::Gaussian => "Gaussian noise".into(),
-            InputKind::SaltPepper => "salt-and-pepper noise".into(),
-        }
-    }
-}
-
-/// `n` random images of `kind` (not `Other`) from `seed`: uniform in [0, 1];
-/// Gaussian with mean 0.5 and std 0.25, clipped; salt-and-pepper with 20%
-/// white pixels on black (about the ink fraction of a digit).
-pub fn random_images(kind: InputKind, n: usize, seed: u64) -> Vec<f32> {
-    let mut rng = Rng::new(seed);
-    (0..n * PIXELS)
-        .map(|_| match kind {
-            InputKind::Gaussian => (0.5 + 0.25 * rng.normal()).clamp(0.0, 1.0),
-            InputKind::SaltPepper => {
-                if rng.uniform() < 0.2 {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
-            _ => rng.uniform(),
-        })
-        .collect()
-}
-
-/// Errors of one model on the three sets, and the AUROCs.
-#[derive(Clone, Debug)]
-pub struct Separation {
-    pub model: String,
-    pub inside: Vec<f64>,
-    pub other: Vec<f64>,
-    pub noise: Vec<f64>,
-    pub auroc_other: f64,
-    pub auroc_noise: f64,
-}
-
-pub fn separation(
-    cache: &super::compute::ModelCache,
-    source: &Source,
-    inside: &[f32],
-    other: &[f32],
-    noise: &[f32],
-) -> Result<Separation, String> {
-    let e_in = infer::errors(cache, source, inside, inside)?;
-    let e_other = infer::errors(cache, source, other, other)?;
-    let e_noise = infer::errors(cache, source, noise, noise)?;
-    Ok(Separation {
-        model: source.label(),
-        auroc_other: infer::auroc(&e_other, &e_in),
-        auroc_noise: infer::auroc(&e_noise, &e_in),
-        inside: e_in,
-        other: e_other,
-        noise: e_noise,
-    })
-}
 
 type OtherData = Result<Arc<Dataset>, String>;
 
@@ -224,16 +146,7 @@ impl OodView {
             );
             self.rows.request(key, || {
                 compute.submit("ood-rows", move || {
-                    let x = match (kind, &o) {
-                        (InputKind::Other, Some(o)) => {
-                            let mut rng = Rng::new(seed);
-                            let n = o.test.len();
-                            (0..OOD_DIGITS)
-                                .flat_map(|_| o.test.image_f32(rng.below(n)))
-                                .collect()
-                        }
-                        _ => random_images(kind, OOD_DIGITS, seed),
-                    };
+                    let x = ood::inputs(kind, o.as_deref(), OOD_DIGITS, seed);
                     let rows = infer::model_rows(&cache, &m, &x, &x);
                     (x, rows)
                 })
@@ -260,8 +173,8 @@ impl OodView {
                         let n_o = HIST_IMAGES.min(o.test.len());
                         let inside = d.test.rows_f32(0..n_in);
                         let other = o.test.rows_f32(0..n_o);
-                        let noise = random_images(noise_kind, HIST_IMAGES / 4, seed);
-                        separation(&cache, &Source::Model(m), &inside, &other, &noise)
+                        let noise = ood::random_images(noise_kind, HIST_IMAGES / 4, seed);
+                        ood::separation(&cache, &Source::Model(m), &inside, Some(&other), &noise)
                     })
                 });
         }
@@ -372,10 +285,11 @@ impl OodView {
         ));
         ui.label(
             RichText::new(format!(
-                "AUROC {} vs {}: {:.3} · {} vs {}: {:.3}",
+                "AUROC {} vs {}: {} · {} vs {}: {:.3}",
                 other_kind.display_name(),
                 inside_kind.display_name(),
-                sep.auroc_other,
+                sep.auroc_other
+                    .map_or_else(|| "–".to_string(), |v| format!("{v:.3}")),
                 noise_kind.label(other_kind),
                 inside_kind.display_name(),
                 sep.auroc_noise

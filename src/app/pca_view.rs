@@ -8,10 +8,10 @@ use std::sync::Arc;
 use egui::RichText;
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, Points, Text, VLine};
 
-use super::compute::{Compute, Pending};
 use super::export;
 use super::images::{self, Tiles};
 use super::state::{AppState, DataStatus};
+use crate::analysis::{Compute, Pending};
 use crate::data::{Dataset, PIXELS};
 use crate::pca::{Pca, PERCENTILES};
 use crate::train::metrics;
@@ -35,10 +35,10 @@ pub struct PcaView {
     eigen: Tiles,
     percentile: Tiles,
     static_ready: bool,
-    curve: Pending<usize, Vec<f64>>,
-    grid: Pending<usize, Vec<[usize; 7]>>,
+    curve: Pending<u64, Vec<f64>>,
+    grid: Pending<u64, Vec<[usize; 7]>>,
     /// Identity of the PCA the caches belong to.
-    pca_id: usize,
+    pca_id: u64,
 }
 
 impl Default for PcaView {
@@ -82,7 +82,7 @@ impl PcaView {
     }
 
     fn reset_if_new(&mut self, pca: &Arc<Pca>) {
-        let id = Arc::as_ptr(pca) as usize;
+        let id = pca.id();
         if id != self.pca_id {
             *self = PcaView {
                 k: self.k,
@@ -218,7 +218,7 @@ impl PcaView {
     fn request(&mut self, data: &Arc<Dataset>, pca: &Arc<Pca>, compute: &Compute) {
         self.curve.poll();
         self.grid.poll();
-        let id = Arc::as_ptr(pca) as usize;
+        let id = pca.id();
         let (d, p) = (data.clone(), pca.clone());
         self.curve.request(id, || {
             compute.submit_slow("pca-error-curve", move || {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{DataDirSource, Dataset, DatasetKind};
-use crate::model::checkpoint::{self, Manifest};
+use crate::model::checkpoint::{self};
 use crate::model::{ModelConfig, RunConfig, TrainParams};
 use crate::pca::Pca;
 use crate::worker::Event;
@@ -32,6 +32,18 @@ pub enum View {
 }
 
 impl View {
+    /// The view that holds a study step's other figures.
+    pub fn showing(s: crate::analysis::study::Shows) -> View {
+        use crate::analysis::study::Shows;
+        match s {
+            Shows::Pca => View::Pca,
+            Shows::Ood => View::Ood,
+            Shows::Filters => View::Filters,
+            Shows::Denoise => View::Denoise,
+            Shows::Compare => View::Compare,
+        }
+    }
+
     pub const ALL: [View; 10] = [
         View::Study,
         View::Train,
@@ -224,24 +236,7 @@ impl Run {
     }
 }
 
-/// A saved model in the library folder.
-#[derive(Clone, Debug)]
-pub struct LibraryEntry {
-    pub path: PathBuf,
-    pub manifest: Manifest,
-}
-
-impl LibraryEntry {
-    /// Short name for rows and legends: the preset, and the data set when
-    /// it was not trained on MNIST.
-    pub fn label(&self) -> String {
-        let run = &self.manifest.run;
-        match run.dataset {
-            DatasetKind::Mnist => run.model.preset.clone(),
-            other => format!("{} ({})", run.model.preset, other.slug()),
-        }
-    }
-}
+pub use crate::analysis::LibraryEntry;
 
 /// What panels ask for; applied by the app with access to the worker.
 #[derive(Clone, Debug, PartialEq)]
@@ -472,8 +467,8 @@ impl AppState {
     /// Every preset of the study, with the form's schedule.
     pub fn enqueue_study(&mut self) -> Vec<u64> {
         let train = self.settings.form.train.clone();
-        crate::model::config::study_presets()
-            .iter()
+        crate::analysis::study::presets()
+            .into_iter()
             .filter_map(|name| ModelConfig::preset(name).ok())
             .map(|model| {
                 self.enqueue(RunConfig {
@@ -611,6 +606,14 @@ impl AppState {
         }
     }
 
+    /// The test error of the newest model of `preset`, where there is one.
+    pub fn test_mse(&self, preset: &str) -> Option<f64> {
+        self.models()
+            .into_iter()
+            .find(|e| e.manifest.run.model.preset == preset)
+            .and_then(|e| e.manifest.test_metrics.as_ref().map(|m| m.mse_per_pixel))
+    }
+
     /// The newest model of each preset (and data set), in the study's
     /// order, then any others by name: what the explorer views show.
     pub fn models(&self) -> Vec<&LibraryEntry> {
@@ -620,7 +623,7 @@ impl AppState {
             .iter()
             .filter(|e| seen.insert(e.label()))
             .collect();
-        let order = crate::model::config::study_presets();
+        let order = crate::analysis::study::presets();
         let rank = |e: &LibraryEntry| {
             order
                 .iter()
@@ -816,7 +819,7 @@ mod tests {
         let mut s = AppState::default();
         let id = s.enqueue(cfg());
         s.take_next();
-        let manifest = Manifest::new(cfg(), 1);
+        let manifest = crate::model::checkpoint::Manifest::new(cfg(), 1);
         s.apply(Event::Finished {
             id,
             result: Box::new(Finished {

@@ -4,66 +4,15 @@
 //! reconstructions live, and a take-away computed from the user's own
 //! results.
 
-use std::sync::Arc;
-
 use egui::RichText;
 
-use super::compute::{Compute, Pending};
 use super::images::{Gallery, GalleryRow};
-use super::infer::{self, ModelRef, Row};
 use super::state::{Action, AppState, DataStatus, RunStatus, View};
-use crate::data::noise::{Noise, NoiseKind};
+use crate::analysis::recon::{self as infer, Row};
+use crate::analysis::study::{self, STEPS};
+use crate::analysis::{Compute, ModelRef, Pending};
 use crate::model::{ModelConfig, RunConfig, TrainParams};
-use crate::rng::Rng;
 use crate::train::metrics::Metrics;
-
-pub struct Step {
-    pub title: &'static str,
-    pub explain: &'static str,
-    pub presets: &'static [&'static str],
-    /// Gaussian noise on the inputs of the step's figure.
-    pub noise: f32,
-    /// Where the step's other figures are.
-    pub view: View,
-}
-
-pub const STEPS: [Step; 5] = [
-    Step {
-        title: "1. PCA versus a deep autoencoder",
-        explain: "PCA squeezes each 784-pixel digit into k numbers with the best straight-line (linear) projection. An autoencoder learns its own squeeze (the encoder) and un-squeeze (the decoder) with non-linear layers. With the same 30 numbers, which keeps more of the digit?",
-        presets: &["deep"],
-        noise: 0.0,
-        view: View::Pca,
-    },
-    Step {
-        title: "2. How wide must the hidden layer be?",
-        explain: "A shallow autoencoder has one hidden layer: its width is the code size (the bottleneck). Wider codes keep more detail, but the model only learns digits: clothes and random noise come out looking like digits, which is how an autoencoder can tell what it has never seen.",
-        presets: &["shallow-64", "shallow-128", "shallow-256"],
-        noise: 0.0,
-        view: View::Ood,
-    },
-    Step {
-        title: "3. Sparsity: few units at a time",
-        explain: "A sparse autoencoder has many hidden units (1024) but pays a penalty (L1, strength λ) for every unit it switches on, so each digit uses only a few. The units that survive learn stroke-like filters; with a strong λ most units never fire at all (see the Filters view).",
-        presets: &["sparse-1e-6", "sparse-1e-4", "sparse-1e-3"],
-        noise: 0.0,
-        view: View::Filters,
-    },
-    Step {
-        title: "4. Denoising: learn to clean",
-        explain: "A denoising autoencoder sees a corrupted digit and is trained to output the clean one. The noise level it trained on matters: here each model cleans digits with Gaussian noise of strength 0.5 (try other levels in the Denoise view).",
-        presets: &["denoise-0.3", "denoise-0.5", "denoise-0.7", "denoise-0.8", "denoise-0.9"],
-        noise: 0.5,
-        view: View::Denoise,
-    },
-    Step {
-        title: "5. Convolutional decoders",
-        explain: "Convolutional autoencoders look at small 3x3 patches and pool them down to a 4x4x16 code. To grow the image back, the decoder can put values back where the pooling found them (max-unpooling), learn to spread them out (transposed convolution), or both. Which rebuilds digits best?",
-        presets: &["conv-unpool", "conv-deconv", "conv-both"],
-        noise: 0.0,
-        view: View::Compare,
-    },
-];
 
 #[derive(Clone, PartialEq)]
 struct Key {
@@ -75,7 +24,7 @@ pub struct StudyView {
     pub step: usize,
     pub epochs: usize,
     rows: Pending<Key, (Vec<f32>, Vec<Row>)>,
-    pca: Pending<usize, Metrics>,
+    pca: Pending<u64, Metrics>,
     gallery: Gallery,
     generation: usize,
     shown: Option<usize>,
@@ -91,81 +40,6 @@ impl Default for StudyView {
             gallery: Gallery::default(),
             generation: 0,
             shown: None,
-        }
-    }
-}
-
-/// The step's take-away from the user's results, or what is missing.
-pub fn take_away(step: usize, state: &AppState, pca30: Option<&Metrics>) -> String {
-    let mse = |preset: &str| {
-        state
-            .models()
-            .into_iter()
-            .find(|e| e.manifest.run.model.preset == preset)
-            .and_then(|e| e.manifest.test_metrics.as_ref().map(|m| m.mse_per_pixel))
-    };
-    match step {
-        0 => match (pca30, mse("deep")) {
-            (Some(p), Some(d)) => format!(
-                "With 30 components PCA's test error is {:.4}; the deep autoencoder's 30-number code gets {:.4}: PCA's error is {:.1}× the autoencoder's.",
-                p.mse_per_pixel,
-                d,
-                p.mse_per_pixel / d.max(1e-12)
-            ),
-            _ => "Train the deep autoencoder to compare it with PCA-30.".into(),
-        },
-        1 => match (mse("shallow-64"), mse("shallow-256")) {
-            (Some(a), Some(b)) => format!(
-                "Going from 64 to 256 hidden units takes the test error from {a:.4} to {b:.4} ({:.0}% lower).",
-                (1.0 - b / a.max(1e-12)) * 100.0
-            ),
-            _ => "Train the three shallow models to see what width buys.".into(),
-        },
-        2 => {
-            let found: Vec<String> = ["sparse-1e-6", "sparse-1e-4", "sparse-1e-3"]
-                .iter()
-                .filter_map(|p| mse(p).map(|m| format!("{p}: {m:.4}")))
-                .collect();
-            if found.is_empty() {
-                "Train the sparse models; the Filters view then shows how many units never fire.".into()
-            } else {
-                format!(
-                    "Test error by penalty: {}. The stronger the penalty, the fewer units fire and the blurrier the digits.",
-                    found.join(", ")
-                )
-            }
-        }
-        3 => {
-            let found: Vec<(String, f64)> = STEPS[3]
-                .presets
-                .iter()
-                .filter_map(|p| mse(p).map(|m| (p.to_string(), m)))
-                .collect();
-            match found.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
-                Some((p, m)) => format!(
-                    "On clean test digits the best of the denoisers is {p} ({m:.4}); models trained on heavy noise blur clean digits more, but survive noise better (Denoise view)."
-                ),
-                None => "Train the denoising models to compare noise levels.".into(),
-            }
-        }
-        _ => {
-            let mut found: Vec<(String, f64)> = STEPS[4]
-                .presets
-                .iter()
-                .filter_map(|p| mse(p).map(|m| (p.to_string(), m)))
-                .collect();
-            found.sort_by(|a, b| a.1.total_cmp(&b.1));
-            match found.as_slice() {
-                [best, second, ..] => format!(
-                    "{} rebuilds digits best (test error {:.4}), {:.0}% below {} ({:.4}).",
-                    best.0,
-                    best.1,
-                    (1.0 - best.1 / second.1.max(1e-12)) * 100.0,
-                    second.0,
-                    second.1
-                ),
-                _ => "Train at least two conv decoders to compare them.".into(),
-            }
         }
     }
 }
@@ -198,14 +72,15 @@ impl StudyView {
             }
         });
         let step = &STEPS[self.step];
-        ui.heading(step.title);
+        let view = View::showing(step.shows);
+        ui.heading(format!("{}. {}", self.step + 1, step.title));
         ui.label(step.explain);
         if ui
-            .link(format!("More on this in the {} view", step.view.label()))
-            .on_hover_text(step.view.explain())
+            .link(format!("More on this in the {} view", view.label()))
+            .on_hover_text(view.explain())
             .clicked()
         {
-            actions.push(Action::ShowView(step.view));
+            actions.push(Action::ShowView(view));
         }
         ui.add_space(6.0);
         // models of the step: in the library, training, queued or missing
@@ -277,10 +152,8 @@ impl StudyView {
         self.pca.poll();
         {
             let (d, p) = (data.clone(), pca.clone());
-            self.pca.request(Arc::as_ptr(&pca) as usize, || {
-                compute.submit_slow("study-pca30", move || {
-                    super::compare_view::pca_test_metrics(&d, &p, 30)
-                })
+            self.pca.request(pca.id(), || {
+                compute.submit_slow("study-pca30", move || infer::pca_test_metrics(&d, &p, 30))
             });
         }
         let models: Vec<ModelRef> = library
@@ -292,29 +165,10 @@ impl StudyView {
             step: self.step,
             models: models.clone(),
         };
-        let (cache, d, p, noise, first) = (
-            compute.models.clone(),
-            data.clone(),
-            pca.clone(),
-            step.noise,
-            self.step == 0,
-        );
+        let (cache, d, p, i) = (compute.models.clone(), data.clone(), pca.clone(), self.step);
         self.rows.request(key, || {
             compute.submit("study-rows", move || {
-                let n = 8.min(d.test.len());
-                let clean = d.test.rows_f32(0..n);
-                let mut x = clean.clone();
-                Noise {
-                    kind: NoiseKind::Gaussian,
-                    level: noise,
-                }
-                .apply(&mut x, &mut Rng::new(1));
-                let mut rows = Vec::new();
-                if first {
-                    rows.push(infer::pca_row(&p, 30, &x, &clean));
-                }
-                rows.extend(infer::model_rows(&cache, &models, &x, &clean));
-                (x, rows)
+                study::step_rows(&cache, &d, &p, i, &models)
             })
         });
         if self.shown != Some(self.generation) {
@@ -332,7 +186,11 @@ impl StudyView {
         }
         ui.separator();
         ui.label(RichText::new("Take-away").strong());
-        ui.label(take_away(self.step, state, self.pca.get()));
+        ui.label(study::take_away(
+            self.step,
+            &|p| state.test_mse(p),
+            self.pca.get(),
+        ));
         ui.separator();
         let pca30 = self.pca.get().map(|m| m.mse_per_pixel);
         let step_index = self.step;

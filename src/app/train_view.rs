@@ -5,8 +5,8 @@ use egui::{Color32, RichText};
 use egui_plot::{Legend, Line, Plot, VLine};
 
 use super::state::{parse_sizes, Action, AppState, RunStatus, TrainForm};
+use crate::analysis::study;
 use crate::data::noise::{Noise, NoiseKind};
-use crate::model::config::study_presets;
 use crate::model::{Activation, Arch, LossKind, ModelConfig};
 
 #[derive(Default)]
@@ -65,11 +65,11 @@ impl TrainView {
         egui::ComboBox::from_label("Preset")
             .selected_text(&chosen)
             .show_ui(ui, |ui| {
-                for p in study_presets() {
-                    let tip = ModelConfig::preset(&p)
+                for p in study::presets() {
+                    let tip = ModelConfig::preset(p)
                         .map(|c| format!("{}\n{}", c.explain(), c.describe()))
                         .unwrap_or_default();
-                    ui.selectable_value(&mut chosen, p.clone(), p)
+                    ui.selectable_value(&mut chosen, p.to_string(), p)
                         .on_hover_text(tip);
                 }
             })

@@ -9,16 +9,14 @@ use clap::Args;
 use serde::Serialize;
 
 use super::Common;
-use crate::app::compute::ModelCache;
-use crate::app::denoise_view::DENOISE_DIGITS;
-use crate::app::draw_view::{self, Probes};
-use crate::app::infer::{self, ModelRef};
+use crate::analysis::answer::{self, Probes};
+use crate::analysis::denoise;
+use crate::analysis::study;
+use crate::analysis::{ModelCache, ModelRef};
 use crate::data::noise::{Noise, NoiseKind};
 use crate::data::{Dataset, DatasetKind};
-use crate::model::config::study_presets;
 use crate::model::{Autoencoder, ModelConfig, RunConfig, TrainParams};
 use crate::pca::Pca;
-use crate::rng::Rng;
 use crate::train::{self, Control};
 
 #[derive(Args, Debug)]
@@ -202,40 +200,35 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
     // cache as the app's library models are
     let cache = ModelCache::default();
     let mut refs = Vec::new();
-    for p in study_presets() {
+    for p in study::presets() {
         let config = ModelConfig::preset(&p).map_err(anyhow::Error::msg)?;
         let path = std::path::PathBuf::from(format!("bench/{p}"));
         cache.insert(path.clone(), Autoencoder::new(&config, 1, &device)?);
         refs.push(ModelRef {
             path,
-            label: p,
+            label: p.to_string(),
             config,
         });
     }
-    // the Denoise view's change: fresh noise on its 8 digits, then every
+    // the Denoise view's change: fresh noise on its digits, then every
     // model's reconstructions with their scores, and PCA's row
-    let clean = ds.test.rows_f32(0..DENOISE_DIGITS);
     let mut level = 0.0f32;
     let noise_ms = time_ms(a.reps, || {
         level = (level + 0.07) % 1.0;
-        let mut noisy = clean.clone();
-        Noise {
+        let noise = Noise {
             kind: NoiseKind::Gaussian,
             level,
-        }
-        .apply(&mut noisy, &mut Rng::new(1));
-        let mut rows = infer::model_rows(&cache, &refs, &noisy, &clean);
-        rows.push(infer::pca_row(&pca, 30, &noisy, &clean));
-        std::hint::black_box(rows);
+        };
+        std::hint::black_box(denoise::rows(&cache, &ds, &pca, 30, &refs, noise, 1));
     });
     // the Draw view's answer to a stroke, with the digit probes fitted (as
     // they are once the app has been open a few seconds): every model's
     // reconstruction, code and guess, and PCA's
     let probes = Probes::default();
-    draw_view::fit_probes(&cache, &probes, &ds, &pca, &refs, 30);
+    answer::fit_probes(&cache, &probes, &ds, &pca, &refs, 30);
     let digit = ds.test.rows_f32(0..1);
     let drawn_ms = time_ms(a.reps, || {
-        std::hint::black_box(draw_view::answer(&cache, &probes, &pca, 30, &refs, &digit));
+        std::hint::black_box(answer::answer(&cache, &probes, &pca, 30, &refs, &digit));
     });
 
     if a.json {

@@ -1,6 +1,7 @@
 use clap::Args;
 
-use crate::model::config::{study_presets, ModelConfig};
+use crate::analysis::study;
+use crate::model::ModelConfig;
 
 #[derive(Args, Debug)]
 pub struct PresetsArgs {
@@ -10,8 +11,8 @@ pub struct PresetsArgs {
 }
 
 pub fn run(a: PresetsArgs) -> anyhow::Result<()> {
-    let rows: Vec<ModelConfig> = study_presets()
-        .iter()
+    let rows: Vec<ModelConfig> = study::presets()
+        .into_iter()
         .map(|n| ModelConfig::preset(n).map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<_>>()?;
     if a.json {

@@ -631,8 +631,8 @@ mod tests {
     #[test]
     fn shapes_and_forward_for_every_preset() {
         let dev = Device::Cpu;
-        for name in config::study_presets() {
-            let cfg = ModelConfig::preset(&name).unwrap();
+        for name in crate::analysis::study::presets() {
+            let cfg = ModelConfig::preset(name).unwrap();
             let m = Autoencoder::new(&cfg, 1, &dev).unwrap();
             assert_eq!(m.param_count(), cfg.param_count());
             let x = Tensor::rand(0f32, 1f32, (3, PIXELS), &dev).unwrap();

@@ -13,11 +13,11 @@ use std::time::Instant;
 use anyhow::Context as _;
 use serde::Serialize;
 
+use crate::analysis::study;
 use crate::data::noise::{Noise, NoiseKind};
 use crate::data::registry::write_atomic;
 use crate::data::{Dataset, DatasetKind, PIXELS};
 use crate::model::checkpoint::{self, Manifest};
-use crate::model::config::study_presets;
 use crate::model::{Autoencoder, ConvDecoder, ModelConfig, RunConfig, TrainParams};
 use crate::pca::Pca;
 use crate::rng::Rng;
@@ -377,7 +377,7 @@ pub const SUMMARY_HEADER: [&str; 12] = [
 /// once (the conv models first), returned in the order of `presets`;
 /// progress lines arrive on this thread.
 fn obtain_all(
-    presets: &[String],
+    presets: &[&str],
     epochs: usize,
     data: &Dataset,
     opts: &Options,
@@ -490,7 +490,7 @@ pub fn run(
     };
 
     // --- models
-    let presets = study_presets();
+    let presets = study::presets();
     let trained = obtain_all(&presets, epochs, &data, opts, &mut *progress)?;
     let by = |name: &str| trained.iter().find(|t| t.summary.preset == name);
     progress("writing figures");

@@ -2,19 +2,13 @@
 //! lanes; a newer request on a lane replaces one still waiting there (the
 //! slider moved on, only the latest position matters). Results come back on
 //! a channel per request, and the UI is woken when one is ready.
-//!
-//! Library models are loaded once and shared through [`ModelCache`].
 
-use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Receiver, TryRecvError};
-
-use crate::model::checkpoint;
-use crate::model::Autoencoder;
 
 type Task = Box<dyn FnOnce() + Send>;
 type Wake = Arc<dyn Fn() + Send + Sync>;
@@ -93,7 +87,7 @@ pub struct Compute {
     live: Queue,
     slow: Queue,
     wake: Wake,
-    pub models: ModelCache,
+    pub models: super::ModelCache,
 }
 
 impl Compute {
@@ -102,7 +96,7 @@ impl Compute {
             live: Queue::spawn("aelab-compute")?,
             slow: Queue::spawn("aelab-analysis")?,
             wake,
-            models: ModelCache::default(),
+            models: super::ModelCache::default(),
         })
     }
 
@@ -213,52 +207,6 @@ impl<K: PartialEq + Clone, T> Pending<K, T> {
     pub fn clear(&mut self) {
         self.rx = None;
         self.value = None;
-    }
-}
-
-type Loaded = Result<Arc<Autoencoder>, String>;
-
-/// Library models loaded from disk, shared between the compute thread's
-/// tasks. A load error is kept so that it is reported, not retried each frame.
-#[derive(Clone, Default)]
-pub struct ModelCache {
-    inner: Arc<Mutex<HashMap<PathBuf, Loaded>>>,
-}
-
-impl ModelCache {
-    pub fn get(&self, path: &Path) -> Result<Arc<Autoencoder>, String> {
-        if let Some(r) = self
-            .inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(path)
-        {
-            return r.clone();
-        }
-        let loaded = checkpoint::load(path, &candle_core::Device::Cpu)
-            .map(|(m, _)| Arc::new(m))
-            .map_err(|e| e.to_string());
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(path.to_path_buf(), loaded.clone());
-        loaded
-    }
-
-    /// Put a model in the cache under `path` (as if loaded from there).
-    pub fn insert(&self, path: PathBuf, model: Autoencoder) {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(path, Ok(Arc::new(model)));
-    }
-
-    /// Forget a model (deleted or replaced on disk).
-    pub fn forget(&self, path: &Path) {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(path);
     }
 }
 

@@ -1,34 +1,14 @@
-//! Pushing images through PCA and library models (run on the compute
-//! thread; no egui types): reconstructions with per-image errors, errors
-//! over a whole split, and AUROC for the out-of-distribution view.
+//! Pushing images through PCA and library models: rows of reconstructions
+//! with per-image scores, errors over many images, and the histograms and
+//! rates the views draw from them.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::compute::ModelCache;
-use super::state::LibraryEntry;
-use crate::data::PIXELS;
-use crate::model::ModelConfig;
+use super::models::{ModelCache, ModelRef};
+use crate::data::{Dataset, PIXELS};
+use crate::model::Autoencoder;
 use crate::pca::Pca;
-use crate::train::metrics;
-
-/// A library model as the views refer to it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ModelRef {
-    pub path: PathBuf,
-    pub label: String,
-    pub config: ModelConfig,
-}
-
-impl ModelRef {
-    pub fn of(e: &LibraryEntry) -> ModelRef {
-        ModelRef {
-            path: e.path.clone(),
-            label: e.label(),
-            config: e.manifest.run.model.clone(),
-        }
-    }
-}
+use crate::train::metrics::{self, Metrics};
 
 /// Per-image quality of a reconstruction.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -128,6 +108,8 @@ pub fn errors(
 pub enum Source {
     Pca(Arc<Pca>, usize),
     Model(ModelRef),
+    /// A model in memory, under a label (the report's models).
+    Live(String, Arc<Autoencoder>),
 }
 
 impl Source {
@@ -135,6 +117,7 @@ impl Source {
         match self {
             Source::Pca(_, k) => format!("PCA-{k}"),
             Source::Model(m) => m.label.clone(),
+            Source::Live(label, _) => label.clone(),
         }
     }
 }
@@ -154,7 +137,31 @@ pub fn reconstruct(
             .get(&m.path)?
             .reconstruct(images)
             .map_err(|e| e.to_string()),
+        Source::Live(_, model) => model.reconstruct(images).map_err(|e| e.to_string()),
     }
+}
+
+/// Test-set figures of PCA-k (with the linear probe on its codes).
+pub fn pca_test_metrics(data: &Dataset, pca: &Pca, k: usize) -> Metrics {
+    let x = data.test.to_f32();
+    let rec: Vec<f32> = pca
+        .reconstruct(&x, k)
+        .into_iter()
+        .map(|v| v.clamp(0.0, 1.0))
+        .collect();
+    let mut m = metrics::reconstruction_metrics(&rec, &x);
+    let train = data.train.head(crate::train::run::PROBE_TRAIN_IMAGES);
+    let codes_tr = pca.project(&train.to_f32(), k);
+    let codes_te = pca.project(&x, k);
+    m.probe_accuracy = Some(metrics::linear_probe(
+        &codes_tr,
+        &train.labels,
+        &codes_te,
+        &data.test.labels,
+        k,
+        1,
+    ));
+    m
 }
 
 pub use crate::train::metrics::auroc;

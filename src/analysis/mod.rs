@@ -1,0 +1,16 @@
+//! What the views compute, without egui: reconstructions and their scores,
+//! the Draw view's answers, the latent space, out-of-distribution errors,
+//! denoising curves, and the background threads they run on. The app, the
+//! command line and the report all call these; nothing here draws.
+
+pub mod answer;
+pub mod compute;
+pub mod denoise;
+pub mod latent;
+pub mod models;
+pub mod ood;
+pub mod recon;
+pub mod study;
+
+pub use compute::{Compute, Pending};
+pub use models::{LibraryEntry, ModelCache, ModelRef};
