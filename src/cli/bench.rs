@@ -201,7 +201,7 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
     let cache = ModelCache::default();
     let mut refs = Vec::new();
     for p in study::presets() {
-        let config = ModelConfig::preset(&p).map_err(anyhow::Error::msg)?;
+        let config = ModelConfig::preset(p).map_err(anyhow::Error::msg)?;
         let path = std::path::PathBuf::from(format!("bench/{p}"));
         cache.insert(path.clone(), Autoencoder::new(&config, 1, &device)?);
         refs.push(ModelRef {
