@@ -14,8 +14,9 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendErro
 
 use crate::data::Dataset;
 use crate::model::checkpoint::{self, Manifest};
-use crate::model::{Autoencoder, RunConfig};
-use crate::train::{self, Control, Metrics, Status, TrainEvent};
+use crate::model::RunConfig;
+use crate::train::job::Save;
+use crate::train::{self, Control, TrainEvent};
 
 /// A queued training job.
 #[derive(Clone, Debug)]
@@ -34,7 +35,6 @@ pub enum Command {
 /// The outcome of a finished (completed, stopped or diverged) job.
 #[derive(Clone, Debug)]
 pub struct Finished {
-    pub status: Status,
     pub manifest: Manifest,
     pub checkpoint: Option<PathBuf>,
     /// Set when saving failed: the model is still in memory.
@@ -44,44 +44,14 @@ pub struct Finished {
 
 #[derive(Clone, Debug)]
 pub enum Event {
-    Started {
+    /// An event of the training job, as it came. Steps are batched to
+    /// about 4 events a second (so the UI repaints at a steady rate
+    /// whatever the training speed): a `Step` carries in `earlier` the
+    /// losses of the steps thinned out before it (empty for the others).
+    Train {
         id: u64,
-        steps_per_epoch: usize,
-        total_steps: usize,
-        params: usize,
-    },
-    /// The latest step, with the losses of the steps thinned out before it
-    /// (steps are batched to about 4 events a second, so the UI repaints at
-    /// a steady rate whatever the training speed).
-    Step {
-        id: u64,
-        epoch: usize,
-        step: usize,
-        loss: f32,
-        lr: f64,
-        samples_per_sec: f64,
+        event: TrainEvent,
         earlier: Vec<(usize, f32)>,
-    },
-    LearningRateChanged {
-        id: u64,
-        step: usize,
-        lr: f64,
-    },
-    Epoch {
-        id: u64,
-        epoch: usize,
-        train_loss: f64,
-        val_loss: f64,
-        samples_per_sec: f64,
-    },
-    /// Code statistics on validation images at the end of an epoch.
-    Activations {
-        id: u64,
-        epoch: usize,
-        stats: Box<crate::train::metrics::ActivationStats>,
-    },
-    Evaluating {
-        id: u64,
     },
     Finished {
         id: u64,
@@ -96,14 +66,7 @@ pub enum Event {
 impl Event {
     pub fn id(&self) -> u64 {
         match self {
-            Event::Started { id, .. }
-            | Event::Step { id, .. }
-            | Event::LearningRateChanged { id, .. }
-            | Event::Epoch { id, .. }
-            | Event::Activations { id, .. }
-            | Event::Evaluating { id }
-            | Event::Finished { id, .. }
-            | Event::Failed { id, .. } => *id,
+            Event::Train { id, .. } | Event::Finished { id, .. } | Event::Failed { id, .. } => *id,
         }
     }
 }
@@ -197,47 +160,30 @@ impl Drop for WorkerHandle {
 /// Shortest time between two step events.
 const STEP_EVENT_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Sends loop events: steps batched and best-effort, the rest reliably.
+/// Sends the job's events: steps batched and best-effort, the rest reliably.
 struct ChannelObserver<'a> {
     id: u64,
     tx: &'a Sender<Event>,
     wake: &'a Wake,
     shutdown: &'a AtomicBool,
-    /// Step losses not sent yet.
-    pending: Vec<(usize, f32)>,
+    /// The latest step not sent yet, and the losses of those before it.
+    pending: Option<(TrainEvent, Vec<(usize, f32)>)>,
     last_step_sent: Option<std::time::Instant>,
-    last_lr: f64,
-    last_epoch: usize,
-    last_speed: f64,
 }
 
 impl ChannelObserver<'_> {
-    /// A step event for `(step, loss)` carrying the pending losses before it.
-    fn step_event(
-        &mut self,
-        epoch: usize,
-        step: usize,
-        loss: f32,
-        lr: f64,
-        samples_per_sec: f64,
-    ) -> Event {
-        let earlier = std::mem::take(&mut self.pending);
-        Event::Step {
+    fn train_event(&self, event: TrainEvent, earlier: Vec<(usize, f32)>) -> Event {
+        Event::Train {
             id: self.id,
-            epoch,
-            step,
-            loss,
-            lr,
-            samples_per_sec,
+            event,
             earlier,
         }
     }
 
-    /// Send the pending losses as one step event (reliably: at epoch ends).
-    fn flush_steps(&mut self, epoch: usize, lr: f64, samples_per_sec: f64) {
-        if let Some((step, loss)) = self.pending.pop() {
-            let ev = self.step_event(epoch, step, loss, lr, samples_per_sec);
-            self.send_reliable(ev);
+    /// Send the step held back, if any (reliably: before an epoch's end).
+    fn flush_steps(&mut self) {
+        if let Some((event, earlier)) = self.pending.take() {
+            self.send_reliable(self.train_event(event, earlier));
             self.last_step_sent = Some(std::time::Instant::now());
         }
     }
@@ -258,81 +204,49 @@ impl ChannelObserver<'_> {
         }
         (self.wake)();
     }
+
+    /// A step: sent now unless one went out less than
+    /// [`STEP_EVENT_INTERVAL`] ago or the channel is full; else held back,
+    /// its loss kept for the next.
+    fn step(&mut self, event: &TrainEvent) {
+        let mut earlier = match self.pending.take() {
+            Some((TrainEvent::Step { step, loss, .. }, mut earlier)) => {
+                earlier.push((step, loss));
+                earlier
+            }
+            _ => Vec::new(),
+        };
+        if self
+            .last_step_sent
+            .is_some_and(|t| t.elapsed() < STEP_EVENT_INTERVAL)
+        {
+            self.pending = Some((event.clone(), earlier));
+            return;
+        }
+        match self.tx.try_send(self.train_event(event.clone(), earlier)) {
+            Ok(()) => {
+                self.last_step_sent = Some(std::time::Instant::now());
+                (self.wake)()
+            }
+            // The UI lags: keep the losses for the next event.
+            Err(TrySendError::Full(Event::Train { earlier: e, .. })) => {
+                earlier = e;
+                self.pending = Some((event.clone(), earlier));
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 impl train::Observer for ChannelObserver<'_> {
     fn event(&mut self, e: &TrainEvent) {
-        let id = self.id;
-        match *e {
-            TrainEvent::Started {
-                steps_per_epoch,
-                total_steps,
-                params,
-            } => self.send_reliable(Event::Started {
-                id,
-                steps_per_epoch,
-                total_steps,
-                params,
-            }),
-            TrainEvent::Step {
-                epoch,
-                step,
-                loss,
-                lr,
-                samples_per_sec,
-            } => {
-                self.last_lr = lr;
-                self.last_epoch = epoch;
-                self.last_speed = samples_per_sec;
-                if self
-                    .last_step_sent
-                    .is_some_and(|t| t.elapsed() < STEP_EVENT_INTERVAL)
-                {
-                    self.pending.push((step, loss));
-                    return;
-                }
-                let ev = self.step_event(epoch, step, loss, lr, samples_per_sec);
-                match self.tx.try_send(ev) {
-                    Ok(()) => {
-                        self.last_step_sent = Some(std::time::Instant::now());
-                        (self.wake)()
-                    }
-                    // The UI lags: keep the losses for the next event.
-                    Err(TrySendError::Full(Event::Step { earlier, .. })) => {
-                        self.pending = earlier;
-                        self.pending.push((step, loss));
-                    }
-                    Err(_) => {}
-                }
-            }
-            TrainEvent::LearningRateChanged { step, lr } => {
-                self.send_reliable(Event::LearningRateChanged { id, step, lr })
-            }
-            TrainEvent::Epoch {
-                epoch,
-                train_loss,
-                val_loss,
-                samples_per_sec,
-                ref activations,
-                ..
-            } => {
-                self.flush_steps(epoch.saturating_sub(1), self.last_lr, samples_per_sec);
-                self.send_reliable(Event::Epoch {
-                    id,
-                    epoch,
-                    train_loss,
-                    val_loss,
-                    samples_per_sec,
-                });
-                if let Some(stats) = activations {
-                    self.send_reliable(Event::Activations {
-                        id,
-                        epoch,
-                        stats: stats.clone(),
-                    });
-                }
-            }
+        if let TrainEvent::Step { .. } = e {
+            self.step(e);
+            return;
         }
+        // every step before an epoch's end (or the evaluation) arrives first
+        self.flush_steps();
+        self.send_reliable(self.train_event(e.clone(), Vec::new()));
     }
 
     fn wants_activations(&self) -> bool {
@@ -366,11 +280,8 @@ fn worker_loop(
             *slot = control.clone();
         }
         let mut obs = ChannelObserver {
-            pending: Vec::new(),
+            pending: None,
             last_step_sent: None,
-            last_lr: job.run.train.lr,
-            last_epoch: 0,
-            last_speed: 0.0,
             id: job.id,
             tx: &events,
             wake: &wake,
@@ -390,6 +301,8 @@ fn worker_loop(
     }
 }
 
+/// The job, on the shared train-to-checkpoint path; the weights are kept
+/// for the app (to save elsewhere, or when saving failed).
 fn run_job(
     job: &Job,
     data: &Dataset,
@@ -397,42 +310,27 @@ fn run_job(
     obs: &mut ChannelObserver,
     control: &Control,
 ) -> anyhow::Result<Finished> {
-    let model = Autoencoder::new(&job.run.model, job.run.train.seed, device)?;
-    let outcome = train::run(&job.run, data, &model, obs, control)?;
-    obs.flush_steps(obs.last_epoch, obs.last_lr, obs.last_speed);
-    obs.send_reliable(Event::Evaluating { id: job.id });
-    let metrics: Option<Metrics> = if outcome.epochs_done > 0 {
-        Some(train::evaluate(
-            &model,
-            &data.test,
-            job.run.model.noise,
-            job.run.train.seed,
-            Some(&data.train),
-        )?)
-    } else {
-        None
+    let save = match &job.save_dir {
+        Some(dir) => Save::Into(dir.clone()),
+        None => Save::No,
     };
-    let manifest = Manifest::from_outcome(job.run.clone(), model.param_count(), &outcome, metrics);
-    let weights = checkpoint::to_bytes(&model, &manifest).map_err(anyhow::Error::msg)?;
-    let (mut checkpoint_path, mut save_error) = (None, None);
-    if let (Some(dir), true) = (&job.save_dir, outcome.epochs_done > 0) {
-        let path = dir.join(format!(
-            "{}-{}-{}-{}.safetensors",
-            job.run.model.preset,
-            job.run.dataset.slug(),
-            manifest.created_unix,
-            job.id
-        ));
-        match checkpoint::save(&path, &model, &manifest) {
-            Ok(()) => checkpoint_path = Some(path),
-            Err(e) => save_error = Some(e.to_string()),
-        }
-    }
+    let t = train::job::run(
+        &train::job::Job {
+            run: &job.run,
+            data,
+            device,
+            ways: crate::train_ways(),
+            save,
+            save_every_epoch: false,
+        },
+        obs,
+        control,
+    )?;
+    let weights = checkpoint::to_bytes(&t.model, &t.manifest).map_err(anyhow::Error::msg)?;
     Ok(Finished {
-        status: outcome.status,
-        manifest,
-        checkpoint: checkpoint_path,
-        save_error,
+        manifest: t.manifest,
+        checkpoint: t.checkpoint,
+        save_error: t.save_error,
         weights,
     })
 }
@@ -493,15 +391,26 @@ mod tests {
                 data,
             )
             .unwrap();
-        wait_for(&worker.events, 30, |e| {
-            matches!(e, Event::Epoch { epoch: 1, .. })
-        });
-        // the epoch's code statistics follow it, for the live Filters view
+        // the epoch's end, with its code statistics for the live Filters view
         let seen = wait_for(&worker.events, 30, |e| {
-            matches!(e, Event::Activations { epoch: 1, .. })
+            matches!(
+                e,
+                Event::Train {
+                    event: TrainEvent::Epoch { epoch: 1, .. },
+                    ..
+                }
+            )
         });
-        let Some(Event::Activations { stats, .. }) = seen.last() else {
-            unreachable!()
+        let Some(Event::Train {
+            event:
+                TrainEvent::Epoch {
+                    activations: Some(stats),
+                    ..
+                },
+            ..
+        }) = seen.last()
+        else {
+            panic!("no code statistics with the epoch")
         };
         assert_eq!(stats.units(), 64);
         assert!(stats.n_images > 0 && stats.dead < 64);
@@ -516,14 +425,22 @@ mod tests {
         );
 
         worker.resume();
-        wait_for(&worker.events, 30, |e| matches!(e, Event::Step { .. }));
+        wait_for(&worker.events, 30, |e| {
+            matches!(
+                e,
+                Event::Train {
+                    event: TrainEvent::Step { .. },
+                    ..
+                }
+            )
+        });
         worker.stop();
         let seen = wait_for(&worker.events, 30, |e| matches!(e, Event::Finished { .. }));
         let Some(Event::Finished { id, result }) = seen.last() else {
             unreachable!()
         };
         assert_eq!(*id, 7);
-        assert_eq!(result.status, Status::Stopped);
+        assert_eq!(result.manifest.status, crate::train::Status::Stopped);
         assert!(result.manifest.epochs_done >= 1);
         assert!(
             result.checkpoint.as_ref().is_some_and(|p| p.is_file()),

@@ -5,7 +5,7 @@
 use aelab::app::state::{DataStatus, RunStatus, View};
 use aelab::data::{self, DatasetKind};
 use aelab::model::checkpoint::Manifest;
-use aelab::train::Status;
+use aelab::train::{Status, TrainEvent};
 use aelab::worker::{Event, Finished};
 use egui_kittest::kittest::Queryable;
 
@@ -110,28 +110,35 @@ fn hand_made_events_failed_and_diverged_are_shown() {
         let s = &mut h.state_mut().state;
         s.queue.clear();
         s.active = Some(a);
-        s.apply(Event::Started {
+        s.apply(Event::Train {
             id: a,
-            steps_per_epoch: 10,
-            total_steps: 10,
-            params: 1,
-        });
-        s.apply(Event::Step {
-            id: a,
-            epoch: 0,
-            step: 1,
-            loss: 0.5,
-            lr: 1e-3,
-            samples_per_sec: 10.0,
+            event: TrainEvent::Started {
+                steps_per_epoch: 10,
+                total_steps: 10,
+                params: 1,
+            },
             earlier: vec![],
         });
-        s.apply(Event::Step {
+        s.apply(Event::Train {
             id: a,
-            epoch: 0,
-            step: 2,
-            loss: f32::NAN,
-            lr: 1e-3,
-            samples_per_sec: 10.0,
+            event: TrainEvent::Step {
+                epoch: 0,
+                step: 1,
+                loss: 0.5,
+                lr: 1e-3,
+                samples_per_sec: 10.0,
+            },
+            earlier: vec![],
+        });
+        s.apply(Event::Train {
+            id: a,
+            event: TrainEvent::Step {
+                epoch: 0,
+                step: 2,
+                loss: f32::NAN,
+                lr: 1e-3,
+                samples_per_sec: 10.0,
+            },
             earlier: vec![],
         });
         s.apply(Event::Failed {
@@ -142,12 +149,14 @@ fn hand_made_events_failed_and_diverged_are_shown() {
         s.apply(Event::Finished {
             id: b,
             result: Box::new(Finished {
-                status: Status::Diverged {
-                    epoch: 0,
-                    step: 7,
-                    loss: f32::INFINITY,
+                manifest: Manifest {
+                    status: Status::Diverged {
+                        epoch: 0,
+                        step: 7,
+                        loss: f32::INFINITY,
+                    },
+                    ..Manifest::new(cfg, 1)
                 },
-                manifest: Manifest::new(cfg, 1),
                 checkpoint: None,
                 save_error: None,
                 weights: vec![],

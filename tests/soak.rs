@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use aelab::data::DatasetKind;
 use aelab::model::{ModelConfig, RunConfig, TrainParams};
+use aelab::train::TrainEvent;
 use aelab::worker::{Event, Job, WorkerHandle};
 
 mod support;
@@ -62,7 +63,15 @@ fn start_stop_soak_leaves_no_threads_and_flat_memory() {
                 data.clone(),
             )
             .unwrap();
-        wait(&worker, "a step", |e| matches!(e, Event::Step { .. }));
+        wait(&worker, "a step", |e| {
+            matches!(
+                e,
+                Event::Train {
+                    event: TrainEvent::Step { .. },
+                    ..
+                }
+            )
+        });
         if i % 10 == 0 {
             worker.pause();
             worker.resume();

@@ -12,6 +12,7 @@ use crate::data::{DataDirSource, Dataset, DatasetKind};
 use crate::model::checkpoint::{self};
 use crate::model::{ModelConfig, RunConfig, TrainParams};
 use crate::pca::Pca;
+use crate::train::TrainEvent;
 use crate::worker::Event;
 
 /// The views of the side panel.
@@ -199,6 +200,54 @@ impl Run {
     }
 
     /// Add one step's loss to the raw and smoothed curves (non-finite losses are not plotted).
+    /// Apply one of the training job's events (for a step, `earlier` holds
+    /// the losses of the steps thinned out before it).
+    pub fn apply(&mut self, event: TrainEvent, earlier: Vec<(usize, f32)>) {
+        match event {
+            TrainEvent::Started {
+                steps_per_epoch,
+                total_steps,
+                ..
+            } => {
+                self.steps_per_epoch = steps_per_epoch;
+                self.total_steps = total_steps;
+                self.status = RunStatus::Running;
+            }
+            TrainEvent::Step {
+                epoch,
+                step,
+                loss,
+                samples_per_sec,
+                ..
+            } => {
+                self.step = step;
+                self.epoch = epoch;
+                self.samples_per_sec = samples_per_sec;
+                for (x, y) in earlier.into_iter().chain(std::iter::once((step, loss))) {
+                    self.push_loss(x as f64, y as f64);
+                }
+            }
+            TrainEvent::LearningRateChanged { step, lr } => self.lr_marks.push((step as f64, lr)),
+            TrainEvent::Epoch {
+                epoch,
+                val_loss,
+                samples_per_sec,
+                activations,
+                ..
+            } => {
+                self.epoch = epoch;
+                self.samples_per_sec = samples_per_sec;
+                self.step = self.step.max(epoch * self.steps_per_epoch);
+                self.val
+                    .push([(epoch * self.steps_per_epoch) as f64, val_loss]);
+                if let Some(stats) = activations {
+                    self.activations = Some((epoch, *stats));
+                }
+            }
+            TrainEvent::Evaluating => self.status = RunStatus::Evaluating,
+        }
+    }
+
     pub fn push_loss(&mut self, step: f64, loss: f64) {
         if !loss.is_finite() {
             return;
@@ -518,47 +567,9 @@ impl AppState {
         let id = event.id();
         let Some(run) = self.run_mut(id) else { return };
         match event {
-            Event::Started {
-                steps_per_epoch,
-                total_steps,
-                ..
-            } => {
-                run.steps_per_epoch = steps_per_epoch;
-                run.total_steps = total_steps;
-                run.status = RunStatus::Running;
-            }
-            Event::Step {
-                epoch,
-                step,
-                loss,
-                samples_per_sec,
-                earlier,
-                ..
-            } => {
-                run.step = step;
-                run.epoch = epoch;
-                run.samples_per_sec = samples_per_sec;
-                for (x, y) in earlier.into_iter().chain(std::iter::once((step, loss))) {
-                    run.push_loss(x as f64, y as f64);
-                }
-            }
-            Event::LearningRateChanged { step, lr, .. } => run.lr_marks.push((step as f64, lr)),
-            Event::Epoch {
-                epoch,
-                val_loss,
-                samples_per_sec,
-                ..
-            } => {
-                run.epoch = epoch;
-                run.samples_per_sec = samples_per_sec;
-                run.step = run.step.max(epoch * run.steps_per_epoch);
-                run.val
-                    .push([(epoch * run.steps_per_epoch) as f64, val_loss]);
-            }
-            Event::Evaluating { .. } => run.status = RunStatus::Evaluating,
-            Event::Activations { epoch, stats, .. } => run.activations = Some((epoch, *stats)),
+            Event::Train { event, earlier, .. } => run.apply(event, earlier),
             Event::Finished { result, .. } => {
-                run.status = match &result.status {
+                run.status = match &result.manifest.status {
                     crate::train::Status::Completed => RunStatus::Completed,
                     crate::train::Status::Stopped => RunStatus::Stopped,
                     s @ (crate::train::Status::Diverged { .. }
@@ -739,38 +750,50 @@ mod tests {
         let mut s = AppState::default();
         let id = s.enqueue(cfg());
         s.take_next();
-        s.apply(Event::Started {
+        s.apply(Event::Train {
             id,
-            steps_per_epoch: 10,
-            total_steps: 20,
-            params: 5,
+            event: TrainEvent::Started {
+                steps_per_epoch: 10,
+                total_steps: 20,
+                params: 5,
+            },
+            earlier: vec![],
         });
         for step in 1..=10 {
-            s.apply(Event::Step {
+            s.apply(Event::Train {
                 id,
-                epoch: 0,
-                step,
-                loss: 1.0 / step as f32,
-                lr: 1e-3,
-                samples_per_sec: 100.0,
+                event: TrainEvent::Step {
+                    epoch: 0,
+                    step,
+                    loss: 1.0 / step as f32,
+                    lr: 1e-3,
+                    samples_per_sec: 100.0,
+                },
                 earlier: vec![],
             });
         }
-        s.apply(Event::Step {
+        s.apply(Event::Train {
             id,
-            epoch: 0,
-            step: 11,
-            loss: f32::NAN,
-            lr: 1e-3,
-            samples_per_sec: 100.0,
+            event: TrainEvent::Step {
+                epoch: 0,
+                step: 11,
+                loss: f32::NAN,
+                lr: 1e-3,
+                samples_per_sec: 100.0,
+            },
             earlier: vec![],
         });
-        s.apply(Event::Epoch {
+        s.apply(Event::Train {
             id,
-            epoch: 1,
-            train_loss: 0.3,
-            val_loss: 0.2,
-            samples_per_sec: 100.0,
+            event: TrainEvent::Epoch {
+                epoch: 1,
+                train_loss: 0.3,
+                val_loss: 0.2,
+                samples_per_sec: 100.0,
+                secs: 1.0,
+                activations: None,
+            },
+            earlier: vec![],
         });
         let r = s.run(id).unwrap();
         assert_eq!(r.steps.len(), 10, "the NaN point is not plotted");
@@ -799,13 +822,15 @@ mod tests {
         let mut s = AppState::default();
         let id = s.enqueue(cfg());
         s.take_next();
-        s.apply(Event::Step {
+        s.apply(Event::Train {
             id,
-            epoch: 0,
-            step: 4,
-            loss: 0.4,
-            lr: 1e-3,
-            samples_per_sec: 1.0,
+            event: TrainEvent::Step {
+                epoch: 0,
+                step: 4,
+                loss: 0.4,
+                lr: 1e-3,
+                samples_per_sec: 1.0,
+            },
             earlier: vec![(1, 1.0), (2, 0.8), (3, f32::NAN)],
         });
         let r = s.run(id).unwrap();
@@ -823,12 +848,14 @@ mod tests {
         s.apply(Event::Finished {
             id,
             result: Box::new(Finished {
-                status: Status::Diverged {
-                    epoch: 0,
-                    step: 3,
-                    loss: f32::NAN,
+                manifest: crate::model::checkpoint::Manifest {
+                    status: Status::Diverged {
+                        epoch: 0,
+                        step: 3,
+                        loss: f32::NAN,
+                    },
+                    ..manifest
                 },
-                manifest,
                 checkpoint: None,
                 save_error: None,
                 weights: vec![],

@@ -7,9 +7,9 @@ use super::progress::TrainBar;
 use super::Common;
 use crate::data::noise::Noise;
 use crate::data::DatasetKind;
-use crate::model::checkpoint::{self, Manifest};
-use crate::model::{Autoencoder, ModelConfig, RunConfig, TrainParams};
-use crate::train::{self, Control, Status};
+use crate::model::{ModelConfig, RunConfig, TrainParams};
+use crate::train::job::{self, Job, Save};
+use crate::train::{Control, Status};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -83,63 +83,43 @@ pub fn run(common: &Common, a: TrainArgs) -> anyhow::Result<()> {
         ds = ds.truncated(n, (n / 5).max(1), (n / 5).max(1));
     }
     let device = crate::device(&common.device)?;
-    let model = Autoencoder::new(&cfg.model, cfg.train.seed, &device)?;
-    let checkpoint_path = (!a.no_save).then(|| {
-        a.out.clone().unwrap_or_else(|| {
-            crate::models_dir(common.models_dir.as_deref()).join(format!(
-                "{}-{}-{}.safetensors",
-                cfg.model.preset,
-                cfg.dataset.slug(),
-                Manifest::new(cfg.clone(), 0).created_unix
-            ))
-        })
-    });
-    let mut bar = TrainBar::new(cfg.train.epochs, false);
-    let outcome = {
-        let mut saver = EpochSaver {
-            bar: &mut bar,
-            model: &model,
-            cfg: &cfg,
-            path: checkpoint_path.as_deref().filter(|_| a.save_every_epoch),
-            history: train::History::default(),
-            started: std::time::Instant::now(),
-        };
-        train::run(&cfg, &ds, &model, &mut saver, &Control::default()).context("training")?
+    let save = match (&a.out, a.no_save) {
+        (_, true) => Save::No,
+        (Some(path), false) => Save::To(path.clone()),
+        (None, false) => Save::Into(crate::models_dir(common.models_dir.as_deref())),
     };
-    let test = train::evaluate(
-        &model,
-        &ds.test,
-        cfg.model.noise,
-        cfg.train.seed,
-        Some(&ds.train),
-    )?;
-    let manifest = Manifest::from_outcome(
-        cfg.clone(),
-        model.param_count(),
-        &outcome,
-        Some(test.clone()),
-    );
-    if let Some(path) = &checkpoint_path {
-        checkpoint::save(path, &model, &manifest)?;
+    let job = Job {
+        run: &cfg,
+        data: &ds,
+        device: &device,
+        ways: crate::train_ways(),
+        save,
+        save_every_epoch: a.save_every_epoch,
+    };
+    let mut bar = TrainBar::new(cfg.train.epochs, false);
+    let t = job::run(&job, &mut bar, &Control::default()).context("training")?;
+    if let Some(e) = &t.save_error {
+        anyhow::bail!("saving the checkpoint failed: {e}");
     }
-    if let Status::Diverged { .. } | Status::Collapsed { .. } = outcome.status {
-        eprintln!("warning: {}", outcome.status.label());
+    let m = &t.manifest;
+    if let Status::Diverged { .. } | Status::Collapsed { .. } = m.status {
+        eprintln!("warning: {}", m.status.label());
     }
     if a.json {
         println!(
             "{}",
             serde_json::json!({
                 "preset": cfg.model.preset,
-                "params": model.param_count(),
+                "params": m.params,
                 "bottleneck": cfg.model.bottleneck(),
-                "epochs": outcome.epochs_done,
-                "status": outcome.status,
-                "train_loss": outcome.history.train_loss,
-                "val_loss": outcome.history.val_loss,
-                "test": test,
-                "samples_per_sec": outcome.samples_per_sec,
-                "train_secs": outcome.train_secs,
-                "checkpoint": checkpoint_path,
+                "epochs": m.epochs_done,
+                "status": m.status,
+                "train_loss": m.history.train_loss,
+                "val_loss": m.history.val_loss,
+                "test": m.test_metrics,
+                "samples_per_sec": m.samples_per_sec,
+                "train_secs": m.train_secs,
+                "checkpoint": t.checkpoint,
                 "config": cfg,
             })
         );
@@ -147,67 +127,25 @@ pub fn run(common: &Common, a: TrainArgs) -> anyhow::Result<()> {
         println!(
             "{}: {} params, {} epochs ({}), {:.0} samples/s",
             cfg.model.preset,
-            model.param_count(),
-            outcome.epochs_done,
-            outcome.status.label(),
-            outcome.samples_per_sec
+            m.params,
+            m.epochs_done,
+            m.status.label(),
+            m.samples_per_sec
         );
-        println!(
-            "test: MSE/pixel {:.5}, squared error/image {:.2}, PSNR {:.2} dB, SSIM {:.4}, linear probe {:.2}%",
-            test.mse_per_pixel,
-            test.sse_per_image,
-            test.psnr,
-            test.ssim,
-            test.probe_accuracy.unwrap_or(0.0) * 100.0
-        );
-        if let Some(p) = &checkpoint_path {
+        match &m.test_metrics {
+            Some(test) => println!(
+                "test: MSE/pixel {:.5}, squared error/image {:.2}, PSNR {:.2} dB, SSIM {:.4}, linear probe {:.2}%",
+                test.mse_per_pixel,
+                test.sse_per_image,
+                test.psnr,
+                test.ssim,
+                test.probe_accuracy.unwrap_or(0.0) * 100.0
+            ),
+            None => println!("test: not evaluated (no epoch finished)"),
+        }
+        if let Some(p) = &t.checkpoint {
             println!("saved {}", p.display());
         }
     }
     Ok(())
-}
-
-/// Passes events to the progress bar and, when asked, saves the checkpoint
-/// after every epoch.
-struct EpochSaver<'a> {
-    bar: &'a mut TrainBar,
-    model: &'a Autoencoder,
-    cfg: &'a RunConfig,
-    path: Option<&'a std::path::Path>,
-    history: train::History,
-    started: std::time::Instant,
-}
-
-impl train::Observer for EpochSaver<'_> {
-    fn event(&mut self, e: &train::TrainEvent) {
-        self.bar.event(e);
-        let (
-            Some(path),
-            train::TrainEvent::Epoch {
-                epoch,
-                train_loss,
-                val_loss,
-                samples_per_sec,
-                ..
-            },
-        ) = (self.path, e)
-        else {
-            return;
-        };
-        self.history.train_loss.push(*train_loss);
-        self.history.val_loss.push(*val_loss);
-        let outcome = train::Outcome {
-            status: Status::Stopped,
-            history: self.history.clone(),
-            epochs_done: *epoch,
-            steps_done: 0,
-            train_secs: self.started.elapsed().as_secs_f64(),
-            samples_per_sec: *samples_per_sec,
-        };
-        let manifest =
-            Manifest::from_outcome(self.cfg.clone(), self.model.param_count(), &outcome, None);
-        if let Err(err) = checkpoint::save(path, self.model, &manifest) {
-            eprintln!("warning: saving after epoch {epoch} failed: {err}");
-        }
-    }
 }

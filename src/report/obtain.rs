@@ -10,7 +10,8 @@ use super::{ModelSummary, Options, Progress};
 use crate::data::{Dataset, DatasetKind};
 use crate::model::checkpoint::{self, Manifest};
 use crate::model::{Autoencoder, ModelConfig, RunConfig, TrainParams};
-use crate::train::{self, Control, Status, TrainEvent};
+use crate::train::job::{self, Job, Save};
+use crate::train::{Control, Status, TrainEvent};
 
 pub struct Trained {
     pub model: Arc<Autoencoder>,
@@ -74,7 +75,6 @@ fn obtain(
             }
         }
     }
-    let model = Autoencoder::new(&cfg.model, cfg.train.seed, &opts.device)?;
     progress(&format!(
         "[{index}/{total}] {preset}: training on the {}",
         crate::device_label(&opts.device)
@@ -93,45 +93,32 @@ fn obtain(
             ));
         }
     };
-    // side by side with other models, each trains on its own core
-    let ways = if opts.jobs > 1 {
-        1
-    } else {
-        crate::train_ways()
+    let job = Job {
+        run: cfg,
+        data,
+        device: &opts.device,
+        // side by side with other models, each trains on its own core
+        ways: if opts.jobs > 1 {
+            1
+        } else {
+            crate::train_ways()
+        },
+        save: Save::Into(if opts.quick {
+            opts.out.join("models")
+        } else {
+            opts.models_dir.clone()
+        }),
+        save_every_epoch: false,
     };
-    let outcome = train::run::run_in_parts(cfg, data, &model, &mut obs, &Control::default(), ways)
+    let t = job::run(&job, &mut obs, &Control::default())
         .with_context(|| format!("training {preset}"))?;
-    let test = train::evaluate(
-        &model,
-        &data.test,
-        cfg.model.noise,
-        cfg.train.seed,
-        Some(&data.train),
-    )?;
-    let manifest = Manifest::from_outcome(cfg.clone(), model.param_count(), &outcome, Some(test));
-    let dir = if opts.quick {
-        opts.out.join("models")
-    } else {
-        opts.models_dir.clone()
-    };
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join(format!(
-        "{preset}-{}-{}-report.safetensors",
-        cfg.dataset.slug(),
-        manifest.created_unix
-    ));
-    let saved = match checkpoint::save(&path, &model, &manifest) {
-        Ok(()) => Some(path),
-        Err(e) => {
-            progress(&format!("warning: could not save {preset}: {e}"));
-            None
-        }
-    };
-    let model = model.to_device(&candle_core::Device::Cpu)?;
-    let summary = summarise(&model, &manifest, false, saved);
+    if let Some(e) = &t.save_error {
+        progress(&format!("warning: could not save {preset}: {e}"));
+    }
+    let summary = summarise(&t.model, &t.manifest, false, t.checkpoint);
     Ok(Trained {
-        model: Arc::new(model),
-        manifest,
+        model: Arc::new(t.model),
+        manifest: t.manifest,
         summary,
     })
 }

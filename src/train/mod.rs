@@ -2,6 +2,7 @@
 //! metrics it reports.
 
 pub mod adam;
+pub mod job;
 pub mod metrics;
 pub mod run;
 

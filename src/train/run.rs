@@ -93,6 +93,9 @@ pub enum TrainEvent {
         /// observer asks for them.
         activations: Option<Box<metrics::ActivationStats>>,
     },
+    /// Training is over; the model is being evaluated on the test set
+    /// (sent by [`super::job::run`], not by the loop).
+    Evaluating,
 }
 
 /// Receives the loop's events (a terminal progress bar, a channel to the UI).
