@@ -189,7 +189,7 @@ fn pca_slider_changes_the_reconstruction_and_the_error() {
     h.get_by_label("PCA").click();
     h.run_steps(3);
     let (rec30, err30) = {
-        let v = &h.state().pca_view;
+        let v = &h.state().views.pca_view;
         assert_eq!(v.k, 30);
         (v.reconstructions.clone(), v.mean_error().unwrap())
     };
@@ -199,7 +199,7 @@ fn pca_slider_changes_the_reconstruction_and_the_error() {
     h.get_by_role_and_label(egui::accesskit::Role::Slider, "Components k")
         .set_value_accesskit(3.0);
     h.run_steps(3);
-    let v = &h.state().pca_view;
+    let v = &h.state().views.pca_view;
     assert_eq!(v.k, 3);
     assert_ne!(
         v.reconstructions, rec30,
@@ -248,7 +248,7 @@ fn filter_grid_has_one_tile_per_hidden_unit() {
     h.run_steps(3);
     h.get_by_label("conv-deconv (0 epochs)").click();
     h.run_steps(3);
-    let v = &h.state().filters_view;
+    let v = &h.state().views.filters_view;
     assert_eq!(
         v.filters(&paths[0])
             .expect("dense filters loaded")

@@ -54,20 +54,21 @@ fn denoise_noise_slider_changes_the_noisy_input_and_curves_arrive() {
     ready(&mut h);
     h.get_by_label("Denoise").click();
     step_until(&mut h, 60, "denoise rows", |a| {
-        a.denoise_view.rows().is_some()
+        a.views.denoise_view.rows().is_some()
     });
-    let noisy_before = h.state().denoise_view.noisy().unwrap().to_vec();
-    let rows = h.state().denoise_view.rows().unwrap();
+    let noisy_before = h.state().views.denoise_view.noisy().unwrap().to_vec();
+    let rows = h.state().views.denoise_view.rows().unwrap();
     assert_eq!(rows.len(), 2, "the model and PCA-30");
     assert_eq!(rows[1].label, "PCA-30");
     h.get_by_role_and_label(Role::Slider, "Noise level")
         .set_value_accesskit(0.9);
     step_until(&mut h, 60, "noisier rows", |a| {
-        a.denoise_view
+        a.views
+            .denoise_view
             .noisy()
             .is_some_and(|n| n != noisy_before.as_slice())
     });
-    let noisy_after = h.state().denoise_view.noisy().unwrap().to_vec();
+    let noisy_after = h.state().views.denoise_view.noisy().unwrap().to_vec();
     let clean: Vec<f32> = {
         let ds = Dataset::load(data_dir.path(), DatasetKind::Mnist).unwrap();
         ds.test.rows_f32(0..noisy_after.len() / PIXELS)
@@ -83,9 +84,9 @@ fn denoise_noise_slider_changes_the_noisy_input_and_curves_arrive() {
         "level 0.9 corrupts more than 0.5"
     );
     step_until(&mut h, 120, "error-vs-level curves", |a| {
-        a.denoise_view.curves().is_some()
+        a.views.denoise_view.curves().is_some()
     });
-    let curves = h.state().denoise_view.curves().unwrap();
+    let curves = h.state().views.denoise_view.curves().unwrap();
     assert_eq!(curves.len(), 2);
     for c in curves {
         let m = c.mse.as_ref().unwrap();
@@ -100,9 +101,9 @@ fn compare_shows_every_model_and_sorts_the_table() {
     ready(&mut h);
     h.get_by_label("Compare").click();
     step_until(&mut h, 60, "compare rows", |a| {
-        a.compare_view.rows().is_some()
+        a.views.compare_view.rows().is_some()
     });
-    let rows = h.state().compare_view.rows().unwrap();
+    let rows = h.state().views.compare_view.rows().unwrap();
     assert_eq!(
         rows.iter().map(|r| r.label.as_str()).collect::<Vec<_>>(),
         ["PCA-30", "shallow-64"]
@@ -118,6 +119,7 @@ fn compare_shows_every_model_and_sorts_the_table() {
     let state = &h.state().state;
     let names: Vec<String> = h
         .state()
+        .views
         .compare_view
         .table_rows(state)
         .into_iter()
@@ -128,6 +130,7 @@ fn compare_shows_every_model_and_sorts_the_table() {
     h.run_steps(2);
     let names: Vec<String> = h
         .state()
+        .views
         .compare_view
         .table_rows(&h.state().state)
         .into_iter()
@@ -171,9 +174,9 @@ fn ood_auroc_of_fashion_against_mnist_is_above_chance() {
     ready(&mut h);
     h.get_by_label("Noise & OOD").click();
     step_until(&mut h, 90, "the separation of the test sets", |a| {
-        a.ood_view.separation().is_some()
+        a.views.ood_view.separation().is_some()
     });
-    let s = h.state().ood_view.separation().unwrap();
+    let s = h.state().views.ood_view.separation().unwrap();
     assert!(
         s.auroc_other.is_some_and(|a| a > 0.5 && a <= 1.0),
         "AUROC Fashion vs MNIST {:?}",
@@ -185,8 +188,10 @@ fn ood_auroc_of_fashion_against_mnist_is_above_chance() {
         s.auroc_noise
     );
     assert!(h.query_by_label_contains("AUROC").is_some());
-    step_until(&mut h, 60, "OOD rows", |a| a.ood_view.rows().is_some());
-    assert_eq!(h.state().ood_view.rows().unwrap().len(), 1);
+    step_until(&mut h, 60, "OOD rows", |a| {
+        a.views.ood_view.rows().is_some()
+    });
+    assert_eq!(h.state().views.ood_view.rows().unwrap().len(), 1);
 }
 
 fn drag(h: &mut Harness<'static, AelabApp>, points: &[egui::Pos2]) {
@@ -209,7 +214,7 @@ fn drawing_on_the_canvas_gives_an_input_and_every_model_answers() {
     ready(&mut h);
     h.get_by_label("Draw").click();
     h.run_steps(3);
-    assert!(h.state().draw_view.input.is_none());
+    assert!(h.state().views.draw_view.input.is_none());
     assert!(
         h.query_by_label_contains("Draw something").is_some(),
         "empty canvas state"
@@ -228,15 +233,16 @@ fn drawing_on_the_canvas_gives_an_input_and_every_model_answers() {
     );
     let input1 = h
         .state()
+        .views
         .draw_view
         .input
         .clone()
         .expect("the stroke gives an input");
     assert!(input1.iter().any(|&v| v > 0.5));
     step_until(&mut h, 60, "answers", |a| {
-        a.draw_view.answers().is_some_and(|r| r.len() == 2)
+        a.views.draw_view.answers().is_some_and(|r| r.len() == 2)
     });
-    let answer1 = h.state().draw_view.answers().unwrap()[1]
+    let answer1 = h.state().views.draw_view.answers().unwrap()[1]
         .image
         .clone()
         .unwrap();
@@ -245,38 +251,39 @@ fn drawing_on_the_canvas_gives_an_input_and_every_model_answers() {
         &mut h,
         &[at(0.3, 0.2), at(0.45, 0.2), at(0.6, 0.2), at(0.7, 0.2)],
     );
-    let input2 = h.state().draw_view.input.clone().unwrap();
+    let input2 = h.state().views.draw_view.input.clone().unwrap();
     assert_ne!(input1, input2);
     step_until(&mut h, 60, "new answers", |a| {
-        a.draw_view
+        a.views
+            .draw_view
             .answers()
             .and_then(|r| r.get(1))
             .and_then(|r| r.image.as_ref().ok())
             .is_some_and(|img| *img != answer1)
     });
-    let answers = h.state().draw_view.answers().unwrap();
+    let answers = h.state().views.draw_view.answers().unwrap();
     assert_eq!(answers[0].label, "PCA-30");
     assert!(answers.iter().all(|a| a.mse.is_some_and(|m| m.is_finite())));
     step_until(&mut h, 60, "nearest training images", |a| {
-        a.draw_view.nearest().is_some_and(|n| n.len() == 6)
+        a.views.draw_view.nearest().is_some_and(|n| n.len() == 6)
     });
     // the drawn digit's marker on the latent map under the canvas
     // (the placement of this drawing, not a stale one of the first stroke:
     // the undo below goes back to that one)
     step_until(&mut h, 60, "the drawn digit on the map", |a| {
-        a.latent_view.marker().is_some() && !a.latent_view.marker_pending()
+        a.latent_map.marker().is_some() && !a.latent_map.marker_pending()
     });
-    let m1 = h.state().latent_view.marker().unwrap();
+    let m1 = h.state().latent_map.marker().unwrap();
     // undo and clear through the buttons
     h.get_by_label("Undo").click();
     h.run_steps(2);
-    assert_eq!(h.state().draw_view.drawing.strokes.len(), 1);
+    assert_eq!(h.state().views.draw_view.drawing.strokes.len(), 1);
     step_until(&mut h, 60, "the marker to move with the drawing", |a| {
-        a.latent_view.marker().is_some_and(|m| m != m1)
+        a.latent_map.marker().is_some_and(|m| m != m1)
     });
     h.get_by_label("Clear").click();
     h.run_steps(2);
-    assert!(h.state().draw_view.input.is_none());
+    assert!(h.state().views.draw_view.input.is_none());
 }
 
 #[test]
@@ -289,7 +296,7 @@ fn interpolation_slider_ends_show_the_two_inputs() {
     let ds = Dataset::load(data_dir.path(), DatasetKind::Mnist).unwrap();
     let (a, b) = (ds.test.image_f32(0), ds.test.image_f32(1));
     let last = |app: &AelabApp| -> Option<Vec<f32>> {
-        let rows = app.latent_view.interpolation()?;
+        let rows = app.views.latent_view.interpolation()?;
         let px = rows[0].images.as_ref().ok()?;
         Some(px[px.len() - PIXELS..].to_vec())
     };
@@ -304,7 +311,7 @@ fn interpolation_slider_ends_show_the_two_inputs() {
     step_until(&mut h, 60, "t = 1 shows B", |app| {
         last(app).is_some_and(|v| close(&v, &b))
     });
-    let rows = h.state().latent_view.interpolation().unwrap();
+    let rows = h.state().views.latent_view.interpolation().unwrap();
     assert_eq!(
         rows.iter().map(|r| r.label.as_str()).collect::<Vec<_>>(),
         ["pixels", "PCA-30", "shallow-64"]
@@ -319,8 +326,8 @@ fn interpolation_slider_ends_show_the_two_inputs() {
     let rec_b = model.reconstruct(&b).unwrap();
     let px = rows[2].images.as_ref().unwrap();
     assert!(close(&px[px.len() - PIXELS..], &rec_b));
-    step_until(&mut h, 60, "the map", |app| app.latent_view.map().is_some());
-    assert_eq!(h.state().latent_view.map().unwrap().points.len(), 300);
+    step_until(&mut h, 60, "the map", |app| app.latent_map.map().is_some());
+    assert_eq!(h.state().latent_map.map().unwrap().points.len(), 300);
 }
 
 #[test]
@@ -348,10 +355,10 @@ fn filters_show_activation_statistics_and_conv_feature_maps() {
     h.run_steps(3);
     h.get_by_label("conv-deconv (1 epochs)").click();
     step_until(&mut h, 60, "activations and feature maps", |a| {
-        let v = &a.filters_view;
+        let v = &a.views.filters_view;
         v.activations(0).is_some() && v.activations(1).is_some() && v.feature_maps(1).is_some()
     });
-    let v = &h.state().filters_view;
+    let v = &h.state().views.filters_view;
     let dense = v.activations(0).unwrap();
     assert_eq!(dense.units(), 64);
     assert_eq!(dense.n_images, 300);
@@ -381,10 +388,11 @@ fn the_study_report_runs_from_the_app_with_progress() {
     h.get_by_label("Library").click();
     h.run_steps(2);
     assert!(h.query_by_label("Write the study report…").is_some());
-    h.state_mut().apply(aelab::app::state::Action::WriteReport {
-        out: out.path().to_path_buf(),
-        quick: true,
-    });
+    h.state_mut()
+        .apply(aelab::app::action::Action::WriteReport {
+            out: out.path().to_path_buf(),
+            quick: true,
+        });
     step_until(&mut h, 120, "progress", |a| {
         a.report.as_ref().is_some_and(|r| r.last.contains("/15]"))
     });
@@ -463,10 +471,11 @@ fn the_study_view_walks_from_step_1_to_5() {
         .is_some());
     assert!(h.query_by_label_contains("deep: ready").is_some());
     step_until(&mut h, 60, "PCA-30 and deep rows", |a| {
-        a.study_view.rows().is_some_and(|r| r.len() == 2)
+        a.views.study_view.rows().is_some_and(|r| r.len() == 2)
     });
     let labels: Vec<String> = h
         .state()
+        .views
         .study_view
         .rows()
         .unwrap()
@@ -509,7 +518,7 @@ fn the_study_view_walks_from_step_1_to_5() {
     }
     h.get_by_label("Next").click();
     h.run_steps(2);
-    assert_eq!(h.state().study_view.step, 4, "step 5 is the last");
+    assert_eq!(h.state().views.study_view.step, 4, "step 5 is the last");
     h.get_by_label("Back").click();
     h.run_steps(2);
     assert!(h.query_by_label_contains("4. Denoising").is_some());

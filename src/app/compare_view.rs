@@ -8,7 +8,7 @@ use egui::RichText;
 
 use super::export;
 use super::images::{self, Gallery, GalleryRow};
-use super::state::{AppState, DataStatus};
+use super::state::{AppState, DataStatus, View};
 use crate::analysis::recon::{self as infer, Row, Source};
 use crate::analysis::{Compute, ModelRef, Pending};
 use crate::data::{Dataset, PIXELS};
@@ -217,7 +217,7 @@ impl CompareView {
         })
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, compute: &Compute) {
+    fn show(&mut self, ui: &mut egui::Ui, state: &AppState, compute: &Compute) {
         let (data, pca) = match &state.data {
             DataStatus::Ready { data, pca: Some(p) } => (data.clone(), p.clone()),
             _ => {
@@ -541,6 +541,16 @@ fn gallery_rows(x: &[f32], rows: &[Row], heat: bool) -> Vec<GalleryRow> {
         out.push(g);
     }
     out
+}
+
+impl super::view::AppView for CompareView {
+    fn id(&self) -> View {
+        View::Compare
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut super::view::ViewCx) {
+        self.show(ui, cx.state, cx.compute);
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use egui_plot::{Legend, Line, Plot, Points};
 
 use super::export;
 use super::images::{self, Gallery, GalleryRow};
-use super::state::{AppState, DataStatus};
+use super::state::{AppState, DataStatus, View};
 use crate::analysis::denoise::{self, Curve};
 use crate::analysis::recon::{self as infer, Row};
 use crate::analysis::{Compute, ModelRef, Pending};
@@ -82,7 +82,7 @@ impl DenoiseView {
         self.curves.get().map(|c| c.as_slice())
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, compute: &Compute) {
+    fn show(&mut self, ui: &mut egui::Ui, state: &AppState, compute: &Compute) {
         let (data, pca) = match &state.data {
             DataStatus::Ready { data, pca: Some(p) } => (data.clone(), p.clone()),
             _ => {
@@ -300,4 +300,14 @@ fn gallery_rows(clean: &[f32], noisy: &[f32], rows: &[Row]) -> Vec<GalleryRow> {
     out.push(n);
     out.extend(rows.iter().map(|r| GalleryRow::of_row(r, true)));
     out
+}
+
+impl super::view::AppView for DenoiseView {
+    fn id(&self) -> View {
+        View::Denoise
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut super::view::ViewCx) {
+        self.show(ui, cx.state, cx.compute);
+    }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use egui::{Color32, Pos2, Rect, RichText, Sense, TextureHandle};
 
 use super::images;
-use super::state::{AppState, DataStatus};
+use super::state::{AppState, DataStatus, View};
 use crate::analysis::answer::{self, Answer, DrawResult, NearIndex, Probes, NEAREST};
 use crate::analysis::{Compute, ModelRef, Pending};
 use crate::data::{Dataset, PIXELS};
@@ -173,7 +173,7 @@ impl DrawView {
 
     /// `below_canvas` draws under the canvas (the app puts the latent
     /// map with the drawn digit's marker there).
-    pub fn ui(
+    fn show(
         &mut self,
         ui: &mut egui::Ui,
         state: &AppState,
@@ -555,5 +555,18 @@ impl DrawView {
                 }
             });
         }
+    }
+}
+
+impl super::view::AppView for DrawView {
+    fn id(&self) -> View {
+        View::Draw
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut super::view::ViewCx) {
+        let (state, compute, map, drawn) = (&*cx.state, cx.compute, &mut *cx.map, cx.drawn.clone());
+        self.show(ui, state, compute, |ui| {
+            map.mini_map(ui, state, compute, drawn)
+        });
     }
 }

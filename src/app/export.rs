@@ -5,22 +5,16 @@
 //! atomically; the outcome is reported in the app's message line.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use egui::{ColorImage, Rect};
 
+use super::action::{Action, Actions};
 use crate::data::registry::write_atomic;
 
-/// Outcomes of exports finished since the app last looked.
-static NOTES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-fn note(msg: String) {
-    NOTES.lock().unwrap_or_else(|e| e.into_inner()).push(msg);
-}
-
-/// Messages about finished exports (drained).
-pub fn take_notes() -> Vec<String> {
-    std::mem::take(&mut *NOTES.lock().unwrap_or_else(|e| e.into_inner()))
+/// Tell the user how an export went (through the app's actions: a PNG is
+/// saved a frame later, from egui's screenshot callback).
+fn note(ctx: &egui::Context, msg: String) {
+    Actions::of(ctx).push(Action::Notify(msg));
 }
 
 /// The part of a screenshot inside `rect` (points), encoded as PNG.
@@ -51,22 +45,23 @@ pub fn encode_png(rgba: &[u8], width: u32, height: u32) -> Result<Vec<u8>, Strin
     Ok(out.into_inner())
 }
 
-fn save(path: &Path, bytes: &[u8]) {
+fn save(ctx: &egui::Context, path: &Path, bytes: &[u8]) {
     match write_atomic(path, bytes) {
-        Ok(()) => note(format!("saved {}", path.display())),
-        Err(e) => note(format!("could not save {}: {e}", path.display())),
+        Ok(()) => note(ctx, format!("saved {}", path.display())),
+        Err(e) => note(ctx, format!("could not save {}: {e}", path.display())),
     }
 }
 
-fn pick(default_name: &str, ext: &str) -> Option<PathBuf> {
+fn pick(ctx: &egui::Context, default_name: &str, ext: &str) -> Option<PathBuf> {
     let picked = rfd::FileDialog::new()
         .set_file_name(default_name)
         .add_filter(ext, &[ext])
         .save_file();
     if picked.is_none() {
-        note(format!(
-            "no file dialog available (or cancelled): nothing saved for {default_name}"
-        ));
+        note(
+            ctx,
+            format!("no file dialog available (or cancelled): nothing saved for {default_name}"),
+        );
     }
     picked
 }
@@ -75,25 +70,28 @@ fn pick(default_name: &str, ext: &str) -> Option<PathBuf> {
 /// next frame.
 fn export_png(ctx: &egui::Context, key: &str, rect: Option<Rect>) {
     let Some(rect) = rect else {
-        note(format!("{key}: the figure is not on screen yet; try again"));
+        note(
+            ctx,
+            format!("{key}: the figure is not on screen yet; try again"),
+        );
         return;
     };
-    if let Some(path) = pick(&format!("aelab-{key}.png"), "png") {
+    if let Some(path) = pick(ctx, &format!("aelab-{key}.png"), "png") {
         let ppp = ctx.pixels_per_point();
         let repaint = ctx.clone();
         ctx.request_screenshot(move |img| {
             match crop_png(&img, rect, ppp) {
-                Ok(bytes) => save(&path, &bytes),
-                Err(e) => note(format!("could not save {}: {e}", path.display())),
+                Ok(bytes) => save(&repaint, &path, &bytes),
+                Err(e) => note(&repaint, format!("could not save {}: {e}", path.display())),
             }
             repaint.request_repaint();
         });
     }
 }
 
-fn export_csv(key: &str, csv: &dyn Fn() -> String) {
-    if let Some(path) = pick(&format!("aelab-{key}.csv"), "csv") {
-        save(&path, csv().as_bytes());
+fn export_csv(ctx: &egui::Context, key: &str, csv: &dyn Fn() -> String) {
+    if let Some(path) = pick(ctx, &format!("aelab-{key}.csv"), "csv") {
+        save(ctx, &path, csv().as_bytes());
     }
 }
 
@@ -124,7 +122,7 @@ pub fn figure<R>(
                 .small_button("CSV")
                 .on_hover_text("Save the numbers behind this figure as CSV");
             if b.clicked() {
-                export_csv(key, csv);
+                export_csv(ui.ctx(), key, csv);
             }
         }
     });
@@ -157,7 +155,7 @@ pub fn figure<R>(
         }
         if let Some(csv) = csv {
             if ui.button("Save data as CSV…").clicked() {
-                export_csv(key, csv);
+                export_csv(ui.ctx(), key, csv);
             }
         }
     });

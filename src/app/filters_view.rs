@@ -12,7 +12,7 @@ use egui_plot::{Bar, BarChart, Line, Plot};
 
 use super::export;
 use super::images::{self, Tiles};
-use super::state::{AppState, DataStatus};
+use super::state::{AppState, DataStatus, View};
 use crate::analysis::{Compute, Pending};
 use crate::data::PIXELS;
 use crate::model::{checkpoint, FeatureMaps};
@@ -147,7 +147,7 @@ impl FiltersView {
             .map(|v| v.as_slice())
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, compute: &Compute) {
+    fn show(&mut self, ui: &mut egui::Ui, state: &AppState, compute: &Compute) {
         live_activations(ui, state);
         if state.library.is_empty() {
             ui.label(RichText::new("Train a model (or import one into the Library) to see what its units look for.").weak());
@@ -443,5 +443,15 @@ fn show_filters(ui: &mut egui::Ui, f: &LoadedFilters) {
                 index += 1;
             }
         });
+    }
+}
+
+impl super::view::AppView for FiltersView {
+    fn id(&self) -> View {
+        View::Filters
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut super::view::ViewCx) {
+        self.show(ui, cx.state, cx.compute);
     }
 }

@@ -8,35 +8,17 @@
 
 use std::sync::Arc;
 
-use egui::{Color32, RichText, TextureHandle};
-use egui_plot::{Legend, Plot, Points};
+use egui::{RichText, TextureHandle};
+use egui_plot::{Legend, Plot};
 
+use super::action::{Action, Actions};
 use super::export;
 use super::images::{self, Gallery, GalleryRow};
-use super::state::{AppState, DataStatus};
-use crate::analysis::latent::{self, InterpRow, Map, MapSource, Walk, SLIDERS};
+use super::latent_map::{class_points, LatentMap};
+use super::state::{AppState, DataStatus, View};
+use crate::analysis::latent::{self, InterpRow, MapSource, Walk, SLIDERS};
 use crate::analysis::{Compute, ModelRef, Pending};
 use crate::data::{Dataset, PIXELS};
-
-/// Ten distinguishable class colours (Tableau 10).
-pub const CLASS_COLOURS: [Color32; 10] = [
-    Color32::from_rgb(78, 121, 167),
-    Color32::from_rgb(242, 142, 43),
-    Color32::from_rgb(225, 87, 89),
-    Color32::from_rgb(118, 183, 178),
-    Color32::from_rgb(89, 161, 79),
-    Color32::from_rgb(237, 201, 72),
-    Color32::from_rgb(176, 122, 161),
-    Color32::from_rgb(255, 157, 167),
-    Color32::from_rgb(156, 117, 95),
-    Color32::from_rgb(186, 176, 172),
-];
-
-/// What the view asks of the app.
-pub enum LatentRequest {
-    /// Put test image `i` on the Draw canvas and show the Draw view.
-    SendToDraw(usize),
-}
 
 #[derive(Clone, PartialEq)]
 struct InterpKey {
@@ -48,9 +30,6 @@ struct InterpKey {
 }
 
 pub struct LatentView {
-    pub source: MapSource,
-    map: Pending<(String, u64), Result<Arc<Map>, String>>,
-    marker: Pending<(u64, String), Option<[f32; 2]>>,
     /// Test indices of the interpolation ends; `a_drawn` uses the drawn digit for A.
     pub a: usize,
     pub b: usize,
@@ -73,9 +52,6 @@ pub struct LatentView {
 impl Default for LatentView {
     fn default() -> Self {
         LatentView {
-            source: MapSource::Pca,
-            map: Pending::default(),
-            marker: Pending::default(),
             a: 0,
             b: 1,
             a_drawn: false,
@@ -101,152 +77,51 @@ fn bits(x: &[f32]) -> Vec<u32> {
 }
 
 impl LatentView {
-    pub fn map(&self) -> Option<&Map> {
-        self.map
-            .get()
-            .and_then(|m| m.as_ref().ok())
-            .map(|m| m.as_ref())
-    }
-
     pub fn interpolation(&self) -> Option<&[InterpRow]> {
         self.interp.get().map(|v| v.as_slice())
     }
 
-    /// Poll the background results and ask for what the current source and
-    /// drawing need; returns the library models and the map's key.
-    fn sync(
-        &mut self,
-        state: &AppState,
-        compute: &Compute,
-        drawn: &Option<(u64, Vec<f32>)>,
-        data: &Arc<Dataset>,
-        pca: &Arc<crate::pca::Pca>,
-    ) -> (Vec<ModelRef>, (String, u64)) {
-        let models: Vec<ModelRef> = state.models().into_iter().map(ModelRef::of).collect();
-        if let MapSource::Model(m) = &self.source {
-            if !models.contains(m) {
-                self.source = MapSource::Pca;
-            }
-        }
-        self.map.poll();
-        self.marker.poll();
+    /// Poll the interpolation and the walk; the library's models.
+    fn sync(&mut self, state: &AppState) -> Vec<ModelRef> {
         if self.interp.poll() {
             self.interp_generation += 1;
         }
         if self.walk.poll() {
             self.walk_generation += 1;
         }
-        let source_key = (self.source.label(), pca.id());
-        {
-            let (cache, s, d, p) = (
-                compute.models.clone(),
-                self.source.clone(),
-                data.clone(),
-                pca.clone(),
-            );
-            self.map.request(source_key.clone(), || {
-                compute.submit("latent-map", move || {
-                    latent::build_map(&cache, &s, &d, &p).map(Arc::new)
-                })
-            });
-        }
-        if let (Some((version, x)), Some(Ok(map))) = (drawn, self.map.get_for(&source_key)) {
-            let (cache, s, p, map, x) = (
-                compute.models.clone(),
-                self.source.clone(),
-                pca.clone(),
-                map.clone(),
-                x.clone(),
-            );
-            self.marker.request((*version, source_key.0.clone()), || {
-                compute.submit("latent-marker", move || {
-                    latent::place(&cache, &s, &p, &map, &x)
-                })
-            });
-        }
-        (models, source_key)
+        state.models().into_iter().map(ModelRef::of).collect()
     }
 
-    /// A small map of the test set with the drawn digit's marker, for the
-    /// Draw view: the marker moves as the drawing changes.
-    pub fn mini_map(
+    /// `drawn`: the Draw view's current input and its version; `lmap`: the
+    /// map of the test set (shared with the Draw view).
+    fn show(
         &mut self,
         ui: &mut egui::Ui,
         state: &AppState,
         compute: &Compute,
+        lmap: &mut LatentMap,
         drawn: Option<(u64, Vec<f32>)>,
+        actions: &Actions,
     ) {
-        let DataStatus::Ready {
-            data,
-            pca: Some(pca),
-        } = &state.data
-        else {
-            return;
-        };
-        let (data, pca) = (data.clone(), pca.clone());
-        let (_, key) = self.sync(state, compute, &drawn, &data, &pca);
-        let Some(Ok(map)) = self.map.get_for(&key).cloned() else {
-            return;
-        };
-        let marker = self.marker().filter(|_| drawn.is_some());
-        ui.label(
-            RichText::new(format!(
-                "Your digit (white) on the map of {}",
-                self.source.label()
-            ))
-            .small(),
-        );
-        Plot::new("draw-mini-map")
-            .height(ui.available_height().clamp(120.0, 260.0))
-            .data_aspect(1.0)
-            .show_axes(false)
-            .allow_scroll(false)
-            .allow_drag(false)
-            .allow_zoom(false)
-            .show(ui, |p| {
-                class_points(p, &map, 1.5, marker);
-            });
-    }
-
-    /// Where the drawn digit lands on the current map, once computed (the
-    /// latest result: while [`Self::marker_pending`], possibly for an
-    /// earlier version of the drawing).
-    pub fn marker(&self) -> Option<[f32; 2]> {
-        self.marker.get().copied().flatten()
-    }
-
-    /// Whether a newer placement of the drawn digit is being computed.
-    pub fn marker_pending(&self) -> bool {
-        self.marker.is_busy()
-    }
-
-    /// `drawn`: the Draw view's current input and its version.
-    pub fn ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        state: &AppState,
-        compute: &Compute,
-        drawn: Option<(u64, Vec<f32>)>,
-    ) -> Option<LatentRequest> {
         let (data, pca) = match &state.data {
             DataStatus::Ready { data, pca: Some(p) } => (data.clone(), p.clone()),
             _ => {
                 ui.label("The latent space appears once the data set is loaded and PCA is fitted.");
-                return None;
+                return;
             }
         };
-        let (models, source_key) = self.sync(state, compute, &drawn, &data, &pca);
-        let mut request = None;
+        let models = self.sync(state);
+        let source_key = lmap.sync(&models, compute, &drawn, &data, &pca);
         ui.horizontal(|ui| {
             let l = ui.label("Map of");
             egui::ComboBox::from_id_salt("latent-source")
-                .selected_text(self.source.label())
+                .selected_text(lmap.source.label())
                 .show_ui(ui, |ui| {
-                    ui.selectable_value(&mut self.source, MapSource::Pca, MapSource::Pca.label());
+                    ui.selectable_value(&mut lmap.source, MapSource::Pca, MapSource::Pca.label());
                     for m in &models {
                         let s = MapSource::Model(m.clone());
                         let text = s.label();
-                        ui.selectable_value(&mut self.source, s, text);
+                        ui.selectable_value(&mut lmap.source, s, text);
                     }
                 })
                 .response
@@ -254,7 +129,14 @@ impl LatentView {
                 .on_hover_text("Whose code space to draw: each test digit becomes a dot");
         });
         ui.columns(2, |cols| {
-            request = self.map_plot(&mut cols[0], &data, &source_key, drawn.is_some());
+            self.map_plot(
+                &mut cols[0],
+                lmap,
+                &data,
+                &source_key,
+                drawn.is_some(),
+                actions,
+            );
             egui::ScrollArea::vertical()
                 .id_salt("latent-right")
                 .show(&mut cols[1], |ui| {
@@ -270,32 +152,32 @@ impl LatentView {
                     self.walk_ui(ui, compute, &data, &models, drawn.as_ref().map(|d| &d.1));
                 });
         });
-        request
     }
 
     fn map_plot(
         &mut self,
         ui: &mut egui::Ui,
+        lmap: &LatentMap,
         data: &Dataset,
         key: &(String, u64),
         have_drawn: bool,
-    ) -> Option<LatentRequest> {
-        let map = match self.map.get_for(key) {
+        actions: &Actions,
+    ) {
+        let map = match lmap.map_for(key) {
             None => {
                 ui.horizontal(|ui| {
                     ui.spinner();
                     ui.label("encoding the test set…");
                 });
-                return None;
+                return;
             }
             Some(Err(e)) => {
                 ui.colored_label(ui.visuals().error_fg_color, e);
-                return None;
+                return;
             }
             Some(Ok(m)) => m.clone(),
         };
-        let marker = self.marker.get().copied().flatten();
-        let mut request = None;
+        let marker = lmap.marker();
         let csv = || {
             let mut s = String::from("test_index,label,x,y\n");
             for (i, (p, l)) in map.points.iter().zip(&map.labels).enumerate() {
@@ -336,7 +218,7 @@ impl LatentView {
                     self.hovered = Some((i, t));
                 }
                 if resp.response.clicked() {
-                    request = Some(LatentRequest::SendToDraw(i));
+                    actions.push(Action::SendToDraw(i));
                 }
             }
         });
@@ -349,7 +231,6 @@ impl LatentView {
                 ui.label(RichText::new("white asterisk: your drawn digit").weak());
             }
         });
-        request
     }
 
     fn interpolation_ui(
@@ -592,28 +473,19 @@ impl LatentView {
     }
 }
 
-/// The test digits by class, and the drawn digit's marker, into a plot.
-fn class_points(p: &mut egui_plot::PlotUi, map: &Map, radius: f32, marker: Option<[f32; 2]>) {
-    for c in 0..10u8 {
-        let pts: Vec<[f64; 2]> = map
-            .points
-            .iter()
-            .zip(&map.labels)
-            .filter(|(_, &l)| l == c)
-            .map(|(p, _)| [p[0] as f64, p[1] as f64])
-            .collect();
-        p.points(
-            Points::new(c.to_string(), pts)
-                .radius(radius)
-                .color(CLASS_COLOURS[c as usize]),
-        );
+impl super::view::AppView for LatentView {
+    fn id(&self) -> View {
+        View::Latent
     }
-    if let Some(m) = marker {
-        p.points(
-            Points::new("your digit", vec![[m[0] as f64, m[1] as f64]])
-                .radius(8.0)
-                .shape(egui_plot::MarkerShape::Asterisk)
-                .color(Color32::WHITE),
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut super::view::ViewCx) {
+        self.show(
+            ui,
+            cx.state,
+            cx.compute,
+            cx.map,
+            cx.drawn.clone(),
+            cx.actions,
         );
     }
 }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use egui::RichText;
 
-use super::state::{Action, AppState};
+use super::action::{Action, Actions};
+use super::state::{AppState, View};
 
 #[derive(Default)]
 pub struct LibraryView {
@@ -42,12 +43,7 @@ fn date(unix: u64) -> String {
 
 impl LibraryView {
     /// The study report: a folder, a button, and how far it got.
-    pub fn report_ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        report: Option<ReportState>,
-        actions: &mut Vec<Action>,
-    ) {
+    pub fn report_ui(&mut self, ui: &mut egui::Ui, report: Option<ReportState>, actions: &Actions) {
         ui.separator();
         ui.heading("Study report");
         ui.label("Trains (or reuses from the library) every model of the study for 10 epochs and writes REPORT.md, metrics.json and the figures into a folder, like `aelab report`.");
@@ -109,7 +105,7 @@ impl LibraryView {
         picked
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, actions: &mut Vec<Action>) {
+    fn show(&mut self, ui: &mut egui::Ui, state: &AppState, actions: &Actions) {
         ui.heading("Model library");
         ui.label(format!("Folder: {}", state.models_dir.display()));
         ui.horizontal(|ui| {
@@ -225,6 +221,17 @@ impl LibraryView {
                     }
                 });
         });
+    }
+}
+
+impl super::view::AppView for LibraryView {
+    fn id(&self) -> View {
+        View::Library
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut super::view::ViewCx) {
+        self.show(ui, cx.state, cx.actions);
+        self.report_ui(ui, cx.report.clone(), cx.actions);
     }
 }
 

@@ -13,7 +13,7 @@ use egui_plot::{Bar, BarChart, Legend, Plot, VLine};
 
 use super::export;
 use super::images::{Gallery, GalleryRow};
-use super::state::{AppState, DataStatus};
+use super::state::{AppState, DataStatus, View};
 use crate::analysis::ood::{self, InputKind, Separation, HIST_IMAGES};
 use crate::analysis::recon::{self as infer, Row, Source};
 use crate::analysis::{Compute, ModelRef, Pending};
@@ -72,7 +72,7 @@ impl OodView {
         self.rows.get().map(|(_, r)| r.as_slice())
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, compute: &Compute) {
+    fn show(&mut self, ui: &mut egui::Ui, state: &AppState, compute: &Compute) {
         let DataStatus::Ready { data, .. } = &state.data else {
             ui.label("This view appears once the data set is loaded.");
             return;
@@ -362,4 +362,14 @@ fn gallery_rows(x: &[f32], rows: &[Row]) -> Vec<GalleryRow> {
     let mut out = vec![GalleryRow::plain("input", x)];
     out.extend(rows.iter().map(|r| GalleryRow::of_row(r, false)));
     out
+}
+
+impl super::view::AppView for OodView {
+    fn id(&self) -> View {
+        View::Ood
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut super::view::ViewCx) {
+        self.show(ui, cx.state, cx.compute);
+    }
 }

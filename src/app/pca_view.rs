@@ -10,7 +10,7 @@ use egui_plot::{Bar, BarChart, Legend, Line, Plot, Points, Text, VLine};
 
 use super::export;
 use super::images::{self, Tiles};
-use super::state::{AppState, DataStatus};
+use super::state::{AppState, DataStatus, View};
 use crate::analysis::{Compute, Pending};
 use crate::data::{Dataset, PIXELS};
 use crate::pca::{Pca, PERCENTILES};
@@ -92,7 +92,7 @@ impl PcaView {
         }
     }
 
-    pub fn ui(&mut self, ui: &mut egui::Ui, state: &AppState, compute: &Compute) {
+    fn show(&mut self, ui: &mut egui::Ui, state: &AppState, compute: &Compute) {
         let (data, pca) = match &state.data {
             DataStatus::Ready {
                 data,
@@ -400,4 +400,14 @@ fn variance_plot(ui: &mut egui::Ui, pca: &Pca, k: usize) {
     response
         .response
         .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Canvas, true, "Explained variance"));
+}
+
+impl super::view::AppView for PcaView {
+    fn id(&self) -> View {
+        View::Pca
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut super::view::ViewCx) {
+        self.show(ui, cx.state, cx.compute);
+    }
 }

@@ -287,42 +287,6 @@ impl Run {
 
 pub use crate::analysis::LibraryEntry;
 
-/// What panels ask for; applied by the app with access to the worker.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Action {
-    /// Switch to a view.
-    ShowView(View),
-    Enqueue(RunConfig),
-    EnqueueStudy,
-    Pause,
-    Resume,
-    Stop,
-    SetLearningRate(f64),
-    MoveQueued {
-        id: u64,
-        up: bool,
-    },
-    CancelQueued(u64),
-    DeleteModel(PathBuf),
-    ExportModel {
-        from: PathBuf,
-        to: PathBuf,
-    },
-    SaveRunAs {
-        run: u64,
-        to: PathBuf,
-    },
-    ImportModel(PathBuf),
-    RefreshLibrary,
-    Download,
-    CancelDownload,
-    /// Run `aelab report` into this folder (quick: a small subset, 1 epoch).
-    WriteReport {
-        out: PathBuf,
-        quick: bool,
-    },
-}
-
 /// Persisted settings (eframe storage).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Settings {

@@ -6,8 +6,9 @@
 
 use egui::RichText;
 
+use super::action::{Action, Actions};
 use super::images::{Gallery, GalleryRow};
-use super::state::{Action, AppState, DataStatus, RunStatus, View};
+use super::state::{AppState, DataStatus, RunStatus, View};
 use crate::analysis::recon::{self as infer, Row};
 use crate::analysis::study::{self, STEPS};
 use crate::analysis::{Compute, ModelRef, Pending};
@@ -49,13 +50,7 @@ impl StudyView {
         self.rows.get().map(|(_, r)| r.as_slice())
     }
 
-    pub fn ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        state: &AppState,
-        compute: &Compute,
-        actions: &mut Vec<Action>,
-    ) {
+    fn show(&mut self, ui: &mut egui::Ui, state: &AppState, compute: &Compute, actions: &Actions) {
         ui.horizontal(|ui| {
             if ui
                 .add_enabled(self.step > 0, egui::Button::new("Back"))
@@ -267,5 +262,15 @@ fn curves_plot(ui: &mut egui::Ui, state: &AppState, step: usize, pca30: Option<f
         });
     if !any {
         ui.label(RichText::new("No model of this step has finished an epoch yet.").weak());
+    }
+}
+
+impl super::view::AppView for StudyView {
+    fn id(&self) -> View {
+        View::Study
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut super::view::ViewCx) {
+        self.show(ui, cx.state, cx.compute, cx.actions);
     }
 }

@@ -4,7 +4,8 @@
 use egui::{Color32, RichText};
 use egui_plot::{Legend, Line, Plot, VLine};
 
-use super::state::{parse_sizes, Action, AppState, RunStatus, TrainForm};
+use super::action::{Action, Actions};
+use super::state::{parse_sizes, AppState, RunStatus, TrainForm, View};
 use crate::analysis::study;
 use crate::data::noise::{Noise, NoiseKind};
 use crate::model::{Activation, Arch, LossKind, ModelConfig};
@@ -32,7 +33,7 @@ pub fn run_color(id: u64) -> Color32 {
 }
 
 impl TrainView {
-    pub fn ui(&mut self, ui: &mut egui::Ui, state: &mut AppState, actions: &mut Vec<Action>) {
+    fn show(&mut self, ui: &mut egui::Ui, state: &mut AppState, actions: &Actions) {
         egui::Panel::left("train_form")
             .resizable(false)
             .exact_size(300.0)
@@ -58,7 +59,7 @@ impl TrainView {
         });
     }
 
-    fn form_ui(&mut self, ui: &mut egui::Ui, state: &mut AppState, actions: &mut Vec<Action>) {
+    fn form_ui(&mut self, ui: &mut egui::Ui, state: &mut AppState, actions: &Actions) {
         let form = &mut state.settings.form;
         ui.heading("New run");
         let mut chosen = form.preset.clone();
@@ -174,7 +175,7 @@ impl TrainView {
         }
     }
 
-    fn controls_ui(&mut self, ui: &mut egui::Ui, state: &AppState, actions: &mut Vec<Action>) {
+    fn controls_ui(&mut self, ui: &mut egui::Ui, state: &AppState, actions: &Actions) {
         let Some(run) = state.active_run() else {
             ui.label(RichText::new("No run is training.").weak());
             return;
@@ -229,7 +230,7 @@ fn row(
     ui.end_row();
 }
 
-fn queue_ui(ui: &mut egui::Ui, state: &AppState, actions: &mut Vec<Action>) {
+fn queue_ui(ui: &mut egui::Ui, state: &AppState, actions: &Actions) {
     ui.heading("Queue");
     if state.queue.is_empty() {
         ui.label(RichText::new("empty").weak());
@@ -443,6 +444,16 @@ fn loss_plot(ui: &mut egui::Ui, state: &AppState, log_scale: &mut bool) {
     response
         .response
         .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Canvas, true, "Loss plot"));
+}
+
+impl super::view::AppView for TrainView {
+    fn id(&self) -> View {
+        View::Train
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut super::view::ViewCx) {
+        self.show(ui, cx.state, cx.actions);
+    }
 }
 
 #[cfg(test)]
