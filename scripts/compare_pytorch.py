@@ -37,7 +37,7 @@ def main():
     ap.add_argument("--data", default=os.environ.get("AELAB_DATA_DIR", os.path.join(HERE, "..", "..", "shared", "data")))
     ap.add_argument("--runs", nargs="+", default=["deep:32", "shallow-256:32"], help="PRESET:BATCH")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=None, help="aelab --threads and torch threads (default: all cores)")
+    ap.add_argument("--threads", type=int, default=None, help="aelab --ways and torch threads (default: all cores)")
     ap.add_argument("--avx2", action="store_true")
     a = ap.parse_args()
     env_a, env_p = dict(os.environ), dict(os.environ)
@@ -45,7 +45,7 @@ def main():
         env_a["AELAB_NO_AVX512"] = "1"
         env_p["ATEN_CPU_CAPABILITY"] = "avx2"
         env_p["MKL_ENABLE_INSTRUCTIONS"] = "AVX2"
-    threads = ["--threads", str(a.threads)] if a.threads else []
+    threads = ["--ways", str(a.threads)] if a.threads else []
     if a.threads:
         env_p["OMP_NUM_THREADS"] = str(a.threads)
     rows = []

@@ -65,7 +65,7 @@ pub fn window() -> Option<[f32; 2]> {
 }
 
 /// `RAYON_NUM_THREADS`, if set and valid: the training ways asked for when
-/// `--threads` is not given (aelab then sets it to 1 for candle's own ops).
+/// `--ways` is not given (aelab then sets it to 1 for candle's own ops).
 pub fn rayon_threads() -> Option<usize> {
     std::env::var("RAYON_NUM_THREADS")
         .ok()?

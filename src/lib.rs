@@ -64,19 +64,19 @@ pub fn cores() -> usize {
 /// backward on its own core (see [`set_up_threads`]): as many as asked
 /// for, but no more than the machine has cores (more parts than cores only
 /// contend: on 2 cores, 4 or 8 ways trained dense models at batch 256 at
-/// 0.7x of 2 ways, `aelab bench --threads 8`).
-pub fn train_ways() -> usize {
+/// 0.7x of 2 ways, `aelab bench --ways 8`).
+pub fn ways() -> usize {
     asked_ways().min(cores())
 }
 
-/// The ways asked for (`--threads`), before the cap at the core count
+/// The ways asked for (`--ways`), before the cap at the core count
 /// (`aelab bench` measures them all, to show the cap's reason).
 pub fn asked_ways() -> usize {
     ASKED_WAYS.load(std::sync::atomic::Ordering::Relaxed).max(1)
 }
 
 /// Threads. rayon's global pool (the PCA fit, the views' rows of models)
-/// gets every core. Training uses `threads` of them by splitting each batch
+/// gets every core. Training uses [`ways`] of them by splitting each batch
 /// into that many parts, one per core, and summing their gradients in the
 /// optimiser step; a batch too small to split hands half of each large
 /// matrix product and of the optimiser pass to a helper thread
@@ -86,12 +86,12 @@ pub fn asked_ways() -> usize {
 /// single small ops across threads cost more than it gained here.
 ///
 /// Call before any other thread starts (it writes the environment).
-pub fn set_up_threads(threads: usize) {
+pub fn set_up_threads(ways: usize) {
     // (fails only if already built, e.g. by a test harness: keep that one)
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(cores())
         .build_global();
-    ASKED_WAYS.store(threads.max(1), std::sync::atomic::Ordering::Relaxed);
+    ASKED_WAYS.store(ways.max(1), std::sync::atomic::Ordering::Relaxed);
     std::env::set_var("RAYON_NUM_THREADS", "1");
 }
 

@@ -319,7 +319,7 @@ fn run_job(
             run: &job.run,
             data,
             device,
-            ways: crate::train_ways(),
+            ways: crate::ways(),
             save,
             save_every_epoch: false,
         },

@@ -155,7 +155,7 @@ fn pca_train_eval_on_generated_data() {
             "128",
             "--reps",
             "2",
-            "--threads",
+            "--ways",
             "3",
         ],
         data_dir.path(),
@@ -169,7 +169,7 @@ fn pca_train_eval_on_generated_data() {
         assert_eq!(row["ways"], ways, "{row}");
         assert!(row["samples_per_sec"].as_f64().unwrap() > 0.0, "{row}");
     }
-    assert_eq!(b["threads"], 3);
+    assert_eq!(b["asked_ways"], 3);
     let kernels = b["kernels"].as_str().unwrap();
     assert!(
         ["AVX-512", "AVX2 + FMA", "gemm crate (no AVX2)"].contains(&kernels),

@@ -155,7 +155,7 @@ impl AelabApp {
             quick,
             models_dir: self.state.models_dir.clone(),
             // one at a time: a core stays with the window
-            jobs: 1,
+            models_at_once: 1,
             device: self.device.clone(),
         };
         let root = self.state.data_dir.clone();
@@ -168,9 +168,11 @@ impl AelabApp {
                     crate::data::DatasetKind::FashionMnist => crate::data::DatasetKind::Mnist,
                 };
                 let other = crate::data::Dataset::load(&root, other_kind).ok();
-                let mut progress = |line: &str| {
-                    let _ = tx.send(Ok(line.to_string()));
-                    wake();
+                let mut progress = |note: crate::report::Note| {
+                    if let Some(line) = note.line() {
+                        let _ = tx.send(Ok(line));
+                        wake();
+                    }
                 };
                 let result = crate::report::run(&opts, &data, other.as_ref(), &mut progress);
                 let _ = tx.send(Err(match result {

@@ -221,7 +221,7 @@ pub fn run_native(common: &crate::cli::Common) -> anyhow::Result<()> {
     // (no other thread has started yet)
     crate::set_up_threads(
         common
-            .threads
+            .ways
             .or_else(crate::env::rayon_threads)
             .unwrap_or(cores.saturating_sub(1).max(1)),
     );

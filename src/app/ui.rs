@@ -41,12 +41,12 @@ impl AelabApp {
     pub fn diagnostics(&self) -> String {
         let s = &self.state;
         let mut out = format!(
-            "aelab {} ({} {}), candle 0.11, egui 0.37\ndevice: {}, training threads: {}, cores: {}\ndata folder: {} ({})\nmodels folder: {}\nlog file: {}\nlibrary: {} models\n",
+            "aelab {} ({} {}), candle 0.11, egui 0.37\ndevice: {}, training ways: {}, cores: {}\ndata folder: {} ({})\nmodels folder: {}\nlog file: {}\nlibrary: {} models\n",
             env!("CARGO_PKG_VERSION"),
             std::env::consts::OS,
             std::env::consts::ARCH,
             crate::device_label(&self.device),
-            crate::train_ways(),
+            crate::ways(),
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             s.data_dir.display(),
             s.data_source.map(|d| d.to_string()).unwrap_or_default(),
@@ -153,7 +153,7 @@ impl AelabApp {
                 if let Some((median, worst)) = self.frame_stats() {
                     ui.label(format!("frame interval: median {median:.1} ms, worst {worst:.1} ms"));
                 }
-                ui.label(format!("trainer threads: {}", crate::train_ways()));
+                ui.label(format!("training ways: {}", crate::ways()));
             });
         }
         for a in actions.take() {
@@ -295,10 +295,10 @@ impl AelabApp {
             }
             ui.separator();
             let device = crate::device_label(&self.device);
-            ui.label(match crate::train_ways() {
+            ui.label(match crate::ways() {
                 _ if !self.device.is_cpu() => format!("device: {device}"),
-                1 => format!("device: {device}, 1 training thread"),
-                n => format!("device: {device}, {n} training threads"),
+                1 => format!("device: {device}, training on 1 core"),
+                n => format!("device: {device}, training on {n} cores"),
             });
             ui.separator();
             if let Some(r) = self.report.as_ref().filter(|r| r.finished.is_none()) {

@@ -22,7 +22,7 @@ use crate::train::{self, Control};
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Presets to time for training (each at 1, 2, 4, 8 and 16 ways up to
-    /// `--threads`, and at `--threads` itself: a scaling table).
+    /// `--ways`, and at `--ways` itself: a scaling table).
     #[arg(long, num_args = 1.., default_values_t = ["deep".to_string(), "shallow-256".into(), "conv-unpool".into(), "conv-deconv".into(), "conv-both".into()])]
     pub presets: Vec<String>,
     /// Batch sizes to time.
@@ -46,20 +46,20 @@ pub struct BenchArgs {
 struct TrainRow {
     preset: String,
     batch: usize,
-    /// Ways (`--threads`) the run was given.
+    /// Ways the run was given.
     ways: usize,
     images: usize,
     samples_per_sec: f64,
 }
 
-/// The ways of the scaling table: 1, 2, 4, 8, 16 up to `threads`, and
-/// `threads` itself.
-fn scaling_ways(threads: usize) -> Vec<usize> {
+/// The ways of the scaling table: 1, 2, 4, 8, 16 up to `asked`, and
+/// `asked` itself.
+fn scaling_ways(asked: usize) -> Vec<usize> {
     let mut ways: Vec<usize> = [1, 2, 4, 8, 16]
         .into_iter()
-        .filter(|&w| w < threads)
+        .filter(|&w| w < asked)
         .collect();
-    ways.push(threads.max(1));
+    ways.push(asked.max(1));
     ways
 }
 
@@ -135,7 +135,7 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
     let startup_secs = t0.elapsed().as_secs_f64();
     let device = crate::device(&common.device)?;
     // the table goes up to the ways asked for, past the core count too
-    let threads = crate::asked_ways();
+    let asked = crate::asked_ways();
 
     let mut rows = Vec::new();
     if !a.no_train {
@@ -149,7 +149,7 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
             let runs: Vec<(usize, usize)> = a
                 .batches
                 .iter()
-                .flat_map(|&b| scaling_ways(threads).into_iter().map(move |w| (b, w)))
+                .flat_map(|&b| scaling_ways(asked).into_iter().map(move |w| (b, w)))
                 .collect();
             for &(batch, ways) in &runs {
                 let cfg = RunConfig {
@@ -235,8 +235,8 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
         println!(
             "{}",
             serde_json::json!({
-                "threads": threads,
-                "train_ways": crate::train_ways(),
+                "asked_ways": asked,
+                "ways": crate::ways(),
                 "cores": crate::cores(),
                 "kernels": crate::model::sgemm::kernel_name(),
                 "train": rows,
@@ -253,11 +253,11 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
         );
     } else {
         println!(
-            "threads: {threads}, cores: {}, matrix kernels: {}",
+            "ways asked: {asked}, cores: {}, matrix kernels: {}",
             crate::cores(),
             crate::model::sgemm::kernel_name()
         );
-        print_scaling(&rows, &scaling_ways(threads));
+        print_scaling(&rows, &scaling_ways(asked));
         println!("MNIST decode: {decode_secs:.2} s; PCA fit (50k x 784, all components): {pca_secs:.2} s; both: {startup_secs:.2} s");
         println!("PCA k change, 10x10 grid: {pca_grid_ms:.2} ms (median)");
         println!(

@@ -40,13 +40,13 @@ pub struct Common {
     /// Compute device: cpu, cuda or metal (the last two need the cargo feature).
     #[arg(long, global = true, default_value = "cpu")]
     pub device: String,
-    /// Cores a training run uses: each batch is split into up to this many
-    /// parts, each part's forward and backward on its own core (else
+    /// Ways a training run takes: each batch is split into up to this
+    /// many parts, each part's forward and backward on its own core (else
     /// RAYON_NUM_THREADS, else every core on the command line; the app
     /// leaves one core to the window). At most the core count (`bench`
-    /// times every count up to N, to show why).
-    #[arg(long, global = true, value_name = "N")]
-    pub threads: Option<usize>,
+    /// times every count up to N, to show why). `--threads` is the same.
+    #[arg(long, global = true, value_name = "N", alias = "threads")]
+    pub ways: Option<usize>,
     /// App only: queue a run of this preset at launch (e.g. --start deep).
     #[arg(long, value_name = "PRESET")]
     pub start: Option<String>,
@@ -86,7 +86,7 @@ pub fn main() -> ExitCode {
         // (the app sets its own count, one core fewer, in `run_native`)
         crate::set_up_threads(
             cli.common
-                .threads
+                .ways
                 .or_else(crate::env::rayon_threads)
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         );

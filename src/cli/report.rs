@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
+use super::progress::ReportBars;
 use super::Common;
 use crate::data::{registry, Dataset, DatasetKind};
 use crate::report::{self, Options};
@@ -57,14 +58,11 @@ pub fn run(common: &Common, a: ReportArgs) -> anyhow::Result<()> {
         // every core busy: models side by side, each on one core (a
         // model split across cores gains less than a second model does);
         // on a GPU one after another
-        jobs: if device.is_cpu() {
-            crate::train_ways()
-        } else {
-            1
-        },
+        models_at_once: if device.is_cpu() { crate::ways() } else { 1 },
         device,
     };
-    let mut progress = |line: &str| eprintln!("{line}");
+    let mut bars = ReportBars::default();
+    let mut progress = |note: report::Note| bars.note(note);
     let summary =
         report::run(&opts, &data, other.as_ref(), &mut progress).context("writing the report")?;
     if a.json {

@@ -92,11 +92,11 @@ pub fn run(common: &Common, a: TrainArgs) -> anyhow::Result<()> {
         run: &cfg,
         data: &ds,
         device: &device,
-        ways: crate::train_ways(),
+        ways: crate::ways(),
         save,
         save_every_epoch: a.save_every_epoch,
     };
-    let mut bar = TrainBar::new(cfg.train.epochs, false);
+    let mut bar = TrainBar::new(&cfg.model.preset, cfg.train.epochs);
     let t = job::run(&job, &mut bar, &Control::default()).context("training")?;
     if let Some(e) = &t.save_error {
         anyhow::bail!("saving the checkpoint failed: {e}");

@@ -22,6 +22,7 @@ use crate::data::registry::write_atomic;
 use crate::data::{Dataset, DatasetKind, PIXELS};
 use crate::pca::Pca;
 use crate::train::metrics::{self, Metrics};
+use crate::train::TrainEvent;
 use canvas::Series;
 use obtain::Trained;
 
@@ -42,8 +43,9 @@ pub struct Options {
     /// saved here (in `--quick` mode, new models go to `out/models` and
     /// nothing is reused).
     pub models_dir: PathBuf,
-    /// Models trained at the same time, each on its own thread.
-    pub jobs: usize,
+    /// Models trained at the same time, each on its own core (with one
+    /// way each); 1: one model at a time, with every way.
+    pub models_at_once: usize,
     /// Where models train and are evaluated (the figures are computed on
     /// the CPU).
     pub device: candle_core::Device,
@@ -127,8 +129,50 @@ pub struct ConvWinner {
     pub margin: f64,
 }
 
-/// Reports progress: a line of text.
-pub type Progress<'a> = &'a mut (dyn FnMut(&str) + Send);
+/// What the report tells its caller as it goes.
+#[derive(Clone, Copy, Debug)]
+pub enum Note<'a> {
+    /// A step of the report: "fitting PCA", a model reused, a warning.
+    Line(&'a str),
+    /// An event of the `index`-th model (from 1) of `total`, as it trains
+    /// for `epochs` epochs.
+    Train {
+        index: usize,
+        total: usize,
+        preset: &'a str,
+        epochs: usize,
+        event: &'a TrainEvent,
+    },
+}
+
+impl Note<'_> {
+    /// The note as a line of text: every line, and one per model epoch
+    /// (None for the events that only move a progress bar).
+    pub fn line(&self) -> Option<String> {
+        match *self {
+            Note::Line(l) => Some(l.to_string()),
+            Note::Train {
+                index,
+                total,
+                preset,
+                epochs,
+                event:
+                    TrainEvent::Epoch {
+                        epoch,
+                        val_loss,
+                        samples_per_sec,
+                        ..
+                    },
+            } => Some(format!(
+                "[{index}/{total}] {preset}: epoch {epoch}/{epochs} val MSE {val_loss:.5} ({samples_per_sec:.0} samples/s)"
+            )),
+            Note::Train { .. } => None,
+        }
+    }
+}
+
+/// Where the report's notes go.
+pub type Progress<'a> = &'a mut (dyn FnMut(Note) + Send);
 
 /// Everything the report writes goes through here (atomic writes).
 struct Writer {
@@ -241,10 +285,10 @@ pub fn run(
         (data.clone(), other.cloned())
     };
     let epochs = if opts.quick { 1 } else { opts.epochs };
-    progress("fitting PCA");
+    progress(Note::Line("fitting PCA"));
     let (pca, pca_part) = fit_pca(&data)?;
     let trained = obtain::obtain_all(&study::presets(), epochs, &data, opts, &mut *progress)?;
-    progress("writing figures");
+    progress(Note::Line("writing figures"));
     let c = steps::Ctx {
         opts,
         data: &data,
@@ -332,4 +376,44 @@ fn epoch_series(label: &str, v: &[f64]) -> Series {
 
 fn images_abs_max(v: &[f32]) -> f32 {
     v.iter().fold(0.0f32, |m, x| m.max(x.abs()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_are_lines_once_per_epoch() {
+        let epoch = TrainEvent::Epoch {
+            epoch: 2,
+            train_loss: 0.1,
+            val_loss: 0.05,
+            secs: 1.0,
+            samples_per_sec: 1000.0,
+            activations: None,
+        };
+        let step = TrainEvent::Step {
+            epoch: 1,
+            step: 3,
+            loss: 0.2,
+            lr: 1e-3,
+            samples_per_sec: 1000.0,
+        };
+        let note = |event| Note::Train {
+            index: 4,
+            total: 15,
+            preset: "shallow-256",
+            epochs: 10,
+            event,
+        };
+        assert_eq!(
+            note(&epoch).line().as_deref(),
+            Some("[4/15] shallow-256: epoch 2/10 val MSE 0.05000 (1000 samples/s)")
+        );
+        assert_eq!(note(&step).line(), None);
+        assert_eq!(
+            Note::Line("fitting PCA").line().as_deref(),
+            Some("fitting PCA")
+        );
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use super::{ModelSummary, Options, Progress};
+use super::{ModelSummary, Note, Options, Progress};
 use crate::data::{Dataset, DatasetKind};
 use crate::model::checkpoint::{self, Manifest};
 use crate::model::{Autoencoder, ModelConfig, RunConfig, TrainParams};
@@ -62,10 +62,10 @@ fn obtain(
     if !opts.quick {
         if let Some(path) = find_reusable(&opts.models_dir, cfg) {
             if let Ok((model, manifest)) = checkpoint::load(&path, &candle_core::Device::Cpu) {
-                progress(&format!(
+                progress(Note::Line(&format!(
                     "[{index}/{total}] {preset}: reusing {}",
                     path.display()
-                ));
+                )));
                 let summary = summarise(&model, &manifest, true, Some(path));
                 return Ok(Trained {
                     model: Arc::new(model),
@@ -75,33 +75,28 @@ fn obtain(
             }
         }
     }
-    progress(&format!(
+    progress(Note::Line(&format!(
         "[{index}/{total}] {preset}: training on the {}",
         crate::device_label(&opts.device)
-    ));
-    let mut obs = |e: &TrainEvent| {
-        if let TrainEvent::Epoch {
-            epoch,
-            val_loss,
-            samples_per_sec,
-            ..
-        } = e
-        {
-            progress(&format!(
-                "[{index}/{total}] {preset}: epoch {epoch}/{} val MSE {val_loss:.5} ({samples_per_sec:.0} samples/s)",
-                cfg.train.epochs
-            ));
-        }
+    )));
+    let mut obs = |event: &TrainEvent| {
+        progress(Note::Train {
+            index,
+            total,
+            preset: &preset,
+            epochs: cfg.train.epochs,
+            event,
+        })
     };
     let job = Job {
         run: cfg,
         data,
         device: &opts.device,
         // side by side with other models, each trains on its own core
-        ways: if opts.jobs > 1 {
+        ways: if opts.models_at_once > 1 {
             1
         } else {
-            crate::train_ways()
+            crate::ways()
         },
         save: Save::Into(if opts.quick {
             opts.out.join("models")
@@ -113,7 +108,9 @@ fn obtain(
     let t = job::run(&job, &mut obs, &Control::default())
         .with_context(|| format!("training {preset}"))?;
     if let Some(e) = &t.save_error {
-        progress(&format!("warning: could not save {preset}: {e}"));
+        progress(Note::Line(&format!(
+            "warning: could not save {preset}: {e}"
+        )));
     }
     let summary = summarise(&t.model, &t.manifest, false, t.checkpoint);
     Ok(Trained {
@@ -146,7 +143,7 @@ fn summarise(
     }
 }
 
-/// Every preset's model, trained (or reused) by `opts.jobs` threads at
+/// Every preset's model, trained (or reused) `opts.models_at_once` at a time
 /// once (the conv models first), returned in the order of `presets`;
 /// progress lines arrive on this thread.
 pub(super) fn obtain_all(
@@ -166,19 +163,19 @@ pub(super) fn obtain_all(
     let mut order: Vec<usize> = (0..total).collect();
     order.sort_by_key(|&i| !configs[i].model.is_conv());
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let (tx, rx) = std::sync::mpsc::channel::<Sent>();
     let mut slots: Vec<Option<anyhow::Result<Trained>>> = (0..total).map(|_| None).collect();
     let slots_lock = std::sync::Mutex::new(&mut slots);
     std::thread::scope(|scope| {
-        for _ in 0..opts.jobs.clamp(1, total.max(1)) {
+        for _ in 0..opts.models_at_once.clamp(1, total.max(1)) {
             let tx = tx.clone();
             let (next, configs, slots, order) = (&next, &configs, &slots_lock, &order);
             scope.spawn(move || loop {
                 let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let Some(&i) = order.get(n) else { break };
                 let cfg = &configs[i];
-                let mut send = |line: &str| {
-                    let _ = tx.send(line.to_string());
+                let mut send = |note: Note| {
+                    let _ = tx.send(Sent::of(note));
                 };
                 let result = obtain(cfg, data, opts, &mut send, i + 1, total);
                 let failed = result.is_err();
@@ -192,12 +189,64 @@ pub(super) fn obtain_all(
             });
         }
         drop(tx);
-        for line in rx {
-            progress(&line);
+        for sent in rx {
+            progress(sent.note());
         }
     });
     slots
         .into_iter()
         .map(|s| s.unwrap_or_else(|| Err(anyhow::anyhow!("stopped after another model failed"))))
         .collect()
+}
+
+/// A [`Note`] sent from a training thread to the report's.
+enum Sent {
+    Line(String),
+    Train {
+        index: usize,
+        total: usize,
+        preset: String,
+        epochs: usize,
+        event: TrainEvent,
+    },
+}
+
+impl Sent {
+    fn of(note: Note) -> Sent {
+        match note {
+            Note::Line(l) => Sent::Line(l.to_string()),
+            Note::Train {
+                index,
+                total,
+                preset,
+                epochs,
+                event,
+            } => Sent::Train {
+                index,
+                total,
+                preset: preset.to_string(),
+                epochs,
+                event: event.clone(),
+            },
+        }
+    }
+
+    fn note(&self) -> Note<'_> {
+        match self {
+            Sent::Line(l) => Note::Line(l),
+            Sent::Train {
+                index,
+                total,
+                preset,
+                epochs,
+                event,
+            } => Note::Train {
+                index: *index,
+                total: *total,
+                preset,
+                epochs: *epochs,
+                event,
+            },
+        }
+    }
 }

@@ -205,7 +205,7 @@ impl Drop for FlushDenormals {
 }
 
 /// The smallest part of a batch worth a core of its own (`aelab bench
-/// --threads 1` vs `2` on 2 cores): conv models gain from 8 rows a part
+/// --ways 1` vs `2` on 2 cores): conv models gain from 8 rows a part
 /// (1.6-2x at batch 32); dense ones lose below 64 rows (at batch 32 two
 /// parts of 16 ran at 0.8x, at batch 256 two of 128 at 1.2x).
 fn min_rows_per_part(config: &crate::model::ModelConfig) -> usize {
@@ -226,7 +226,7 @@ pub fn run(
     observer: &mut (dyn Observer + Send),
     control: &Control,
 ) -> candle_core::Result<Outcome> {
-    run_in_parts(cfg, data, model, observer, control, crate::train_ways())
+    run_in_parts(cfg, data, model, observer, control, crate::ways())
 }
 
 /// [`run`] with each batch split into `ways` parts trained on their own
@@ -379,7 +379,7 @@ fn train_loop(
     control: &Control,
     ways: usize,
 ) -> candle_core::Result<Outcome> {
-    let max_ways = ways.max(1);
+    let ways = ways.max(1);
     let _ftz = FlushDenormals::new();
     let tp = &cfg.train;
     let mc = &model.config;
@@ -409,7 +409,7 @@ fn train_loop(
         x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / x.len().max(1) as f64
     };
     // where each part's fused dense layers leave their gradients
-    let sinks = sinks_for(model, max_ways);
+    let sinks = sinks_for(model, ways);
     let mut shuffle_rng = Rng::new(tp.seed);
     let mut noise_rng = Rng::new(tp.seed.wrapping_add(0x5EED));
     let mut order: Vec<usize> = (0..n).collect();
@@ -457,7 +457,7 @@ fn train_loop(
             // on its own core; the step sums their gradients by share.
             let rows = idx.len();
             let ways = if device.is_cpu() {
-                max_ways.min(rows / min_rows_per_part(mc)).max(1)
+                ways.min(rows / min_rows_per_part(mc)).max(1)
             } else {
                 1
             };
@@ -746,7 +746,7 @@ mod tests {
         }
     }
 
-    /// `--threads` above the batch's parts: whole runs with 3, 4 and 8 ways
+    /// `--ways` above the batch's parts: whole runs with 3, 4 and 8 ways
     /// at batch sizes where the dense models split into 3 and 4 parts.
     #[test]
     fn whole_runs_with_three_or_more_ways_finish() {
