@@ -169,6 +169,14 @@ fn reconstruct_noisy(
 /// (x86-64), as most training frameworks do: tiny gradients and moments
 /// would otherwise hit the CPU's ~100x slower subnormal path; values below
 /// 1.2e-38 become 0, which no loss or weight here can notice.
+///
+/// Why the control register, not a flush in the code that needs it: Adam
+/// flushes its moments itself, but subnormals also reach the matrix
+/// products and candle's element-wise backward ops, where a flush per
+/// value would cost more than it saves. Without FTZ/DAZ (Adam still
+/// flushing) `deep` trained at 27.2k samples/s against 30.5k with them
+/// (2 epochs of MNIST, 2 cores, two rounds each). `_mm_setcsr` is
+/// deprecated in favour of exactly this `asm!`.
 struct FlushDenormals {
     #[cfg(target_arch = "x86_64")]
     saved: u32,
