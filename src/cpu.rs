@@ -11,6 +11,10 @@ macro_rules! avx2_or_plain {
     ($run:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {{
         #[cfg(target_arch = "x86_64")]
         {
+            /// `run`, compiled for AVX2 + FMA.
+            ///
+            /// # Safety
+            /// The CPU must have AVX2 and FMA.
             #[target_feature(enable = "avx2,fma")]
             unsafe fn fast($($arg: $ty),*) $(-> $ret)? {
                 $run($($arg),*)

@@ -21,7 +21,8 @@ pub mod worker;
 
 /// The default allocator returns every large freed tensor to the kernel, so
 /// each op pays page faults; mimalloc keeps freed memory for reuse (about 4x
-/// faster training on these CPUs, see DESIGN.md).
+/// faster training on these CPUs: every conv step allocates and frees
+/// multi-megabyte buffers).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

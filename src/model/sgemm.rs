@@ -241,6 +241,8 @@ macro_rules! kernel_tiles {
             const MR: usize = $mr;
             const NR: usize = $nr;
             const LANES: usize = $lanes;
+            /// # Safety
+            /// As [`super::Kernel::tile`].
             unsafe fn tile(
                 mr: usize,
                 nc: usize,
@@ -548,6 +550,10 @@ macro_rules! dot_products_run {
             ocs: isize,
             acc: bool,
         ) {
+            /// # Safety
+            /// As the enclosing function: the CPU has the kernel's
+            /// features, and `a`, `b` and `out` address `M` rows of `k`,
+            /// `k` rows of `n` and `M` rows of `n` floats at their strides.
             #[allow(clippy::too_many_arguments)]
             unsafe fn columns<const M: usize, const N: usize>(
                 k: usize,
