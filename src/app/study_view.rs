@@ -46,40 +46,16 @@ impl Default for StudyView {
 }
 
 impl StudyView {
-    pub fn rows(&self) -> Option<&[Row]> {
-        self.rows.get().map(|(_, r)| r.as_slice())
-    }
-
-    fn show(&mut self, ui: &mut egui::Ui, state: &AppState, compute: &Compute, actions: &Actions) {
-        ui.horizontal(|ui| {
-            if ui
-                .add_enabled(self.step > 0, egui::Button::new("Back"))
-                .clicked()
-            {
-                self.step -= 1;
-            }
-            ui.label(format!("step {} of {}", self.step + 1, STEPS.len()));
-            if ui
-                .add_enabled(self.step + 1 < STEPS.len(), egui::Button::new("Next"))
-                .clicked()
-            {
-                self.step += 1;
-            }
-        });
+    /// The step's models (in the library, training, queued or missing) and
+    /// the button that trains the missing ones.
+    fn train_row(
+        &mut self,
+        ui: &mut egui::Ui,
+        state: &AppState,
+        library: &[ModelRef],
+        actions: &Actions,
+    ) {
         let step = &STEPS[self.step];
-        let view = View::showing(step.shows);
-        ui.heading(format!("{}. {}", self.step + 1, step.title));
-        ui.label(step.explain);
-        if ui
-            .link(format!("More on this in the {} view", view.label()))
-            .on_hover_text(view.explain())
-            .clicked()
-        {
-            actions.push(Action::ShowView(view));
-        }
-        ui.add_space(6.0);
-        // models of the step: in the library, training, queued or missing
-        let library: Vec<ModelRef> = state.models().into_iter().map(ModelRef::of).collect();
         let mut missing = Vec::new();
         ui.horizontal_wrapped(|ui| {
             for p in step.presets {
@@ -134,6 +110,41 @@ impl StudyView {
                 }
             }
         });
+    }
+    pub fn rows(&self) -> Option<&[Row]> {
+        self.rows.get().map(|(_, r)| r.as_slice())
+    }
+
+    fn show(&mut self, ui: &mut egui::Ui, state: &AppState, compute: &Compute, actions: &Actions) {
+        ui.horizontal(|ui| {
+            if ui
+                .add_enabled(self.step > 0, egui::Button::new("Back"))
+                .clicked()
+            {
+                self.step -= 1;
+            }
+            ui.label(format!("step {} of {}", self.step + 1, STEPS.len()));
+            if ui
+                .add_enabled(self.step + 1 < STEPS.len(), egui::Button::new("Next"))
+                .clicked()
+            {
+                self.step += 1;
+            }
+        });
+        let step = &STEPS[self.step];
+        let view = View::showing(step.shows);
+        ui.heading(format!("{}. {}", self.step + 1, step.title));
+        ui.label(step.explain);
+        if ui
+            .link(format!("More on this in the {} view", view.label()))
+            .on_hover_text(view.explain())
+            .clicked()
+        {
+            actions.push(Action::ShowView(view));
+        }
+        ui.add_space(6.0);
+        let library: Vec<ModelRef> = state.models().into_iter().map(ModelRef::of).collect();
+        self.train_row(ui, state, &library, actions);
         let (data, pca) = match &state.data {
             DataStatus::Ready { data, pca: Some(p) } => (data.clone(), p.clone()),
             _ => {

@@ -1,4 +1,4 @@
-//! The headless command line: `aelab pca|train|eval|presets|fetch`. Every
+//! The headless command line: `aelab pca|train|eval|presets|fetch|bench|report`. Every
 //! subcommand has `--help` and `--json` (one JSON object on stdout).
 
 mod bench;

@@ -400,22 +400,8 @@ fn train_loop(
         params: model.param_count(),
     });
     let mut lr = tp.lr;
-    let mut opt = FusedAdam::new(
-        model.vars(),
-        ParamsAdamW {
-            lr,
-            beta1: tp.beta1,
-            beta2: tp.beta2,
-            eps: tp.eps,
-            weight_decay: tp.weight_decay,
-        },
-    )?;
-    // the validation error of an all-black output: a model that stays there
-    // has collapsed (what a far too high learning rate does to these models)
-    let blank_mse = {
-        let x = data.val.to_f32();
-        x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / x.len().max(1) as f64
-    };
+    let mut opt = optimiser(model, tp)?;
+    let blank_mse = blank_mse(&data.val);
     // where each part's fused dense layers leave their gradients
     let sinks = sinks_for(model, ways);
     let mut shuffle_rng = Rng::new(tp.seed);
@@ -438,13 +424,7 @@ fn train_loop(
         let mut loss_sum = 0.0f64;
         let mut loss_count = 0usize;
         for idx in order.chunks(batch) {
-            if control.is_paused() {
-                let t = Instant::now();
-                while control.is_paused() && !control.is_stopped() {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                paused_secs += t.elapsed().as_secs_f64();
-            }
+            paused_secs += wait_while_paused(control);
             if control.is_stopped() {
                 status = Status::Stopped;
                 break 'epochs;
@@ -507,15 +487,10 @@ fn train_loop(
         let previous = history.val_loss.last().copied();
         history.val_loss.push(val);
         let collapsed = previous.is_some_and(|p| collapsed(p, val, blank_mse));
-        let activations = if observer.wants_activations() {
-            let n = ACTIVATION_IMAGES.min(data.val.len());
-            model
-                .encode(&data.val.rows_f32(0..n))
-                .ok()
-                .map(|c| Box::new(metrics::activation_stats(&c, cfg.model.bottleneck())))
-        } else {
-            None
-        };
+        let activations = observer
+            .wants_activations()
+            .then(|| code_stats(model, &data.val))
+            .flatten();
         observer.event(&TrainEvent::Epoch {
             epoch: epoch + 1,
             train_loss,
@@ -541,6 +516,51 @@ fn train_loop(
         train_secs,
         samples_per_sec: samples as f64 / train_secs.max(1e-9),
     })
+}
+
+/// Adam (fused) over the model's weights with the run's settings.
+fn optimiser(
+    model: &Autoencoder,
+    tp: &crate::model::TrainParams,
+) -> candle_core::Result<FusedAdam> {
+    FusedAdam::new(
+        model.vars(),
+        ParamsAdamW {
+            lr: tp.lr,
+            beta1: tp.beta1,
+            beta2: tp.beta2,
+            eps: tp.eps,
+            weight_decay: tp.weight_decay,
+        },
+    )
+}
+
+/// The validation error of an all-black output: a model that stays there
+/// has collapsed (what a far too high learning rate does to these models).
+fn blank_mse(split: &Split) -> f64 {
+    let x = split.to_f32();
+    x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / x.len().max(1) as f64
+}
+
+/// Sleep while `control` is paused (and not stopped); the seconds slept.
+fn wait_while_paused(control: &Control) -> f64 {
+    if !control.is_paused() {
+        return 0.0;
+    }
+    let t = Instant::now();
+    while control.is_paused() && !control.is_stopped() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t.elapsed().as_secs_f64()
+}
+
+/// Code statistics on the first [`ACTIVATION_IMAGES`] images of `split`.
+fn code_stats(model: &Autoencoder, split: &Split) -> Option<Box<metrics::ActivationStats>> {
+    let n = ACTIVATION_IMAGES.min(split.len());
+    model
+        .encode(&split.rows_f32(0..n))
+        .ok()
+        .map(|c| Box::new(metrics::activation_stats(&c, model.config.bottleneck())))
 }
 
 /// Metrics of `model` on `split`: inputs corrupted by `noise` (seeded),
