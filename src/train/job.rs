@@ -212,14 +212,7 @@ mod tests {
     fn a_job_trains_evaluates_and_saves_under_one_naming_scheme() {
         let (_d, data, run) = setup();
         let lib = tempfile::tempdir().unwrap();
-        let job = Job {
-            run: &run,
-            data: &data,
-            device: &Device::Cpu,
-            ways: 1,
-            save: Save::Into(lib.path().to_path_buf()),
-            save_every_epoch: false,
-        };
+        let job = cpu_job(&run, &data, Save::Into(lib.path().to_path_buf()), false);
         let mut events = Vec::new();
         let mut obs = |e: &TrainEvent| events.push(e.clone());
         let first = run_job(&job, &mut obs);
@@ -260,14 +253,7 @@ mod tests {
         let lib = tempfile::tempdir().unwrap();
         let control = Control::default();
         control.stop();
-        let job = Job {
-            run: &run,
-            data: &data,
-            device: &Device::Cpu,
-            ways: 1,
-            save: Save::Into(lib.path().to_path_buf()),
-            save_every_epoch: false,
-        };
+        let job = cpu_job(&run, &data, Save::Into(lib.path().to_path_buf()), false);
         let t = super::run(&job, &mut (), &control).unwrap();
         assert_eq!(t.manifest.epochs_done, 0);
         assert!(t.manifest.test_metrics.is_none());
@@ -291,14 +277,7 @@ mod tests {
         let (_d, data, run) = setup();
         let lib = tempfile::tempdir().unwrap();
         let path = lib.path().join("every.safetensors");
-        let job = Job {
-            run: &run,
-            data: &data,
-            device: &Device::Cpu,
-            ways: 1,
-            save: Save::To(path.clone()),
-            save_every_epoch: true,
-        };
+        let job = cpu_job(&run, &data, Save::To(path.clone()), true);
         let mut seen = Vec::new();
         let mut obs = |e: &TrainEvent| {
             if let TrainEvent::Epoch { epoch, .. } = e {
@@ -310,6 +289,17 @@ mod tests {
         run_job(&job, &mut obs);
         assert_eq!(seen, [(1, None), (2, Some(1))]);
         assert_eq!(checkpoint::read_manifest(&path).unwrap().epochs_done, 2);
+    }
+
+    fn cpu_job<'a>(run: &'a RunConfig, data: &'a Dataset, save: Save, every: bool) -> Job<'a> {
+        Job {
+            run,
+            data,
+            device: &Device::Cpu,
+            ways: 1,
+            save,
+            save_every_epoch: every,
+        }
     }
 
     fn run_job(job: &Job, obs: &mut (dyn Observer + Send)) -> Trained {
