@@ -1,11 +1,13 @@
 //! What the views compute, without egui: reconstructions and their scores,
 //! the Draw view's answers, the latent space, out-of-distribution errors,
-//! denoising curves, and the background threads they run on. The app, the
+//! denoising curves, a model's filters, the study's definition, and the
+//! background threads they run on. The app, the
 //! command line and the report all call these; nothing here draws.
 
 pub mod answer;
 pub mod compute;
 pub mod denoise;
+pub mod filters;
 pub mod latent;
 pub mod models;
 pub mod ood;

@@ -65,6 +65,17 @@ pub fn pca_row(pca: &Pca, k: usize, inputs: &[f32], targets: &[f32]) -> Row {
     }
 }
 
+/// PCA-k reconstructions of `x` (unclamped) and each one's MSE: what the
+/// PCA view recomputes as its k slider moves.
+pub fn pca_grid(pca: &Pca, k: usize, x: &[f32]) -> (Vec<f32>, Vec<f64>) {
+    let rec = pca.reconstruct(x, k);
+    let errors = metrics::sse_per_image(&rec, x)
+        .iter()
+        .map(|s| s / PIXELS as f64)
+        .collect();
+    (rec, errors)
+}
+
 /// Each model's reconstructions of `inputs`, scored against `targets`.
 pub fn model_rows(
     cache: &ModelCache,

@@ -9,7 +9,7 @@ use egui::RichText;
 use super::export;
 use super::images::{self, Gallery, GalleryRow};
 use super::state::{AppState, DataStatus, View};
-use crate::analysis::recon::{self as infer, Row, Source};
+use crate::analysis::recon::{self, Row, Source};
 use crate::analysis::{Compute, ModelRef, Pending};
 use crate::data::{Dataset, PIXELS};
 use crate::rng::Rng;
@@ -241,7 +241,7 @@ impl CompareView {
                 self.worst.request((m.path.clone(), d.test.len()), || {
                     compute.submit_slow("compare-worst", move || {
                         let x = d.test.to_f32();
-                        infer::errors(&cache, &Source::Model(m), &x, &x)
+                        recon::errors(&cache, &Source::Model(m), &x, &x)
                     })
                 });
             }
@@ -260,8 +260,8 @@ impl CompareView {
             self.rows.request(key, || {
                 compute.submit("compare-rows", move || {
                     let x: Vec<f32> = indices.iter().flat_map(|&i| d.test.image_f32(i)).collect();
-                    let mut rows = vec![infer::pca_row(&p, k, &x, &x)];
-                    rows.extend(infer::model_rows(&cache, &models, &x, &x));
+                    let mut rows = vec![recon::pca_row(&p, k, &x, &x)];
+                    rows.extend(recon::model_rows(&cache, &models, &x, &x));
                     (x, rows)
                 })
             });
@@ -271,7 +271,7 @@ impl CompareView {
             let (d, p, k) = (data.clone(), pca.clone(), self.k);
             self.pca_metrics.request((k, pca.id()), || {
                 compute.submit_slow("compare-pca-metrics", move || {
-                    infer::pca_test_metrics(&d, &p, k)
+                    recon::pca_test_metrics(&d, &p, k)
                 })
             });
         }

@@ -13,7 +13,7 @@ use super::export;
 use super::images::{self, Gallery, GalleryRow};
 use super::state::{AppState, DataStatus, View};
 use crate::analysis::denoise::{self, Curve};
-use crate::analysis::recon::{self as infer, Row};
+use crate::analysis::recon::{self, Row};
 use crate::analysis::{Compute, ModelRef, Pending};
 use crate::data::noise::{Noise, NoiseKind};
 use crate::data::PIXELS;
@@ -285,7 +285,7 @@ fn gallery_rows(clean: &[f32], noisy: &[f32], rows: &[Row]) -> Vec<GalleryRow> {
     let mut out = Vec::new();
     let mut c = GalleryRow::new("clean");
     let mut n = GalleryRow::new("noisy input");
-    let noisy_scores = infer::scores(noisy, clean);
+    let noisy_scores = recon::scores(noisy, clean);
     for ((a, b), s) in clean
         .chunks_exact(PIXELS)
         .zip(noisy.chunks_exact(PIXELS))

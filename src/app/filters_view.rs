@@ -13,8 +13,9 @@ use egui_plot::{Bar, BarChart, Line, Plot};
 use super::export;
 use super::images::{self, Tiles};
 use super::state::{AppState, DataStatus, View};
+use crate::analysis::filters;
 use crate::analysis::{Compute, Pending};
-use crate::data::PIXELS;
+use crate::data::IMAGE_SIDE;
 use crate::model::{checkpoint, FeatureMaps};
 use crate::train::metrics::{self, ActivationStats};
 
@@ -54,63 +55,28 @@ pub struct FiltersView {
     pub input_index: usize,
 }
 
-/// Read a checkpoint and turn its first-layer weights (dense) or all kernels
-/// (conv) into tiles.
+/// Read a checkpoint and turn its filters into tiles.
 pub fn load_filters(ctx: &egui::Context, path: &Path) -> Result<LoadedFilters, String> {
     let (model, manifest) =
         checkpoint::load(path, &candle_core::Device::Cpu).map_err(|e| e.to_string())?;
     let cfg = &manifest.run.model;
+    let layers = filters::filters(&model)?;
     let mut tiles = Tiles::default();
-    let mut layers = Vec::new();
-    let to_vec = |name: &str| -> Result<(Vec<f32>, Vec<usize>), String> {
-        let t = model.param(name);
-        let dims = t.dims().to_vec();
-        let v = t
-            .flatten_all()
-            .and_then(|t| t.to_vec1::<f32>())
-            .map_err(|e| e.to_string())?;
-        Ok((v, dims))
-    };
-    let side;
-    if cfg.is_conv() {
-        side = 3;
-        for name in [
-            "enc.conv1",
-            "enc.conv2",
-            "enc.conv3",
-            "dec.layer3",
-            "dec.layer2",
-            "dec.layer1",
-        ] {
-            let (w, dims) = to_vec(&format!("{name}.weight"))?;
-            let count = dims[0] * dims[1];
-            for k in 0..count {
-                let kernel = &w[k * 9..(k + 1) * 9];
-                let img = images::diverging_sized(kernel, [3, 3], images::abs_max(kernel));
-                tiles.put(ctx, tiles.len(), "filter", img);
-            }
-            layers.push((format!("{name} ({}×{} kernels)", dims[0], dims[1]), count));
+    for l in &layers {
+        for f in &l.filters {
+            let img = images::diverging_sized(f, [l.side, l.side], images::abs_max(f));
+            tiles.put(ctx, tiles.len(), "filter", img);
         }
-    } else {
-        side = 28;
-        let (w, dims) = to_vec("enc.0.weight")?; // [hidden, 784]
-        for u in 0..dims[0] {
-            let row = &w[u * PIXELS..(u + 1) * PIXELS];
-            tiles.put(
-                ctx,
-                u,
-                "filter",
-                images::diverging(row, images::abs_max(row)),
-            );
-        }
-        layers.push((format!("enc.0: {} units", dims[0]), dims[0]));
     }
     Ok(LoadedFilters {
         preset: cfg.preset.clone(),
         description: cfg.describe(),
-        layers,
+        side: layers.first().map_or(IMAGE_SIDE, |l| l.side),
+        layers: layers
+            .into_iter()
+            .map(|l| (l.label, l.filters.len()))
+            .collect(),
         tiles,
-        side,
     })
 }
 

@@ -15,7 +15,7 @@ use super::export;
 use super::images::{Gallery, GalleryRow};
 use super::state::{AppState, DataStatus, View};
 use crate::analysis::ood::{self, InputKind, Separation, HIST_IMAGES};
-use crate::analysis::recon::{self as infer, Row, Source};
+use crate::analysis::recon::{self, Row, Source};
 use crate::analysis::{Compute, ModelRef, Pending};
 use crate::data::{Dataset, DatasetKind};
 
@@ -147,7 +147,7 @@ impl OodView {
             self.rows.request(key, || {
                 compute.submit("ood-rows", move || {
                     let x = ood::inputs(kind, o.as_deref(), OOD_DIGITS, seed);
-                    let rows = infer::model_rows(&cache, &m, &x, &x);
+                    let rows = recon::model_rows(&cache, &m, &x, &x);
                     (x, rows)
                 })
             });
@@ -277,11 +277,11 @@ impl OodView {
         ui.label(format!(
             "flagged: {} {:.1}% (false alarms) · {} {:.1}% · {} {:.1}%",
             inside_kind.display_name(),
-            infer::fraction_above(&sep.inside, t) * 100.0,
+            recon::fraction_above(&sep.inside, t) * 100.0,
             other_kind.display_name(),
-            infer::fraction_above(&sep.other, t) * 100.0,
+            recon::fraction_above(&sep.other, t) * 100.0,
             noise_kind.label(other_kind),
-            infer::fraction_above(&sep.noise, t) * 100.0,
+            recon::fraction_above(&sep.noise, t) * 100.0,
         ));
         ui.label(
             RichText::new(format!(
@@ -341,7 +341,7 @@ impl OodView {
                     .allow_scroll(false)
                     .show(ui, |p| {
                         for (name, v, colour) in &sets {
-                            let h = infer::histogram(v, 0.0, hi, BINS);
+                            let h = recon::histogram(v, 0.0, hi, BINS);
                             let bars: Vec<Bar> = h
                                 .iter()
                                 .enumerate()

@@ -11,10 +11,9 @@ use egui_plot::{Bar, BarChart, Legend, Line, Plot, Points, Text, VLine};
 use super::export;
 use super::images::{self, Tiles};
 use super::state::{AppState, DataStatus, View};
-use crate::analysis::{Compute, Pending};
+use crate::analysis::{recon, Compute, Pending};
 use crate::data::{Dataset, PIXELS};
 use crate::pca::{Pca, PERCENTILES};
-use crate::train::metrics;
 
 /// Digits shown in the reconstruction rows.
 pub const GRID_DIGITS: usize = 10;
@@ -73,11 +72,7 @@ impl PcaView {
         }
         let n = GRID_DIGITS.min(data.test.len());
         let x = data.test.rows_f32(0..n);
-        self.reconstructions = pca.reconstruct(&x, self.k);
-        self.errors = metrics::sse_per_image(&self.reconstructions, &x)
-            .iter()
-            .map(|s| s / PIXELS as f64)
-            .collect();
+        (self.reconstructions, self.errors) = recon::pca_grid(pca, self.k, &x);
         self.shown_k = Some(self.k);
     }
 

@@ -9,7 +9,7 @@ use egui::RichText;
 use super::action::{Action, Actions};
 use super::images::{Gallery, GalleryRow};
 use super::state::{AppState, DataStatus, RunStatus, View};
-use crate::analysis::recon::{self as infer, Row};
+use crate::analysis::recon::{self, Row};
 use crate::analysis::study::{self, STEPS};
 use crate::analysis::{Compute, ModelRef, Pending};
 use crate::model::{ModelConfig, RunConfig, TrainParams};
@@ -159,7 +159,7 @@ impl StudyView {
         {
             let (d, p) = (data.clone(), pca.clone());
             self.pca.request(pca.id(), || {
-                compute.submit_slow("study-pca30", move || infer::pca_test_metrics(&d, &p, 30))
+                compute.submit_slow("study-pca30", move || recon::pca_test_metrics(&d, &p, 30))
             });
         }
         let models: Vec<ModelRef> = library

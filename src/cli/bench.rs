@@ -193,8 +193,7 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
         // a different k each time, as a dragged slider gives; then what
         // `PcaView::update` does, for a 10x10 grid
         k = k % 200 + 7;
-        let rec = pca.reconstruct(&grid, k);
-        std::hint::black_box(crate::train::metrics::sse_per_image(&rec, &grid));
+        std::hint::black_box(crate::analysis::recon::pca_grid(&pca, k, &grid));
     });
     // the study's models (untrained: the cost is the same), in a model
     // cache as the app's library models are

@@ -12,6 +12,7 @@ use super::{
     SUMMARY_HEADER,
 };
 use crate::analysis::denoise::{self, Curve};
+use crate::analysis::filters;
 use crate::analysis::ood::{self, InputKind};
 use crate::analysis::recon::Source;
 use crate::analysis::study::STEPS;
@@ -428,11 +429,8 @@ pub(super) fn q3(w: &mut Writer, c: &Ctx) -> anyhow::Result<Vec<SparseSummary>> 
             test_mse: t.summary.test.mse_per_pixel,
         });
         // the 16 most active units' filters
-        let wts = t
-            .model
-            .param("enc.0.weight")
-            .flatten_all()?
-            .to_vec1::<f32>()?;
+        let units = filters::filters(&t.model).map_err(anyhow::Error::msg)?;
+        let units = &units[0].filters;
         let mut order: Vec<usize> = (0..s.units()).collect();
         order.sort_by(|&a, &b| s.mean[b].total_cmp(&s.mean[a]));
         filter_rows.push(GridRow {
@@ -440,10 +438,7 @@ pub(super) fn q3(w: &mut Writer, c: &Ctx) -> anyhow::Result<Vec<SparseSummary>> 
             images: order
                 .iter()
                 .take(16)
-                .map(|&u| {
-                    let row = &wts[u * PIXELS..(u + 1) * PIXELS];
-                    diverging(row, images_abs_max(row))
-                })
+                .map(|&u| diverging(&units[u], images_abs_max(&units[u])))
                 .collect(),
             captions: vec![],
             side: 28,
@@ -615,22 +610,18 @@ pub(super) fn q5(w: &mut Writer, c: &Ctx) -> anyhow::Result<Option<ConvWinner>> 
     let _ = writeln!(w.md, "![conv reconstructions]({f})\n");
     let mut krows = Vec::new();
     for t in &conv {
-        for layer in ["dec.layer2", "dec.layer1"] {
-            let wts = t
-                .model
-                .param(&format!("{layer}.weight"))
-                .flatten_all()?
-                .to_vec1::<f32>()?;
-            let n = (wts.len() / 9).min(16);
+        let layers = filters::filters(&t.model).map_err(anyhow::Error::msg)?;
+        for name in ["dec.layer2", "dec.layer1"] {
+            let Some(layer) = filters::layer(&layers, name) else {
+                continue;
+            };
             krows.push(GridRow {
-                label: format!("{} {layer}", t.summary.preset),
-                images: (0..n)
-                    .map(|k| {
-                        diverging(
-                            &wts[k * 9..(k + 1) * 9],
-                            images_abs_max(&wts[k * 9..(k + 1) * 9]),
-                        )
-                    })
+                label: format!("{} {name}", t.summary.preset),
+                images: layer
+                    .filters
+                    .iter()
+                    .take(16)
+                    .map(|k| diverging(k, images_abs_max(k)))
                     .collect(),
                 captions: vec![],
                 side: 3,
