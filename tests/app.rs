@@ -127,6 +127,7 @@ fn hand_made_events_failed_and_diverged_are_shown() {
                 loss: 0.5,
                 lr: 1e-3,
                 samples_per_sec: 10.0,
+                terms: None,
             },
             earlier: vec![],
         });
@@ -138,6 +139,7 @@ fn hand_made_events_failed_and_diverged_are_shown() {
                 loss: f32::NAN,
                 lr: 1e-3,
                 samples_per_sec: 10.0,
+                terms: None,
             },
             earlier: vec![],
         });

@@ -167,6 +167,8 @@ pub struct Run {
     pub test_mse: Option<f64>,
     /// The latest per-epoch code statistics (epoch, stats).
     pub activations: Option<(usize, crate::train::metrics::ActivationStats)>,
+    /// A VAE's (step, reconstruction, KL) as received.
+    pub terms: Vec<[f64; 3]>,
 }
 
 impl Run {
@@ -192,6 +194,7 @@ impl Run {
             weights: None,
             test_mse: None,
             activations: None,
+            terms: Vec::new(),
         }
     }
 
@@ -218,8 +221,12 @@ impl Run {
                 step,
                 loss,
                 samples_per_sec,
+                terms,
                 ..
             } => {
+                if let Some([r, k]) = terms.filter(|t| t.iter().all(|v| v.is_finite())) {
+                    self.terms.push([step as f64, r as f64, k as f64]);
+                }
                 self.step = step;
                 self.epoch = epoch;
                 self.samples_per_sec = samples_per_sec;
@@ -368,6 +375,7 @@ impl TrainForm {
             crate::model::Arch::Dense {
                 encoder, decoder, ..
             } => (join(encoder), join(decoder)),
+            crate::model::Arch::Vae { encoder, .. } => (join(encoder), String::new()),
             crate::model::Arch::Conv { .. } => (String::new(), String::new()),
         };
         TrainForm {
@@ -393,6 +401,13 @@ impl TrainForm {
             }
             *decoder =
                 parse_sizes(&self.decoder_text).map_err(|e| format!("decoder sizes: {e}"))?;
+        }
+        if let crate::model::Arch::Vae { encoder, .. } = &mut model.arch {
+            *encoder =
+                parse_sizes(&self.encoder_text).map_err(|e| format!("encoder sizes: {e}"))?;
+            if encoder.is_empty() {
+                return Err("encoder sizes: give at least one hidden size".into());
+            }
         }
         if self.train.epochs == 0 {
             return Err("epochs must be at least 1".into());
@@ -732,6 +747,7 @@ mod tests {
                     loss: 1.0 / step as f32,
                     lr: 1e-3,
                     samples_per_sec: 100.0,
+                    terms: None,
                 },
                 earlier: vec![],
             });
@@ -744,6 +760,7 @@ mod tests {
                 loss: f32::NAN,
                 lr: 1e-3,
                 samples_per_sec: 100.0,
+                terms: None,
             },
             earlier: vec![],
         });
@@ -756,6 +773,7 @@ mod tests {
                 samples_per_sec: 100.0,
                 secs: 1.0,
                 activations: None,
+                vae: None,
             },
             earlier: vec![],
         });
@@ -794,6 +812,7 @@ mod tests {
                 loss: 0.4,
                 lr: 1e-3,
                 samples_per_sec: 1.0,
+                terms: None,
             },
             earlier: vec![(1, 1.0), (2, 0.8), (3, f32::NAN)],
         });

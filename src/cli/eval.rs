@@ -55,6 +55,12 @@ pub fn run(common: &Common, a: EvalArgs) -> anyhow::Result<()> {
             m.ssim,
             m.probe_accuracy.map(|p| format!(", linear probe {:.2}%", p * 100.0)).unwrap_or_default()
         );
+        if let (Some(elbo), Some(kl)) = (m.elbo, m.kl) {
+            println!(
+                "VAE: ELBO {elbo:.2} nats/image, KL {kl:.2} nats, {} active code dimensions",
+                m.active_dims.unwrap_or(0)
+            );
+        }
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use super::progress::TrainBar;
 use super::Common;
 use crate::data::noise::Noise;
 use crate::data::DatasetKind;
-use crate::model::{ModelConfig, RunConfig, TrainParams};
+use crate::model::{LossKind, ModelConfig, RunConfig, TrainParams};
 use crate::train::job::{self, Job, Save};
 use crate::train::{Control, Status};
 
@@ -28,6 +28,15 @@ pub struct TrainArgs {
     /// λ of the L1 penalty on the code.
     #[arg(long)]
     pub l1: Option<f64>,
+    /// A VAE's weight β of the KL term (vae-N presets; 1 by default).
+    #[arg(long)]
+    pub beta: Option<f64>,
+    /// A VAE's β ramps up from 0 over the first epoch.
+    #[arg(long)]
+    pub beta_warmup: bool,
+    /// Reconstruction loss: bce or mse (default: the preset's).
+    #[arg(long)]
+    pub loss: Option<LossKind>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     #[arg(long, default_value = "mnist")]
@@ -61,6 +70,22 @@ pub fn run(common: &Common, a: TrainArgs) -> anyhow::Result<()> {
             "--l1 must be a finite number >= 0"
         );
         model_cfg.l1 = l;
+    }
+    if let Some(l) = a.loss {
+        model_cfg.loss = l;
+    }
+    if a.beta.is_some() || a.beta_warmup {
+        let crate::model::Arch::Vae { beta, warmup, .. } = &mut model_cfg.arch else {
+            anyhow::bail!("--beta and --beta-warmup are for VAE presets (vae-2, vae-30)");
+        };
+        if let Some(b) = a.beta {
+            anyhow::ensure!(
+                b >= 0.0 && b.is_finite(),
+                "--beta must be a finite number >= 0"
+            );
+            *beta = b;
+        }
+        *warmup |= a.beta_warmup;
     }
     anyhow::ensure!(a.batch > 0, "--batch must be at least 1");
     anyhow::ensure!(
@@ -116,6 +141,11 @@ pub fn run(common: &Common, a: TrainArgs) -> anyhow::Result<()> {
                 "status": m.status,
                 "train_loss": m.history.train_loss,
                 "val_loss": m.history.val_loss,
+                "train_reconstruction": m.history.train_reconstruction,
+                "train_kl": m.history.train_kl,
+                "val_elbo": m.history.val_elbo,
+                "val_kl": m.history.val_kl,
+                "active_dims": m.history.active_dims,
                 "test": m.test_metrics,
                 "samples_per_sec": m.samples_per_sec,
                 "train_secs": m.train_secs,
@@ -142,6 +172,14 @@ pub fn run(common: &Common, a: TrainArgs) -> anyhow::Result<()> {
                 test.probe_accuracy.unwrap_or(0.0) * 100.0
             ),
             None => println!("test: not evaluated (no epoch finished)"),
+        }
+        if let Some(t) = m.test_metrics.as_ref().filter(|t| t.elbo.is_some()) {
+            println!(
+                "VAE test: ELBO {:.2} nats/image, KL {:.2} nats, {} active code dimensions",
+                t.elbo.unwrap_or(0.0),
+                t.kl.unwrap_or(0.0),
+                t.active_dims.unwrap_or(0)
+            );
         }
         if let Some(p) = &t.checkpoint {
             println!("saved {}", p.display());

@@ -60,6 +60,19 @@ pub enum Arch {
     },
     /// conv8-pool-conv16-pool-conv16-pool (28->14->7->4), then a decoder.
     Conv { decoder: ConvDecoder },
+    /// A variational autoencoder: 784 -> encoder sizes -> the mean and the
+    /// log-variance of a `latent`-dimensional Gaussian code; the decoder
+    /// mirrors the encoder back to 784 (sigmoid output). Trained on the
+    /// reconstruction loss summed over pixels + `beta` · KL(q(z|x) ‖ N(0, I)),
+    /// with `beta` ramped up from 0 over the first epoch when `warmup`.
+    Vae {
+        encoder: Vec<usize>,
+        latent: usize,
+        activation: Activation,
+        beta: f64,
+        #[serde(default)]
+        warmup: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
@@ -70,6 +83,17 @@ pub enum LossKind {
     Mse,
     /// Binary cross-entropy on the logits (numerically stable).
     Bce,
+}
+
+impl std::str::FromStr for LossKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "mse" => Ok(LossKind::Mse),
+            "bce" => Ok(LossKind::Bce),
+            other => Err(format!("unknown loss {other:?}: use bce or mse")),
+        }
+    }
 }
 
 /// What a model is and what it is trained to do.
@@ -149,6 +173,7 @@ impl ModelConfig {
         Ok(match name {
             "deep" => Self::dense("deep", vec![512, 256, 128, 30], vec![128, 256]),
             "sparse" => Self::preset("sparse-1e-4")?,
+            "vae" => Self::preset("vae-2")?,
             "denoise" => Self::preset("denoise-0.5")?,
             _ => {
                 if let Some(size) = name.strip_prefix("shallow-") {
@@ -173,6 +198,25 @@ impl ModelConfig {
                         level,
                     };
                     c
+                } else if let Some(d) = name.strip_prefix("vae-") {
+                    let latent: usize = d.parse().map_err(|_| bad())?;
+                    if latent == 0 || latent > 256 {
+                        return Err(bad());
+                    }
+                    ModelConfig {
+                        preset: name.into(),
+                        arch: Arch::Vae {
+                            encoder: vec![512, 256],
+                            latent,
+                            activation: Activation::Relu,
+                            beta: 1.0,
+                            warmup: false,
+                        },
+                        l1: 0.0,
+                        noise: Noise::none(),
+                        // BCE summed over the pixels: the Bernoulli likelihood
+                        loss: LossKind::Bce,
+                    }
                 } else if let Some(d) = name.strip_prefix("conv-") {
                     let decoder = ConvDecoder::ALL
                         .into_iter()
@@ -206,11 +250,24 @@ impl ModelConfig {
         match &self.arch {
             Arch::Dense { encoder, .. } => *encoder.last().unwrap_or(&PIXELS),
             Arch::Conv { .. } => 16 * 4 * 4,
+            Arch::Vae { latent, .. } => *latent,
         }
     }
 
     pub fn is_conv(&self) -> bool {
         matches!(self.arch, Arch::Conv { .. })
+    }
+
+    pub fn is_vae(&self) -> bool {
+        matches!(self.arch, Arch::Vae { .. })
+    }
+
+    /// The VAE's β and warm-up (None for the other models).
+    pub fn vae_beta(&self) -> Option<(f64, bool)> {
+        match self.arch {
+            Arch::Vae { beta, warmup, .. } => Some((beta, warmup)),
+            _ => None,
+        }
     }
 
     /// One plain-language sentence on what this kind of model is for.
@@ -236,6 +293,9 @@ impl ModelConfig {
             }
             Arch::Dense { .. } => {
                 "Deep: several layers squeeze the image into a small code (the bottleneck) and expand it back; the non-linear cousin of PCA."
+            }
+            Arch::Vae { .. } => {
+                "Variational: the encoder gives a Gaussian over codes, not one code, and a KL penalty pulls it towards N(0, I), so every point of the code space decodes to a plausible digit: you can walk it and sample from it."
             }
         }
     }
@@ -267,6 +327,40 @@ impl ModelConfig {
                 }
                 s
             }
+            Arch::Vae {
+                encoder,
+                latent,
+                activation,
+                beta,
+                warmup,
+            } => {
+                let enc: Vec<String> = std::iter::once(PIXELS)
+                    .chain(encoder.iter().copied())
+                    .map(|s| s.to_string())
+                    .collect();
+                let dec: Vec<String> = encoder
+                    .iter()
+                    .rev()
+                    .copied()
+                    .chain(std::iter::once(PIXELS))
+                    .map(|s| s.to_string())
+                    .collect();
+                format!(
+                    "VAE {}-(μ, log σ² of {latent})-{} {}, {} + β={beta}·KL{}",
+                    enc.join("-"),
+                    dec.join("-"),
+                    activation.label(),
+                    match self.loss {
+                        LossKind::Bce => "BCE",
+                        LossKind::Mse => "MSE",
+                    },
+                    if *warmup {
+                        " (β warmed up over epoch 1)"
+                    } else {
+                        ""
+                    }
+                )
+            }
             Arch::Conv { decoder } => format!(
                 "conv 8-16-16 (28-14-7-4), {} decoder",
                 match decoder {
@@ -293,6 +387,27 @@ pub fn param_shapes(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
                 fan_in = h;
             }
             for (i, &h) in decoder.iter().chain(std::iter::once(&PIXELS)).enumerate() {
+                out.push((format!("dec.{i}.weight"), vec![h, fan_in]));
+                out.push((format!("dec.{i}.bias"), vec![h]));
+                fan_in = h;
+            }
+        }
+        Arch::Vae {
+            encoder, latent, ..
+        } => {
+            let mut fan_in = PIXELS;
+            for (i, &h) in encoder.iter().enumerate() {
+                out.push((format!("enc.{i}.weight"), vec![h, fan_in]));
+                out.push((format!("enc.{i}.bias"), vec![h]));
+                fan_in = h;
+            }
+            for head in ["enc.mu", "enc.logvar"] {
+                out.push((format!("{head}.weight"), vec![*latent, fan_in]));
+                out.push((format!("{head}.bias"), vec![*latent]));
+            }
+            fan_in = *latent;
+            let sizes = encoder.iter().rev().chain(std::iter::once(&PIXELS));
+            for (i, &h) in sizes.enumerate() {
                 out.push((format!("dec.{i}.weight"), vec![h, fan_in]));
                 out.push((format!("dec.{i}.bias"), vec![h]));
                 fan_in = h;
@@ -351,6 +466,51 @@ mod tests {
         assert_eq!(ModelConfig::preset("denoise-0.8").unwrap().noise.level, 0.8);
         assert!(ModelConfig::preset("bogus").is_err());
         assert!(ModelConfig::preset("shallow-x").is_err());
+    }
+
+    #[test]
+    fn vae_presets_have_mean_and_log_variance_heads() {
+        let c = ModelConfig::preset("vae-2").unwrap();
+        assert!(c.is_vae() && c.bottleneck() == 2 && c.loss == LossKind::Bce);
+        assert_eq!(c.vae_beta(), Some((1.0, false)));
+        let shapes = param_shapes(&c);
+        let names: Vec<&str> = shapes.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "enc.0.weight",
+                "enc.0.bias",
+                "enc.1.weight",
+                "enc.1.bias",
+                "enc.mu.weight",
+                "enc.mu.bias",
+                "enc.logvar.weight",
+                "enc.logvar.bias",
+                "dec.0.weight",
+                "dec.0.bias",
+                "dec.1.weight",
+                "dec.1.bias",
+                "dec.2.weight",
+                "dec.2.bias",
+            ]
+        );
+        // 784-512-256, two heads of 2, 2-256-512-784
+        let want = 784 * 512
+            + 512
+            + 512 * 256
+            + 256
+            + 2 * (256 * 2 + 2)
+            + 2 * 256
+            + 256
+            + 256 * 512
+            + 512
+            + 512 * 784
+            + 784;
+        assert_eq!(c.param_count(), want);
+        assert_eq!(ModelConfig::preset("vae-30").unwrap().bottleneck(), 30);
+        assert!(ModelConfig::preset("vae-0").is_err());
+        let back: ModelConfig = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
     }
 
     #[test]

@@ -61,8 +61,10 @@ pub struct FeatureMaps {
 pub struct Forward {
     /// Pre-sigmoid output, `[b, 784]`.
     pub logits: Tensor,
-    /// The code, `[b, bottleneck]`.
+    /// The code, `[b, bottleneck]` (a VAE's: the mean of its Gaussian).
     pub code: Tensor,
+    /// A VAE's log-variance of the code, `[b, latent]`.
+    pub logvar: Option<Tensor>,
 }
 
 impl Autoencoder {
@@ -167,6 +169,18 @@ impl Autoencoder {
     /// layers' weight and bias gradients in `sink` (slots in the order of
     /// [`Autoencoder::params`]) rather than in candle's gradient store.
     pub fn forward_with_sink(&self, x: &Tensor, sink: Option<&Arc<GradSink>>) -> Result<Forward> {
+        self.forward_sampled(x, sink, None)
+    }
+
+    /// [`Autoencoder::forward_with_sink`]; a VAE decodes `μ + σ·eps` (the
+    /// reparameterised sample: `eps [b, latent]` standard normal) when
+    /// `eps` is given, else its mean `μ`. Other models ignore `eps`.
+    pub fn forward_sampled(
+        &self,
+        x: &Tensor,
+        sink: Option<&Arc<GradSink>>,
+        eps: Option<&Tensor>,
+    ) -> Result<Forward> {
         match &self.config.arch {
             Arch::Dense {
                 encoder,
@@ -179,7 +193,33 @@ impl Autoencoder {
                     h = self.dense(&h, &format!("enc.{i}"), Some(*activation), sink)?;
                 }
                 let logits = self.dense_decode(&h, decoder.len(), *activation, sink)?;
-                Ok(Forward { logits, code: h })
+                Ok(Forward {
+                    logits,
+                    code: h,
+                    logvar: None,
+                })
+            }
+            Arch::Vae {
+                encoder,
+                activation,
+                ..
+            } => {
+                let mut h = x.clone();
+                for i in 0..encoder.len() {
+                    h = self.dense(&h, &format!("enc.{i}"), Some(*activation), sink)?;
+                }
+                let mu = self.dense(&h, "enc.mu", None, sink)?;
+                let logvar = self.dense(&h, "enc.logvar", None, sink)?;
+                let z = match eps {
+                    Some(e) => (&mu + ((&logvar * 0.5)?.exp()? * e)?)?,
+                    None => mu.clone(),
+                };
+                let logits = self.dense_decode(&z, encoder.len(), *activation, sink)?;
+                Ok(Forward {
+                    logits,
+                    code: mu,
+                    logvar: Some(logvar),
+                })
             }
             Arch::Conv { decoder } => self.conv_forward(x, *decoder, &mut Vec::new()),
         }
@@ -254,6 +294,11 @@ impl Autoencoder {
                 activation,
                 ..
             } => self.dense_decode(&code, decoder.len(), *activation, None)?,
+            Arch::Vae {
+                encoder,
+                activation,
+                ..
+            } => self.dense_decode(&code, encoder.len(), *activation, None)?,
             Arch::Conv {
                 decoder: ConvDecoder::Deconv,
             } => self.deconv_decode(&code.reshape((n, 16, 4, 4))?, &mut Vec::new())?,
@@ -400,6 +445,7 @@ impl Autoencoder {
         Ok(Forward {
             logits: logits.reshape((b, PIXELS))?,
             code,
+            logvar: None,
         })
     }
 
@@ -432,7 +478,7 @@ impl Autoencoder {
         // Conv activations are ~30x the input: smaller batches keep them
         // a few MB (cache-friendly, and reused by the allocator).
         let batch = match self.config.arch {
-            Arch::Dense { .. } => 1000,
+            Arch::Dense { .. } | Arch::Vae { .. } => 1000,
             Arch::Conv { .. } => 128,
         };
         let n = images.len() / PIXELS;
@@ -544,8 +590,30 @@ fn first_max_mask(x: &Tensor) -> Result<Tensor> {
 }
 
 /// Loss of a forward pass against clean targets, plus the L1 penalty on the
-/// code when λ > 0. Returns (objective, reconstruction part).
+/// code when λ > 0, or a VAE's β·KL. Returns (objective, reconstruction part).
 pub fn loss(config: &ModelConfig, f: &Forward, target: &Tensor) -> Result<(Tensor, Tensor)> {
+    let beta = config.vae_beta().map_or(0.0, |(b, _)| b);
+    let p = loss_parts(config, f, target, beta)?;
+    Ok((p.objective, p.reconstruction))
+}
+
+/// The terms of a loss.
+pub struct LossParts {
+    pub objective: Tensor,
+    /// Per pixel (mean) for autoencoders; summed over the pixels (mean over
+    /// the images) for a VAE.
+    pub reconstruction: Tensor,
+    /// A VAE's KL(q(z|x) ‖ N(0, I)) in nats, mean over the images.
+    pub kl: Option<Tensor>,
+}
+
+/// [`loss`] with a VAE's KL weighted by `beta` (its warm-up's value).
+pub fn loss_parts(
+    config: &ModelConfig,
+    f: &Forward,
+    target: &Tensor,
+    beta: f64,
+) -> Result<LossParts> {
     let op = lossops::Loss(config.loss);
     let rec = if target.device().is_cpu() {
         f.logits
@@ -554,6 +622,39 @@ pub fn loss(config: &ModelConfig, f: &Forward, target: &Tensor) -> Result<(Tenso
     } else {
         op.with_candle_ops(&f.logits, target)?
     };
+    if let (Some(logvar), true) = (&f.logvar, config.is_vae()) {
+        let rec = (rec * PIXELS as f64)?;
+        let kl = kl_divergence(&f.code, logvar)?;
+        return Ok(LossParts {
+            objective: (&rec + (&kl * beta)?)?,
+            reconstruction: rec,
+            kl: Some(kl),
+        });
+    }
+    let (objective, reconstruction) = plain_loss(config, f, rec)?;
+    Ok(LossParts {
+        objective,
+        reconstruction,
+        kl: None,
+    })
+}
+
+/// KL(N(μ, σ²) ‖ N(0, I)) summed over the code, mean over the rows.
+pub fn kl_divergence(mu: &Tensor, logvar: &Tensor) -> Result<Tensor> {
+    let b = mu.dim(0)? as f64;
+    let per = ((logvar.exp()? + mu.sqr()?)? - logvar)?;
+    // ½ Σ (σ² + μ² − log σ² − 1)
+    (per - 1.0)?.sum_all()? * (0.5 / b)
+}
+
+/// A KL per code dimension, mean over the rows: `[latent]`.
+pub fn kl_per_dimension(mu: &Tensor, logvar: &Tensor) -> Result<Vec<f32>> {
+    let b = mu.dim(0)? as f64;
+    let per = ((logvar.exp()? + mu.sqr()?)? - logvar)?;
+    ((per - 1.0)?.sum(0)? * (0.5 / b))?.to_vec1::<f32>()
+}
+
+fn plain_loss(config: &ModelConfig, f: &Forward, rec: Tensor) -> Result<(Tensor, Tensor)> {
     if config.l1 > 0.0 {
         let b = f.code.dim(0)? as f64;
         let pen = (f.code.abs()?.sum_all()? * (config.l1 / b))?;

@@ -13,6 +13,20 @@ pub struct History {
     /// Learning-rate changes as (step, lr).
     #[serde(default)]
     pub lr_changes: Vec<(usize, f64)>,
+    /// A VAE's reconstruction term per epoch (summed over the pixels).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub train_reconstruction: Vec<f64>,
+    /// A VAE's KL term per epoch (nats per image).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub train_kl: Vec<f64>,
+    /// A VAE's validation ELBO per epoch (nats per image).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub val_elbo: Vec<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub val_kl: Vec<f64>,
+    /// A VAE's code dimensions with a KL above 0.01 nats, per epoch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub active_dims: Vec<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -81,4 +95,13 @@ pub struct Metrics {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe_accuracy: Option<f64>,
     pub n_images: usize,
+    /// A VAE's ELBO (nats per image, one sampled code per image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elbo: Option<f64>,
+    /// A VAE's KL of its code to N(0, I) (nats per image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kl: Option<f64>,
+    /// A VAE's code dimensions with a KL above 0.01 nats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_dims: Option<usize>,
 }

@@ -391,6 +391,7 @@ mod tests {
             secs: 1.0,
             samples_per_sec: 1000.0,
             activations: None,
+            vae: None,
         };
         let step = TrainEvent::Step {
             epoch: 1,
@@ -398,6 +399,7 @@ mod tests {
             loss: 0.2,
             lr: 1e-3,
             samples_per_sec: 1000.0,
+            terms: None,
         };
         let note = |event| Note::Train {
             index: 4,

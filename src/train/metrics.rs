@@ -124,6 +124,7 @@ pub fn reconstruction_metrics(rec: &[f32], target: &[f32]) -> Metrics {
         ssim: ssim_mean,
         probe_accuracy: None,
         n_images: sse.len(),
+        ..Metrics::default()
     }
 }
 

@@ -5,6 +5,7 @@ pub mod adam;
 pub mod job;
 pub mod metrics;
 pub mod run;
+pub mod vae;
 
 pub use metrics::Metrics;
 pub use run::{evaluate, run, Control, History, Observer, Outcome, Status, TrainEvent};

@@ -77,6 +77,10 @@ pub enum TrainEvent {
         loss: f32,
         lr: f64,
         samples_per_sec: f64,
+        /// A VAE's two terms of this batch: the reconstruction (summed
+        /// over the pixels) and the KL, nats per image (`loss` is the whole
+        /// objective, reconstruction + β·KL).
+        terms: Option<[f32; 2]>,
     },
     LearningRateChanged {
         step: usize,
@@ -92,10 +96,23 @@ pub enum TrainEvent {
         /// Code statistics on the first validation images, when the
         /// observer asks for them.
         activations: Option<Box<metrics::ActivationStats>>,
+        /// A VAE's terms and validation ELBO.
+        vae: Option<VaeEpoch>,
     },
     /// Training is over; the model is being evaluated on the test set
     /// (sent by [`super::job::run`], not by the loop).
     Evaluating,
+}
+
+/// A VAE's epoch: the training objective's two terms (means over the
+/// epoch's batches) and the validation ELBO, KL and active dimensions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VaeEpoch {
+    pub train_reconstruction: f64,
+    pub train_kl: f64,
+    pub val_elbo: f64,
+    pub val_kl: f64,
+    pub active_dims: usize,
 }
 
 /// Receives the loop's events (a terminal progress bar, a channel to the UI).
@@ -273,9 +290,10 @@ pub(crate) fn batch_gradients(
     model: &Autoencoder,
     clean: &[f32],
     noisy: Option<&[f32]>,
+    vae: Option<(&[f32], f64)>,
     ways: usize,
     sinks: &[Arc<GradSink>],
-) -> candle_core::Result<(f32, Vec<GradStore>, Vec<f32>)> {
+) -> candle_core::Result<(BatchLoss, Vec<GradStore>, Vec<f32>)> {
     let mc = &model.config;
     let device = &model.device;
     let rows = clean.len() / PIXELS;
@@ -286,7 +304,9 @@ pub(crate) fn batch_gradients(
     if !sinks.is_empty() && sinks.len() < ways {
         candle_core::bail!("{ways} batch parts, {} gradient sinks", sinks.len());
     }
-    let part = |(i, &(a, b)): (usize, &(usize, usize))| -> candle_core::Result<(f32, GradStore)> {
+    let latent = mc.bottleneck();
+    type Part = (f32, Option<f32>, GradStore);
+    let part = |(i, &(a, b)): (usize, &(usize, usize))| -> candle_core::Result<Part> {
         let _ftz = FlushDenormals::new();
         let sink = sinks.get(i);
         if let Some(s) = sink {
@@ -299,11 +319,19 @@ pub(crate) fn batch_gradients(
                 Tensor::from_slice(&noisy[a * PIXELS..b * PIXELS], (b - a, PIXELS), device)?
             }
         };
-        let f = model.forward_with_sink(&input, sink)?;
-        let (objective, _) = model::loss(mc, &f, &target)?;
-        Ok((objective.to_scalar()?, objective.backward()?))
+        let (eps, beta) = match vae {
+            Some((eps, beta)) => {
+                let e = &eps[a * latent..b * latent];
+                (Some(Tensor::from_slice(e, (b - a, latent), device)?), beta)
+            }
+            None => (None, 0.0),
+        };
+        let f = model.forward_sampled(&input, sink, eps.as_ref())?;
+        let p = model::loss_parts(mc, &f, &target, beta)?;
+        let kl = p.kl.map(|k| k.to_scalar::<f32>()).transpose()?;
+        Ok((p.objective.to_scalar()?, kl, p.objective.backward()?))
     };
-    let done: Vec<(f32, GradStore)> = if ways == 1 {
+    let done: Vec<Part> = if ways == 1 {
         vec![part((0, &parts[0]))?]
     } else if ways == 2 {
         let (a, b) = crate::par::join(|| part((0, &parts[0])), || part((1, &parts[1])));
@@ -320,9 +348,102 @@ pub(crate) fn batch_gradients(
         .iter()
         .map(|&(a, b)| (b - a) as f32 / rows as f32)
         .collect();
-    let loss: f32 = done.iter().zip(&weights).map(|((l, _), w)| l * w).sum();
-    let grads = done.into_iter().map(|(_, g)| g).collect();
+    let objective: f32 = done.iter().zip(&weights).map(|((l, _, _), w)| l * w).sum();
+    let kl = vae.map(|_| {
+        done.iter()
+            .zip(&weights)
+            .map(|((_, k, _), w)| k.unwrap_or(0.0) * w)
+            .sum::<f32>()
+    });
+    let beta = vae.map_or(0.0, |(_, b)| b) as f32;
+    let loss = BatchLoss {
+        objective,
+        reconstruction: objective - beta * kl.unwrap_or(0.0),
+        kl,
+    };
+    let grads = done.into_iter().map(|(_, _, g)| g).collect();
     Ok((loss, grads, weights))
+}
+
+/// A batch's loss: the objective, its reconstruction term, and a VAE's KL
+/// term.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct BatchLoss {
+    pub objective: f32,
+    pub reconstruction: f32,
+    pub kl: Option<f32>,
+}
+
+/// An epoch's batch losses, summed.
+#[derive(Default)]
+struct EpochSums {
+    objective: f64,
+    reconstruction: f64,
+    kl: f64,
+    batches: usize,
+}
+
+impl EpochSums {
+    fn add(&mut self, l: &BatchLoss) {
+        self.objective += l.objective as f64;
+        self.reconstruction += l.reconstruction as f64;
+        self.kl += l.kl.unwrap_or(0.0) as f64;
+        self.batches += 1;
+    }
+
+    fn mean(&self, sum: f64) -> f64 {
+        sum / self.batches.max(1) as f64
+    }
+}
+
+/// For a VAE: fill `eps` with a standard normal draw per code value of a
+/// batch of `rows`, and give the KL's weight at this step (β, ramped up
+/// over the first epoch when warming up); None for other models.
+fn vae_sample(
+    mc: &crate::model::ModelConfig,
+    rows: usize,
+    epoch: usize,
+    step: usize,
+    steps_per_epoch: usize,
+    rng: &mut Rng,
+    eps: &mut Vec<f32>,
+) -> Option<f64> {
+    let (beta, warmup) = mc.vae_beta()?;
+    eps.clear();
+    eps.extend((0..rows * mc.bottleneck()).map(|_| rng.normal()));
+    Some(if warmup && epoch == 0 {
+        beta * ((step + 1) as f64 / steps_per_epoch.max(1) as f64).min(1.0)
+    } else {
+        beta
+    })
+}
+
+/// For a VAE: the epoch's terms and its ELBO, KL and active dimensions on
+/// `val` (recorded in `history`); None for other models.
+fn vae_epoch(
+    model: &Autoencoder,
+    val: &Split,
+    seed: u64,
+    sums: &EpochSums,
+    history: &mut History,
+) -> candle_core::Result<Option<VaeEpoch>> {
+    if !model.config.is_vae() {
+        return Ok(None);
+    }
+    let s = super::vae::stats(model, &val.to_f32(), seed)?;
+    let e = VaeEpoch {
+        train_reconstruction: sums.mean(sums.reconstruction),
+        train_kl: sums.mean(sums.kl),
+        val_elbo: s.elbo,
+        val_kl: s.kl,
+        active_dims: s.active_dims,
+    };
+    history.train_reconstruction.push(e.train_reconstruction);
+    history.train_kl.push(e.train_kl);
+    history.val_elbo.push(e.val_elbo);
+    history.val_kl.push(e.val_kl);
+    history.active_dims.push(e.active_dims);
+    Ok(Some(e))
 }
 
 /// One optimiser step on the parts' gradients (and those their layers
@@ -406,6 +527,9 @@ fn train_loop(
     let sinks = sinks_for(model, ways);
     let mut shuffle_rng = Rng::new(tp.seed);
     let mut noise_rng = Rng::new(tp.seed.wrapping_add(0x5EED));
+    // a VAE's code samples, and where they go
+    let mut vae_rng = Rng::new(tp.seed.wrapping_add(0xC0DE));
+    let mut eps = Vec::new();
     let mut order: Vec<usize> = (0..n).collect();
     let mut clean = Vec::with_capacity(batch * PIXELS);
     let mut noisy = Vec::with_capacity(batch * PIXELS);
@@ -421,8 +545,7 @@ fn train_loop(
         shuffle_rng.shuffle(&mut order);
         let epoch_start = Instant::now();
         let mut paused_secs = 0.0;
-        let mut loss_sum = 0.0f64;
-        let mut loss_count = 0usize;
+        let mut sums = EpochSums::default();
         for idx in order.chunks(batch) {
             paused_secs += wait_while_paused(control);
             if control.is_stopped() {
@@ -450,7 +573,19 @@ fn train_loop(
                 1
             };
             let noisy = (!mc.noise.is_none()).then_some(noisy.as_slice());
-            let (loss, grads, weights) = batch_gradients(model, &clean, noisy, ways, &sinks)?;
+            let beta = vae_sample(
+                mc,
+                rows,
+                epoch,
+                step,
+                steps_per_epoch,
+                &mut vae_rng,
+                &mut eps,
+            );
+            let vae = beta.map(|b| (eps.as_slice(), b));
+            let (batch_loss, grads, weights) =
+                batch_gradients(model, &clean, noisy, vae, ways, &sinks)?;
+            let (loss, kl) = (batch_loss.objective, batch_loss.kl);
             step += 1;
             if !loss.is_finite() {
                 model.restore(&last_good)?;
@@ -458,8 +593,7 @@ fn train_loop(
                 break 'epochs;
             }
             step_on(&mut opt, &grads, &sinks, &weights)?;
-            loss_sum += loss as f64;
-            loss_count += 1;
+            sums.add(&batch_loss);
             samples += idx.len();
             let elapsed = train_secs + epoch_start.elapsed().as_secs_f64() - paused_secs;
             observer.event(&TrainEvent::Step {
@@ -468,6 +602,7 @@ fn train_loop(
                 loss,
                 lr,
                 samples_per_sec: samples as f64 / elapsed.max(1e-9),
+                terms: kl.map(|k| [batch_loss.reconstruction, k]),
             });
         }
         train_secs += epoch_start.elapsed().as_secs_f64() - paused_secs;
@@ -482,10 +617,11 @@ fn train_loop(
             break;
         }
         last_good = model.snapshot()?;
-        let train_loss = loss_sum / loss_count.max(1) as f64;
+        let train_loss = sums.mean(sums.objective);
         history.train_loss.push(train_loss);
         let previous = history.val_loss.last().copied();
         history.val_loss.push(val);
+        let vae = vae_epoch(model, &data.val, tp.seed, &sums, &mut history)?;
         let collapsed = previous.is_some_and(|p| collapsed(p, val, blank_mse));
         let activations = observer
             .wants_activations()
@@ -498,6 +634,7 @@ fn train_loop(
             secs: epoch_start.elapsed().as_secs_f64(),
             samples_per_sec: samples as f64 / train_secs.max(1e-9),
             activations,
+            vae,
         });
         if collapsed {
             status = Status::Collapsed {
@@ -576,6 +713,12 @@ pub fn evaluate(
 ) -> candle_core::Result<Metrics> {
     let (rec, clean) = reconstruct_noisy(model, split, noise, seed)?;
     let mut m = metrics::reconstruction_metrics(&rec, &clean);
+    if model.config.is_vae() {
+        let s = super::vae::stats(model, &clean, seed)?;
+        m.elbo = Some(s.elbo);
+        m.kl = Some(s.kl);
+        m.active_dims = Some(s.active_dims);
+    }
     if let Some(train) = probe_train {
         let train = train.head(PROBE_TRAIN_IMAGES);
         let dim = model.config.bottleneck();
@@ -699,6 +842,7 @@ mod tests {
             "conv-unpool",
             "conv-deconv",
             "conv-both",
+            "vae-30",
         ];
         for preset in presets {
             let mc = ModelConfig::preset(preset).unwrap();
@@ -719,6 +863,9 @@ mod tests {
                 let noisy = |b: &(Vec<f32>, Vec<f32>)| -> Option<Vec<f32>> {
                     (!mc.noise.is_none()).then(|| b.1.clone())
                 };
+                // a VAE's code samples: the same for the whole and the parts
+                let eps = crate::train::vae::standard_normals(rows * mc.bottleneck(), &mut rng);
+                let vae = mc.is_vae().then_some((eps.as_slice(), 1.0));
                 // the whole batch, one thread: the reference, step by step
                 let whole = Autoencoder::new(&mc, 9, &Device::Cpu).unwrap();
                 let mut opt = FusedAdam::new(whole.vars(), params.clone()).unwrap();
@@ -726,7 +873,8 @@ mod tests {
                 for b in &batches {
                     let before = whole.snapshot().unwrap();
                     let (loss, g, w) =
-                        batch_gradients(&whole, &b.0, noisy(b).as_deref(), 1, &[]).unwrap();
+                        batch_gradients(&whole, &b.0, noisy(b).as_deref(), vae, 1, &[]).unwrap();
+                    let loss = loss.objective;
                     step_on(&mut opt, &g, &[], &w).unwrap();
                     reference.push((before, loss, whole.snapshot().unwrap()));
                 }
@@ -740,9 +888,16 @@ mod tests {
                         let mut out = Vec::new();
                         for (b, (before, _, _)) in batches.iter().zip(&reference) {
                             split.restore(before).unwrap();
-                            let (loss, g, wt) =
-                                batch_gradients(&split, &b.0, noisy(b).as_deref(), ways, &sinks)
-                                    .unwrap();
+                            let (loss, g, wt) = batch_gradients(
+                                &split,
+                                &b.0,
+                                noisy(b).as_deref(),
+                                vae,
+                                ways,
+                                &sinks,
+                            )
+                            .unwrap();
+                            let loss = loss.objective;
                             assert_eq!(g.len(), ways);
                             let shares: f32 = wt.iter().sum();
                             assert!((shares - 1.0).abs() < 1e-6, "shares sum to {shares}");
