@@ -79,14 +79,14 @@ fn queue_controls_reorder_and_cancel() {
     assert!(h.query_by_label("Download now").is_some());
     h.get_by_label("Train the whole study").click();
     h.run_steps(2);
-    assert_eq!(h.state().state.queue.len(), 15);
+    assert_eq!(h.state().state.queue.len(), 17);
     let second = h.state().state.queue[1];
     h.get_all_by_label("Up").nth(1).unwrap().click();
     h.run_steps(2);
     assert_eq!(h.state().state.queue[0], second);
     h.get_all_by_label("Remove").next().unwrap().click();
     h.run_steps(2);
-    assert_eq!(h.state().state.queue.len(), 14);
+    assert_eq!(h.state().state.queue.len(), 16);
     assert!(!h.state().state.queue.contains(&second));
 }
 

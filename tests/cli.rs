@@ -48,7 +48,7 @@ fn presets_lists_exact_parameter_counts() {
     assert_eq!(find("shallow-64"), 101_200);
     assert_eq!(find("shallow-128"), 201_616);
     assert_eq!(find("shallow-256"), 402_448);
-    assert_eq!(v["presets"].as_array().unwrap().len(), 15);
+    assert_eq!(v["presets"].as_array().unwrap().len(), 17);
 }
 
 #[test]
@@ -183,7 +183,7 @@ fn pca_train_eval_on_generated_data() {
     ] {
         assert!(b["interaction_ms"][key].as_f64().unwrap() > 0.0, "{key}");
     }
-    assert_eq!(b["models"], 15);
+    assert_eq!(b["models"], 17);
 
     // train with no --out saves into the model library
     let tr2 = json(&aelab(

@@ -32,6 +32,7 @@ fn quick_report_writes_every_section_figure_and_consistent_numbers() {
         "## Q3.",
         "## Q4.",
         "## Q5.",
+        "## Q6.",
         "## Summary",
     ] {
         assert!(md.contains(section), "missing {section}");
@@ -52,7 +53,7 @@ fn quick_report_writes_every_section_figure_and_consistent_numbers() {
     }
     // every model of the study, and its summary-table row matches metrics.json
     let models_json = json["models"].as_array().unwrap();
-    assert_eq!(models_json.len(), 15);
+    assert_eq!(models_json.len(), 17);
     for m in models_json {
         let preset = m["preset"].as_str().unwrap();
         let summary = &md[md.find("## Summary").unwrap()..];
@@ -113,7 +114,7 @@ fn quick_report_writes_every_section_figure_and_consistent_numbers() {
         std::fs::read_dir(out.path().join("models"))
             .unwrap()
             .count(),
-        30,
-        "15 checkpoints + manifests"
+        34,
+        "17 checkpoints + manifests"
     );
 }

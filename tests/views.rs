@@ -394,7 +394,7 @@ fn the_study_report_runs_from_the_app_with_progress() {
             quick: true,
         });
     step_until(&mut h, 120, "progress", |a| {
-        a.report.as_ref().is_some_and(|r| r.last.contains("/15]"))
+        a.report.as_ref().is_some_and(|r| r.last.contains("/17]"))
     });
     step_until(&mut h, 300, "the report", |a| {
         a.report.as_ref().is_some_and(|r| r.finished.is_some())
@@ -494,6 +494,7 @@ fn the_study_view_walks_from_step_1_to_5() {
         "3. Sparsity: few units at a time",
         "4. Denoising: learn to clean",
         "5. Convolutional decoders",
+        "6. A variational autoencoder",
     ];
     for (i, t) in titles.iter().enumerate() {
         h.get_by_label("Next").click();
@@ -518,16 +519,16 @@ fn the_study_view_walks_from_step_1_to_5() {
     }
     h.get_by_label("Next").click();
     h.run_steps(2);
-    assert_eq!(h.state().views.study_view.step, 4, "step 5 is the last");
+    assert_eq!(h.state().views.study_view.step, 5, "step 6 is the last");
     h.get_by_label("Back").click();
     h.run_steps(2);
-    assert!(h.query_by_label_contains("4. Denoising").is_some());
+    assert!(h.query_by_label_contains("5. Convolutional").is_some());
     // each step points to the view with the rest of its figures
-    h.get_by_label("More on this in the Denoise view").click();
+    h.get_by_label("More on this in the Compare view").click();
     h.run_steps(2);
     assert_eq!(
         h.state().state.settings.view,
-        aelab::app::state::View::Denoise
+        aelab::app::state::View::Compare
     );
 }
 

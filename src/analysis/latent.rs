@@ -65,7 +65,10 @@ pub fn build_map(
     let x = data.test.rows_f32(0..n);
     let (codes, dim) = codes_of(cache, source, pca, &x)?;
     let labels = data.test.labels[..n].to_vec();
-    if *source == MapSource::Pca {
+    // PCA's two components, and a 2-D VAE's own plane (its codes as they
+    // are: the plane it decodes from)
+    let plane = matches!(source, MapSource::Model(m) if super::vae::is_plane(m));
+    if *source == MapSource::Pca || plane {
         let points = codes.chunks_exact(2).map(|c| [c[0], c[1]]).collect();
         return Ok(Map {
             points,
@@ -168,6 +171,8 @@ pub fn interpolate(
 
 /// The decoded image after moving `x`'s code along the model's main
 /// directions by `steps` standard deviations; also the plain reconstruction.
+/// A VAE's directions are its own code dimensions, those with the largest
+/// KL first (the prior's unit standard deviation each).
 pub fn walk(
     cache: &ModelCache,
     model: &ModelRef,
@@ -187,7 +192,19 @@ pub fn walk(
     let codes = m
         .encode(&data.test.rows_f32(0..n))
         .map_err(|e| e.to_string())?;
-    let (_, dirs) = pca::principal_directions(&codes, dim, SLIDERS, 1);
+    let dirs = if m.config.is_vae() {
+        super::vae::ranked_dimensions(&m, data)?
+            .into_iter()
+            .take(SLIDERS)
+            .map(|(d, _)| {
+                let mut unit = vec![0.0; dim];
+                unit[d] = 1.0;
+                (unit, 1.0)
+            })
+            .collect()
+    } else {
+        pca::principal_directions(&codes, dim, SLIDERS, 1).1
+    };
     let mut c = m.encode(x).map_err(|e| e.to_string())?;
     let base = m.decode(&c).map_err(|e| e.to_string())?;
     for ((d, sd), s) in dirs.iter().zip(steps) {

@@ -13,6 +13,7 @@ pub mod models;
 pub mod ood;
 pub mod recon;
 pub mod study;
+pub mod vae;
 
 pub use compute::{Compute, Pending};
 pub use models::{LibraryEntry, ModelCache, ModelRef};

@@ -21,6 +21,7 @@ pub enum Shows {
     Filters,
     Denoise,
     Compare,
+    Latent,
 }
 
 /// One step of the study.
@@ -37,7 +38,7 @@ pub struct Step {
     pub shows: Shows,
 }
 
-pub const STEPS: [Step; 5] = [
+pub const STEPS: [Step; 6] = [
     Step {
         title: "PCA versus a deep autoencoder",
         explain: "PCA squeezes each 784-pixel digit into k numbers with the best straight-line (linear) projection. An autoencoder learns its own squeeze (the encoder) and un-squeeze (the decoder) with non-linear layers. With the same 30 numbers, which keeps more of the digit?",
@@ -77,6 +78,14 @@ pub const STEPS: [Step; 5] = [
         baseline: &[],
         noise: 0.0,
         shows: Shows::Compare,
+    },
+    Step {
+        title: "A variational autoencoder",
+        explain: "A variational autoencoder (VAE) encodes each digit as a small cloud of codes (a mean and a spread) rather than one point, and pays a KL penalty (weight β) for clouds that stray from a standard normal. The reward: every point of its code space decodes to something digit-like, so you can drag through the plane of a 2-D VAE, see a grid of digits morph into each other, and draw new digits from nothing (Latent space view).",
+        presets: &["vae-2", "vae-30"],
+        baseline: &["deep"],
+        noise: 0.0,
+        shows: Shows::Latent,
     },
 ];
 
@@ -118,12 +127,13 @@ pub fn step_rows(
 }
 
 /// The step's take-away from the user's results, or what is missing.
-/// `mse` gives a preset's test error, where a model of it is trained.
+/// `results` gives a preset's test metrics, where a model of it is trained.
 pub fn take_away(
     step: usize,
-    mse: &dyn Fn(&str) -> Option<f64>,
+    results: &dyn Fn(&str) -> Option<Metrics>,
     pca30: Option<&Metrics>,
 ) -> String {
+    let mse = |p: &str| results(p).map(|m| m.mse_per_pixel);
     match step {
         0 => match (pca30, mse("deep")) {
             (Some(p), Some(d)) => format!(
@@ -169,7 +179,7 @@ pub fn take_away(
                 None => "Train the denoising models to compare noise levels.".into(),
             }
         }
-        _ => {
+        4 => {
             let mut found: Vec<(String, f64)> = STEPS[4]
                 .presets
                 .iter()
@@ -188,6 +198,32 @@ pub fn take_away(
                 _ => "Train at least two conv decoders to compare them.".into(),
             }
         }
+        _ => vae_take_away(results),
+    }
+}
+
+/// Step 6's take-away: the 30-D VAE against the deep autoencoder of the
+/// same code size, and what the 2-D one keeps.
+fn vae_take_away(results: &dyn Fn(&str) -> Option<Metrics>) -> String {
+    let (v2, v30, deep) = (results("vae-2"), results("vae-30"), results("deep"));
+    let elbo = |m: &Metrics| {
+        m.elbo
+            .map_or_else(String::new, |e| format!(", ELBO {e:.1} nats"))
+    };
+    match (&v30, &deep) {
+        (Some(v), Some(d)) => format!(
+            "With a 30-number code the VAE's test error is {:.4}{} against the deep autoencoder's {:.4}: it gives up {:.0}% of reconstruction quality for a code space you can sample from{}.",
+            v.mse_per_pixel,
+            elbo(v),
+            d.mse_per_pixel,
+            (v.mse_per_pixel / d.mse_per_pixel.max(1e-12) - 1.0) * 100.0,
+            v2.as_ref().map_or_else(String::new, |m| format!(
+                "; squeezed into 2 numbers it still reaches {:.4}{}",
+                m.mse_per_pixel,
+                elbo(m)
+            ))
+        ),
+        _ => "Train vae-30 and the deep autoencoder to compare a sampleable code with a plain one (vae-2 draws the plane in the Latent space view).".into(),
     }
 }
 
@@ -199,7 +235,7 @@ mod tests {
     #[test]
     fn every_preset_of_the_study_parses_once() {
         let all = presets();
-        assert_eq!(all.len(), 1 + 3 + 3 + 5 + 3);
+        assert_eq!(all.len(), 1 + 3 + 3 + 5 + 3 + 2);
         for name in &all {
             let c = ModelConfig::preset(name).unwrap();
             assert_eq!(c.preset, *name);
@@ -214,10 +250,18 @@ mod tests {
 
     #[test]
     fn take_aways_use_the_results_given() {
-        let mse = |p: &str| match p {
-            "shallow-64" => Some(0.02),
-            "shallow-256" => Some(0.01),
-            _ => None,
+        let mse = |p: &str| {
+            let m = |v| {
+                Some(Metrics {
+                    mse_per_pixel: v,
+                    ..Metrics::default()
+                })
+            };
+            match p {
+                "shallow-64" => m(0.02),
+                "shallow-256" => m(0.01),
+                _ => None,
+            }
         };
         assert!(take_away(1, &mse, None).contains("50% lower"));
         assert!(take_away(0, &mse, None).starts_with("Train the deep"));

@@ -42,6 +42,7 @@ impl View {
             Shows::Filters => View::Filters,
             Shows::Denoise => View::Denoise,
             Shows::Compare => View::Compare,
+            Shows::Latent => View::Latent,
         }
     }
 
@@ -596,12 +597,12 @@ impl AppState {
         }
     }
 
-    /// The test error of the newest model of `preset`, where there is one.
-    pub fn test_mse(&self, preset: &str) -> Option<f64> {
+    /// The test metrics of the newest model of `preset`, where there is one.
+    pub fn test_metrics(&self, preset: &str) -> Option<crate::train::Metrics> {
         self.models()
             .into_iter()
             .find(|e| e.manifest.run.model.preset == preset)
-            .and_then(|e| e.manifest.test_metrics.as_ref().map(|m| m.mse_per_pixel))
+            .and_then(|e| e.manifest.test_metrics.clone())
     }
 
     /// The newest model of each preset (and data set), in the study's
@@ -714,7 +715,7 @@ mod tests {
     fn study_enqueues_every_preset() {
         let mut s = AppState::default();
         let ids = s.enqueue_study();
-        assert_eq!(ids.len(), 15);
+        assert_eq!(ids.len(), 17);
         let names: Vec<_> = ids
             .iter()
             .map(|&i| s.run(i).unwrap().config.model.preset.clone())

@@ -194,7 +194,7 @@ impl StudyView {
         ui.label(RichText::new("Take-away").strong());
         ui.label(study::take_away(
             self.step,
-            &|p| state.test_mse(p),
+            &|p| state.test_metrics(p),
             self.pca.get(),
         ));
         ui.separator();

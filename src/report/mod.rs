@@ -104,8 +104,20 @@ pub struct Summary {
     /// Test MSE of each model (and PCA-30) at noise levels 0, 0.1, ..., 1.
     pub denoise_curves: BTreeMap<String, Vec<f64>>,
     pub conv_winner: Option<ConvWinner>,
+    pub vae: Vec<VaeSummary>,
     pub total_secs: f64,
     pub figures: Vec<String>,
+}
+
+/// A VAE of the report, on the test set.
+#[derive(Clone, Debug, Serialize)]
+pub struct VaeSummary {
+    pub model: String,
+    pub code: usize,
+    pub test_mse: f64,
+    pub elbo: Option<f64>,
+    pub kl: Option<f64>,
+    pub active_dims: Option<usize>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -314,6 +326,7 @@ pub fn run(
     let sparse = steps::q3(&mut w, &c)?;
     let denoise_curves = steps::q4(&mut w, &c)?;
     let conv_winner = steps::q5(&mut w, &c)?;
+    let vae = steps::q6(&mut w, &c)?;
     let total_secs = start.elapsed().as_secs_f64();
     steps::summary(&mut w, &c, total_secs);
     drop(c);
@@ -329,6 +342,7 @@ pub fn run(
         sparse,
         denoise_curves,
         conv_winner,
+        vae,
         total_secs,
         figures: w.figures.clone(),
     };

@@ -8,14 +8,15 @@ use std::sync::Arc;
 use super::canvas::{self, diverging, image_grid, line_plot, GridRow, Series};
 use super::{
     captions, clamp01, epoch_series, images_abs_max, mean, per_image_mse, summary_cells, table,
-    ConvWinner, OodSummary, Options, PcaPart, SparseSummary, Trained, Writer, CURVE_IMAGES, SHOW,
-    SUMMARY_HEADER,
+    ConvWinner, OodSummary, Options, PcaPart, SparseSummary, Trained, VaeSummary, Writer,
+    CURVE_IMAGES, SHOW, SUMMARY_HEADER,
 };
 use crate::analysis::denoise::{self, Curve};
 use crate::analysis::filters;
 use crate::analysis::ood::{self, InputKind};
 use crate::analysis::recon::Source;
 use crate::analysis::study::STEPS;
+use crate::analysis::vae as analysis_vae;
 use crate::analysis::ModelCache;
 use crate::data::noise::NoiseKind;
 use crate::data::{Dataset, PIXELS};
@@ -688,6 +689,157 @@ pub(super) fn q5(w: &mut Writer, c: &Ctx) -> anyhow::Result<Option<ConvWinner>> 
     }
 
     Ok(conv_winner)
+}
+
+/// Q6: a variational autoencoder: its two loss terms, the plane and grid
+/// of `vae-2`, samples from the prior, and both against `deep`.
+pub(super) fn q6(w: &mut Writer, c: &Ctx) -> anyhow::Result<Vec<VaeSummary>> {
+    c.heading(w, 5);
+    let vaes = c.step(5);
+    if vaes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut series = Vec::new();
+    for t in &vaes {
+        let h = &t.manifest.history;
+        series.push(epoch_series(
+            &format!("{} reconstruction", t.summary.preset),
+            &h.train_reconstruction,
+        ));
+        series.push(epoch_series(
+            &format!("{} KL", t.summary.preset),
+            &h.train_kl,
+        ));
+    }
+    let f = w.png(
+        "q6_vae_loss",
+        &line_plot(
+            "VAEs: the objective's two terms per epoch (nats per image)",
+            "epoch",
+            "nats",
+            &series,
+            true,
+        ),
+    )?;
+    let _ = writeln!(w.md, "![VAE loss terms]({f})\n");
+    if let Some(v2) = c.by("vae-2") {
+        q6_plane(w, c, v2)?;
+    }
+    let mut rows = Vec::new();
+    for t in &vaes {
+        let s = analysis_vae::sample(&t.model, 2 * SHOW, 7).map_err(anyhow::Error::msg)?;
+        rows.push(GridRow::digits(&t.summary.preset, &s, vec![]));
+    }
+    let f = w.png(
+        "q6_samples",
+        &image_grid(
+            "Digits drawn from the prior: codes from N(0, I), decoded",
+            &rows,
+            42,
+        ),
+    )?;
+    let _ = writeln!(w.md, "![samples]({f})\n");
+    let summaries: Vec<VaeSummary> = vaes
+        .iter()
+        .map(|t| VaeSummary {
+            model: t.summary.preset.clone(),
+            code: t.summary.bottleneck,
+            test_mse: t.summary.test.mse_per_pixel,
+            elbo: t.summary.test.elbo,
+            kl: t.summary.test.kl,
+            active_dims: t.summary.test.active_dims,
+        })
+        .collect();
+    let mut compared = vaes.clone();
+    compared.extend(c.by("deep"));
+    let cell = |v: Option<f64>, digits: usize| v.map_or("–".into(), |v| format!("{v:.digits$}"));
+    table(
+        &mut w.md,
+        &[
+            "model",
+            "code",
+            "test MSE",
+            "SSIM",
+            "ELBO (nats)",
+            "KL (nats)",
+            "active dims",
+            "probe acc.",
+        ],
+        &compared
+            .iter()
+            .map(|t| {
+                let m = &t.summary.test;
+                vec![
+                    t.summary.preset.clone(),
+                    t.summary.bottleneck.to_string(),
+                    format!("{:.5}", m.mse_per_pixel),
+                    format!("{:.4}", m.ssim),
+                    cell(m.elbo, 1),
+                    cell(m.kl, 1),
+                    m.active_dims.map_or("–".into(), |d| d.to_string()),
+                    m.probe_accuracy
+                        .map_or("–".into(), |v| format!("{:.1}%", v * 100.0)),
+                ]
+            })
+            .collect::<Vec<_>>(),
+    );
+    let results = |p: &str| c.by(p).map(|t| t.summary.test.clone());
+    let _ = writeln!(
+        w.md,
+        "**Take-away:** {}\n",
+        crate::analysis::study::take_away(5, &results, None)
+    );
+    Ok(summaries)
+}
+
+/// `vae-2`'s plane: the test digits where their codes' means fall, and the
+/// grid of digits it decodes over the plane.
+fn q6_plane(w: &mut Writer, c: &Ctx, v2: &Trained) -> anyhow::Result<()> {
+    let n = 1000.min(c.data.test.len());
+    let codes = v2.model.encode(&c.data.test.rows_f32(0..n))?;
+    let series: Vec<Series> = (0..10u8)
+        .map(|d| Series {
+            label: d.to_string(),
+            points: codes
+                .chunks_exact(2)
+                .zip(&c.data.test.labels[..n])
+                .filter(|(_, &l)| l == d)
+                .map(|(z, _)| [z[0] as f64, z[1] as f64])
+                .collect(),
+            markers: true,
+        })
+        .collect();
+    let f = w.png(
+        "q6_plane",
+        &line_plot(
+            "vae-2: the test digits on its 2-D code plane (the codes' means)",
+            "z1",
+            "z2",
+            &series,
+            false,
+        ),
+    )?;
+    let _ = writeln!(w.md, "![vae-2 plane]({f})\n");
+    let side = analysis_vae::GRID;
+    let g = analysis_vae::decode_grid(&v2.model, side, 3.0).map_err(anyhow::Error::msg)?;
+    let rows: Vec<GridRow> = g
+        .chunks_exact(side * PIXELS)
+        .enumerate()
+        .map(|(r, px)| {
+            let y = 3.0 - 6.0 * r as f32 / (side - 1) as f32;
+            GridRow::digits(format!("z2 = {y:+.1}"), px, vec![])
+        })
+        .collect();
+    let f = w.png(
+        "q6_grid",
+        &image_grid(
+            "vae-2 decodes the plane: z1 from −3 to 3 left to right, z2 from 3 to −3 top to bottom",
+            &rows,
+            28,
+        ),
+    )?;
+    let _ = writeln!(w.md, "![vae-2 grid]({f})\n");
+    Ok(())
 }
 
 /// The summary table of PCA-30 and every model, and the run's totals.
