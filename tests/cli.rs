@@ -180,6 +180,7 @@ fn pca_train_eval_on_generated_data() {
         "pca_k_change_10x10",
         "noise_change_8_images_all_models",
         "drawn_digit_pca_and_all_models",
+        "vae_plane_point",
     ] {
         assert!(b["interaction_ms"][key].as_f64().unwrap() > 0.0, "{key}");
     }

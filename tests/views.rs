@@ -624,3 +624,125 @@ fn right_clicking_a_figure_offers_png_and_csv_export() {
     h.run_steps(3);
     assert!(h.query_by_label("Save figure as PNG…").is_none());
 }
+
+#[test]
+fn a_vae_plane_decodes_the_dragged_point_and_sample_draws_new_digits() {
+    let (data_dir, models, _) = setup("vae-2", 1);
+    let mut h = harness(data_dir.path(), models.path());
+    ready(&mut h);
+    h.get_by_label("Latent space").click();
+    h.run_steps(3);
+    // pick the VAE's map in the "Map of" box
+    h.get_by_role_and_label(Role::ComboBox, "Map of").click();
+    h.run_steps(2);
+    h.get_by_label("vae-2 (its code plane)").click();
+    step_until(&mut h, 60, "the VAE's plane", |a| {
+        matches!(
+            &a.latent_map.source,
+            aelab::analysis::latent::MapSource::Model(_)
+        ) && a.latent_map.map().is_some()
+    });
+    // the plane's points are the codes' means themselves
+    let t = std::time::Instant::now();
+    while h
+        .query_by_label_contains("press and drag anywhere to decode that point")
+        .is_none()
+    {
+        assert!(t.elapsed() < Duration::from_secs(60), "no plane drawn");
+        h.run_steps(1);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let title = h
+        .get_by_label_contains("press and drag anywhere to decode that point")
+        .rect();
+    let start = egui::pos2(title.left() + 120.0, title.bottom() + 160.0);
+    drag(
+        &mut h,
+        &[
+            start,
+            start + egui::vec2(15.0, -10.0),
+            start + egui::vec2(30.0, -20.0),
+        ],
+    );
+    step_until(&mut h, 30, "the point decoded", |a| {
+        a.views.latent_view.vae.decoded().is_some()
+    });
+    let (p1, img1) = {
+        let v = &h.state().views.latent_view.vae;
+        (v.point.unwrap(), v.decoded().unwrap().to_vec())
+    };
+    assert_eq!(img1.len(), PIXELS);
+    drag(
+        &mut h,
+        &[
+            start,
+            start + egui::vec2(-45.0, 55.0),
+            start + egui::vec2(-90.0, 110.0),
+        ],
+    );
+    step_until(&mut h, 30, "another point decoded", |a| {
+        let v = &a.views.latent_view.vae;
+        v.point != Some(p1) && v.decoded().is_some_and(|d| d != img1.as_slice())
+    });
+    // what the panel shows is the decoder's image at that point
+    let v = &h.state().views.latent_view.vae;
+    let model = checkpoint::load(
+        &models.path().join("vae-2.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap()
+    .0;
+    let want = model.decode(&v.point.unwrap()).unwrap();
+    assert_eq!(v.decoded().unwrap(), want.as_slice());
+    let ds = Dataset::load(data_dir.path(), DatasetKind::Mnist).unwrap();
+    let map = h.state().latent_map.map().unwrap();
+    let codes = model
+        .encode(&ds.test.rows_f32(0..map.points.len()))
+        .unwrap();
+    assert_eq!(
+        map.points[7],
+        [codes[14], codes[15]],
+        "the plane is the code itself"
+    );
+    // Sample draws other digits
+    step_until(&mut h, 30, "samples", |a| {
+        a.views.latent_view.vae.samples().is_some()
+    });
+    let first = h.state().views.latent_view.vae.samples().unwrap().to_vec();
+    assert_eq!(first.len(), 10 * PIXELS);
+    h.get_by_label("Sample").click();
+    step_until(&mut h, 30, "new samples", |a| {
+        a.views
+            .latent_view
+            .vae
+            .samples()
+            .is_some_and(|s| s != first.as_slice())
+    });
+    assert!(h.query_by_label_contains("The plane decoded").is_some());
+}
+
+#[test]
+fn a_vae_shows_its_reconstruction_and_kl_curves_while_it_trains() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    data::write_synthetic(data_dir.path(), DatasetKind::Mnist, 1200, 100, 3).unwrap();
+    let mut h = harness(data_dir.path(), models.path());
+    ready(&mut h);
+    let id = h.state_mut().state.enqueue(RunConfig {
+        model: ModelConfig::preset("vae-2").unwrap(),
+        train: TrainParams {
+            epochs: 3,
+            ..TrainParams::default()
+        },
+        dataset: DatasetKind::Mnist,
+    });
+    step_until(&mut h, 120, "the VAE's terms while it trains", |a| {
+        a.state
+            .run(id)
+            .is_some_and(|r| r.status.is_active() && r.terms.len() >= 2)
+    });
+    h.run_steps(2);
+    assert!(h.query_by_label("VAE terms plot").is_some());
+    let r = h.state().state.run(id).unwrap();
+    assert!(r.terms.iter().all(|t| t[1] > 0.0 && t[2] >= 0.0));
+}

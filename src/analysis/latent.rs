@@ -25,6 +25,9 @@ impl MapSource {
     pub fn label(&self) -> String {
         match self {
             MapSource::Pca => "PCA (first two components)".into(),
+            MapSource::Model(m) if super::vae::is_plane(m) => {
+                format!("{} (its code plane)", m.label)
+            }
             MapSource::Model(m) => format!("{} (codes on their two main directions)", m.label),
         }
     }

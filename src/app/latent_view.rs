@@ -8,14 +8,15 @@
 
 use std::sync::Arc;
 
-use egui::{RichText, TextureHandle};
-use egui_plot::{Legend, Plot};
+use egui::{Color32, RichText, TextureHandle};
+use egui_plot::{Legend, Plot, Points};
 
 use super::action::{Action, Actions};
 use super::export;
 use super::images::{self, Gallery, GalleryRow};
 use super::latent_map::{class_points, LatentMap};
 use super::state::{AppState, DataStatus, View};
+use super::vae_panel::VaePanel;
 use crate::analysis::latent::{self, InterpRow, MapSource, Walk, SLIDERS};
 use crate::analysis::{Compute, ModelRef, Pending};
 use crate::data::{Dataset, PIXELS};
@@ -47,6 +48,8 @@ pub struct LatentView {
     walk_generation: usize,
     walk_shown: Option<usize>,
     hovered: Option<(usize, TextureHandle)>,
+    /// A VAE's decoded point, grid and samples.
+    pub vae: VaePanel,
 }
 
 impl Default for LatentView {
@@ -68,6 +71,7 @@ impl Default for LatentView {
             walk_generation: 0,
             walk_shown: None,
             hovered: None,
+            vae: VaePanel::default(),
         }
     }
 }
@@ -140,6 +144,12 @@ impl LatentView {
             egui::ScrollArea::vertical()
                 .id_salt("latent-right")
                 .show(&mut cols[1], |ui| {
+                    if let MapSource::Model(m) = &lmap.source {
+                        if m.config.is_vae() {
+                            self.vae.ui(ui, compute, m);
+                            ui.separator();
+                        }
+                    }
                     self.interpolation_ui(
                         ui,
                         compute,
@@ -185,20 +195,46 @@ impl LatentView {
             }
             s
         };
-        let title = format!(
-            "{} test digits; hover to see one, click to send it to Draw",
-            map.points.len()
-        );
+        // a 2-D VAE's plane: pressing and dragging decodes the point
+        let plane =
+            matches!(&lmap.source, MapSource::Model(m) if crate::analysis::vae::is_plane(m));
+        let title = if plane {
+            format!(
+                "{} test digits on the VAE's plane; press and drag anywhere to decode that point",
+                map.points.len()
+            )
+        } else {
+            format!(
+                "{} test digits; hover to see one, click to send it to Draw",
+                map.points.len()
+            )
+        };
+        let probe = self.vae.point.filter(|_| plane);
         export::figure(ui, "latent-map", &title, Some(&csv), |ui| {
             let resp = Plot::new("latent-map-plot")
                 .height((ui.available_height() - 90.0).clamp(260.0, 620.0))
                 .data_aspect(1.0)
                 .legend(Legend::default())
                 .allow_scroll(false)
+                .allow_drag(!plane)
                 .show(ui, |p| {
                     class_points(p, &map, 2.0, marker.filter(|_| have_drawn));
+                    if let Some(z) = probe {
+                        p.points(
+                            Points::new("decoded point", vec![[z[0] as f64, z[1] as f64]])
+                                .radius(9.0)
+                                .shape(egui_plot::MarkerShape::Cross)
+                                .color(Color32::from_rgb(255, 60, 60)),
+                        );
+                    }
                     p.pointer_coordinate()
                 });
+            let r = &resp.response;
+            if plane && (r.dragged() || r.is_pointer_button_down_on() || r.clicked()) {
+                if let Some(c) = resp.inner {
+                    self.vae.point = Some([c.x as f32, c.y as f32]);
+                }
+            }
             // nearest point to the pointer
             let near = resp.inner.and_then(|c| {
                 map.points
@@ -217,7 +253,7 @@ impl LatentView {
                     );
                     self.hovered = Some((i, t));
                 }
-                if resp.response.clicked() {
+                if resp.response.clicked() && !plane {
                     actions.push(Action::SendToDraw(i));
                 }
             }

@@ -20,6 +20,7 @@ pub mod state;
 pub mod study_view;
 pub mod train_view;
 mod ui;
+pub mod vae_panel;
 pub mod view;
 
 use std::collections::VecDeque;

@@ -51,6 +51,15 @@ impl TrainView {
             let mut log = state.settings.log_scale;
             {
                 let st: &AppState = state;
+                if st.runs.iter().any(|r| !r.terms.is_empty()) {
+                    super::export::figure(
+                        ui,
+                        "vae-terms",
+                        "A VAE's two terms per step: reconstruction and KL (nats per image)",
+                        Some(&|| terms_csv(st)),
+                        |ui| terms_plot(ui, st),
+                    );
+                }
                 super::export::figure(ui, "loss", "", Some(&|| loss_csv(st)), |ui| {
                     loss_plot(ui, st, &mut log)
                 });
@@ -101,9 +110,24 @@ impl TrainView {
                         .response
                 });
             }
-            row(ui, "L1 λ", "Sparsity: penalty on the absolute code activations; 0 = a plain autoencoder", |ui| {
-                ui.add(egui::DragValue::new(&mut form.model.l1).speed(1e-6).range(0.0..=1.0).max_decimals(6))
-            });
+            if let Arch::Vae { latent, beta, warmup, .. } = &mut form.model.arch {
+                row(ui, "Encoder sizes", "Hidden layer sizes from the input; the mean and log-variance of the code follow", |ui| {
+                    ui.add(egui::TextEdit::singleline(&mut form.encoder_text).desired_width(140.0))
+                });
+                row(ui, "Code size", "Dimensions of the Gaussian code (2: a plane you can drag through in the Latent space view)", |ui| {
+                    ui.add(egui::DragValue::new(latent).range(1..=256))
+                });
+                row(ui, "β (KL weight)", "Weight of the KL term: 0 is a plain (noisy) autoencoder, 1 the standard VAE, more a smoother, blurrier code space", |ui| {
+                    ui.add(egui::DragValue::new(beta).speed(0.01).range(0.0..=100.0).max_decimals(3))
+                });
+                row(ui, "Warm-up", "Ramp β up from 0 over the first epoch, so the code is used before it is pulled to the prior", |ui| {
+                    ui.checkbox(warmup, "β over epoch 1")
+                });
+            } else {
+                row(ui, "L1 λ", "Sparsity: penalty on the absolute code activations; 0 = a plain autoencoder", |ui| {
+                    ui.add(egui::DragValue::new(&mut form.model.l1).speed(1e-6).range(0.0..=1.0).max_decimals(6))
+                });
+            }
             let mut kind = form.model.noise.kind;
             let mut level = form.model.noise.level;
             row(ui, "Noise", "Inputs are corrupted during training, targets stay clean (a denoising autoencoder)", |ui| {
@@ -164,7 +188,10 @@ impl TrainView {
             }
             if ui
                 .button("Train the whole study")
-                .on_hover_text("Queue all 15 presets of the study with this schedule")
+                .on_hover_text(format!(
+                    "Queue all {} presets of the study with this schedule",
+                    study::presets().len()
+                ))
                 .clicked()
             {
                 actions.push(Action::EnqueueStudy);
@@ -356,6 +383,52 @@ fn loss_csv(state: &AppState) -> String {
             s.push_str(&format!(
                 "{},{},val_mse,{step},{v}\n",
                 r.id, r.config.model.preset
+            ));
+        }
+    }
+    s
+}
+
+/// Each VAE run's reconstruction and KL terms per step (log scale: the KL
+/// is a few nats where the reconstruction is a hundred or more).
+fn terms_plot(ui: &mut egui::Ui, state: &AppState) {
+    let response = Plot::new("vae_terms_plot")
+        .legend(Legend::default())
+        .height(180.0)
+        .x_axis_label("step")
+        .y_axis_label("nats (log scale)")
+        .y_axis_formatter(|mark, _| sig_figs(10f64.powf(mark.value)))
+        .show(ui, |plot| {
+            for run in state.runs.iter().filter(|r| !r.terms.is_empty()) {
+                let c = run_color(run.id);
+                let stride = run.terms.len().div_ceil(MAX_LINE_POINTS).max(1);
+                let term = |i: usize| -> Vec<[f64; 2]> {
+                    run.terms
+                        .iter()
+                        .step_by(stride)
+                        .map(|t| [t[0], t[i].max(1e-6).log10()])
+                        .collect()
+                };
+                plot.line(Line::new(format!("{} reconstruction", run.label()), term(1)).color(c));
+                plot.line(
+                    Line::new(format!("{} KL", run.label()), term(2))
+                        .color(c)
+                        .style(egui_plot::LineStyle::dashed_loose()),
+                );
+            }
+        });
+    response
+        .response
+        .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Canvas, true, "VAE terms plot"));
+}
+
+fn terms_csv(state: &AppState) -> String {
+    let mut s = String::from("run,preset,step,reconstruction,kl\n");
+    for r in &state.runs {
+        for t in &r.terms {
+            s.push_str(&format!(
+                "{},{},{},{},{}\n",
+                r.id, r.config.model.preset, t[0], t[1], t[2]
             ));
         }
     }

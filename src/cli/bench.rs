@@ -229,6 +229,16 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
     let drawn_ms = time_ms(a.reps, || {
         std::hint::black_box(answer::answer(&cache, &probes, &pca, 30, &refs, &digit));
     });
+    // a point dragged on a 2-D VAE's plane, decoded
+    let vae2 = refs
+        .iter()
+        .find(|m| crate::analysis::vae::is_plane(m))
+        .ok_or_else(|| anyhow::anyhow!("the study has no 2-D VAE"))?;
+    let mut z = [0.0f32, 0.0];
+    let vae_point_ms = time_ms(a.reps, || {
+        z = [(z[0] + 0.37) % 3.0, (z[1] + 0.61) % 3.0];
+        std::hint::black_box(crate::analysis::vae::decode_point(&cache, vae2, z).ok());
+    });
 
     if a.json {
         println!(
@@ -246,6 +256,7 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
                     "pca_k_change_10x10": pca_grid_ms,
                     "noise_change_8_images_all_models": noise_ms,
                     "drawn_digit_pca_and_all_models": drawn_ms,
+                    "vae_plane_point": vae_point_ms,
                 },
                 "models": refs.len(),
             })
@@ -267,6 +278,7 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
             "drawn digit through PCA + {} models: {drawn_ms:.2} ms (median)",
             refs.len()
         );
+        println!("a point of vae-2's plane decoded: {vae_point_ms:.3} ms (median)");
     }
     Ok(())
 }
