@@ -67,3 +67,17 @@ click 35 "$(view_y 9)"
 shot library
 click 35 "$(view_y 0)" 6
 shot study
+# VAE_ITEM=N: the Latent view on the N-th entry of its "Map of" list (a 2-D
+# VAE of the library, e.g. MODELS holding deep, vae-2 and vae-30: N=3), a
+# point dragged on its plane, the grid and samples -> latent-vae.png
+if [ -n "${VAE_ITEM:-}" ]; then
+  click 35 "$(view_y 8)" 4
+  click 263 44 1
+  click 240 $((48 + 23 * VAE_ITEM)) 5
+  DISPLAY=$DISP xdotool mousemove $((330 * SCALE)) $((400 * SCALE)) mousedown 1
+  for i in 1 2 3 4 5 6; do
+    DISPLAY=$DISP xdotool mousemove $(((330 + i * 12) * SCALE)) $(((400 - i * 10) * SCALE)); sleep 0.1
+  done
+  DISPLAY=$DISP xdotool mouseup 1; sleep 3
+  shot latent-vae
+fi

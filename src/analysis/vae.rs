@@ -39,6 +39,25 @@ pub fn decode_grid(model: &Autoencoder, side: usize, range: f32) -> Result<Vec<f
         .map_err(|e| e.to_string())
 }
 
+/// `images` (28x28 each) tiled `cols` to a row into one image, row by row:
+/// the pixels and `[width, height]`.
+pub fn mosaic(images: &[f32], cols: usize) -> (Vec<f32>, [usize; 2]) {
+    let side = crate::data::IMAGE_SIDE;
+    let n = images.len() / (side * side);
+    let cols = cols.max(1);
+    let rows = n.div_ceil(cols);
+    let (w, h) = (cols * side, rows * side);
+    let mut out = vec![0.0; w * h];
+    for (i, img) in images.chunks_exact(side * side).enumerate() {
+        let (r, c) = (i / cols, i % cols);
+        for y in 0..side {
+            let dst = (r * side + y) * w + c * side;
+            out[dst..dst + side].copy_from_slice(&img[y * side..(y + 1) * side]);
+        }
+    }
+    (out, [w, h])
+}
+
 /// `n` digits from the prior: codes drawn from N(0, I) (from `seed`),
 /// decoded.
 pub fn sample(model: &Autoencoder, n: usize, seed: u64) -> Result<Vec<f32>, String> {

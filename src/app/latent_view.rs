@@ -223,7 +223,8 @@ impl LatentView {
                         p.points(
                             Points::new("decoded point", vec![[z[0] as f64, z[1] as f64]])
                                 .radius(9.0)
-                                .shape(egui_plot::MarkerShape::Cross)
+                                .shape(egui_plot::MarkerShape::Diamond)
+                                .filled(true)
                                 .color(Color32::from_rgb(255, 60, 60)),
                         );
                     }

@@ -8,7 +8,6 @@ use super::export;
 use super::images::{self, Gallery, GalleryRow};
 use crate::analysis::vae::{self, GRID, SAMPLES};
 use crate::analysis::{Compute, ModelRef, Pending};
-use crate::data::PIXELS;
 
 type Images = Result<Vec<f32>, String>;
 
@@ -21,7 +20,7 @@ pub struct VaePanel {
     /// Half the side of the grid's square of the plane.
     pub range: f32,
     grid: Pending<(std::path::PathBuf, u32), Images>,
-    grid_gallery: Gallery,
+    grid_tex: Option<TextureHandle>,
     grid_shown: Option<u64>,
     grid_generation: u64,
     /// Seed of the samples ("Sample" draws the next).
@@ -41,7 +40,7 @@ impl Default for VaePanel {
             decoded_generation: 0,
             range: 3.0,
             grid: Pending::default(),
-            grid_gallery: Gallery::default(),
+            grid_tex: None,
             grid_shown: None,
             grid_generation: 0,
             seed: 1,
@@ -149,15 +148,12 @@ impl VaePanel {
         });
         if self.grid_shown != Some(self.grid_generation) {
             if let Some(Ok(g)) = self.grid.get() {
-                let rows = g
-                    .chunks_exact(GRID * PIXELS)
-                    .enumerate()
-                    .map(|(r, px)| {
-                        let y = range - 2.0 * range * r as f32 / (GRID - 1) as f32;
-                        GalleryRow::plain(format!("{y:+.1}"), px)
-                    })
-                    .collect();
-                self.grid_gallery.set(ui.ctx(), "vae-grid", rows);
+                let (px, size) = vae::mosaic(g, GRID);
+                self.grid_tex = Some(ui.ctx().load_texture(
+                    "vae-grid",
+                    images::gray_sized(&px, size),
+                    egui::TextureOptions::LINEAR,
+                ));
                 self.grid_shown = Some(self.grid_generation);
             }
         }
@@ -165,7 +161,15 @@ impl VaePanel {
             "The plane decoded: z1 from −{range} to {range} left to right, z2 from {range} to −{range} top to bottom"
         );
         export::figure(ui, "vae-grid", &title, None, |ui| {
-            self.grid_gallery.show(ui, "vae-grid-cells", 22.0);
+            if let Some(t) = &self.grid_tex {
+                let side = ui.available_width().clamp(160.0, 360.0);
+                images::show(
+                    ui,
+                    t,
+                    side,
+                    "the digit the decoder draws at each point of the grid",
+                );
+            }
         });
     }
 
