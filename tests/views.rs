@@ -746,3 +746,37 @@ fn a_vae_shows_its_reconstruction_and_kl_curves_while_it_trains() {
     let r = h.state().state.run(id).unwrap();
     assert!(r.terms.iter().all(|t| t[1] > 0.0 && t[2] >= 0.0));
 }
+
+#[test]
+fn a_vae_offers_its_elbo_as_the_ood_score() {
+    let (data_dir, models, _) = setup("vae-2", 2);
+    write_blocky_fashion(data_dir.path(), 400);
+    let mut h = harness(data_dir.path(), models.path());
+    ready(&mut h);
+    h.get_by_label("Noise & OOD").click();
+    step_until(&mut h, 90, "the separation by MSE", |a| {
+        a.views.ood_view.separation().is_some()
+    });
+    let by_mse = h.state().views.ood_view.separation().unwrap().clone();
+    assert_eq!(by_mse.score, aelab::analysis::ood::Score::Mse);
+    h.get_by_role_and_label(Role::ComboBox, "Score").click();
+    h.run_steps(2);
+    h.get_by_label("−ELBO (nats)").click();
+    step_until(&mut h, 90, "the separation by the ELBO", |a| {
+        a.views
+            .ood_view
+            .separation()
+            .is_some_and(|s| s.score == aelab::analysis::ood::Score::NegElbo)
+    });
+    let by_elbo = h.state().views.ood_view.separation().unwrap();
+    // −ELBO is in nats per image (hundreds), not an MSE per pixel
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    assert!(mean(&by_elbo.inside) > 10.0 && mean(&by_mse.inside) < 1.0);
+    assert!(by_elbo
+        .auroc_other
+        .is_some_and(|a| (0.0..=1.0).contains(&a)));
+    assert!(h
+        .query_all_by_label_contains("Threshold (−ELBO)")
+        .next()
+        .is_some());
+}

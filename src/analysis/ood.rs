@@ -73,12 +73,57 @@ pub fn inputs(kind: InputKind, other: Option<&Dataset>, n: usize, seed: u64) -> 
 #[derive(Clone, Debug)]
 pub struct Separation {
     pub model: String,
+    pub score: Score,
     pub inside: Vec<f64>,
     /// Empty when there were no other images.
     pub other: Vec<f64>,
     pub noise: Vec<f64>,
     pub auroc_other: Option<f64>,
     pub auroc_noise: f64,
+}
+
+/// What flags an unfamiliar input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Score {
+    /// The reconstruction's MSE.
+    #[default]
+    Mse,
+    /// A VAE's negative ELBO: its reconstruction term plus the KL of the
+    /// code, nats (how unlikely the model finds the image).
+    NegElbo,
+}
+
+impl Score {
+    pub fn label(self) -> &'static str {
+        match self {
+            Score::Mse => "reconstruction MSE",
+            Score::NegElbo => "−ELBO (nats)",
+        }
+    }
+}
+
+/// Per image of `images`, `score` under `source` (the ELBO needs a VAE in
+/// the cache or in memory).
+pub fn scores(
+    cache: &ModelCache,
+    source: &Source,
+    images: &[f32],
+    score: Score,
+) -> Result<Vec<f64>, String> {
+    if score == Score::Mse {
+        return recon::errors(cache, source, images, images);
+    }
+    let model = match source {
+        Source::Model(m) => cache.get(&m.path)?,
+        Source::Live(_, m) => m.clone(),
+        Source::Pca(..) => return Err("PCA has no ELBO".into()),
+    };
+    if !model.config.is_vae() {
+        return Err(format!("{}: only a VAE has an ELBO", model.config.preset));
+    }
+    let (rec, kl, _) =
+        crate::train::vae::per_image(&model, images, 1).map_err(|e| e.to_string())?;
+    Ok(rec.iter().zip(&kl).map(|(r, k)| r + k).collect())
 }
 
 /// The errors of `source` on its own test images, another data set's (when
@@ -89,19 +134,64 @@ pub fn separation(
     inside: &[f32],
     other: Option<&[f32]>,
     noise: &[f32],
+    score: Score,
 ) -> Result<Separation, String> {
-    let e_in = recon::errors(cache, source, inside, inside)?;
+    let e_in = scores(cache, source, inside, score)?;
     let e_other = match other {
-        Some(o) => Some(recon::errors(cache, source, o, o)?),
+        Some(o) => Some(scores(cache, source, o, score)?),
         None => None,
     };
-    let e_noise = recon::errors(cache, source, noise, noise)?;
+    let e_noise = scores(cache, source, noise, score)?;
     Ok(Separation {
         model: source.label(),
+        score,
         auroc_other: e_other.as_ref().map(|o| recon::auroc(o, &e_in)),
         auroc_noise: recon::auroc(&e_noise, &e_in),
         inside: e_in,
         other: e_other.unwrap_or_default(),
         noise: e_noise,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Autoencoder, ModelConfig};
+    use std::sync::Arc;
+
+    #[test]
+    fn the_elbo_score_is_reconstruction_plus_kl_and_needs_a_vae() {
+        let cache = ModelCache::default();
+        let vae = Arc::new(
+            Autoencoder::new(
+                &ModelConfig::preset("vae-2").unwrap(),
+                1,
+                &candle_core::Device::Cpu,
+            )
+            .unwrap(),
+        );
+        let x = random_images(InputKind::Uniform, 3, 4);
+        let s = scores(
+            &cache,
+            &Source::Live("v".into(), vae.clone()),
+            &x,
+            Score::NegElbo,
+        )
+        .unwrap();
+        let (rec, kl, _) = crate::train::vae::per_image(&vae, &x, 1).unwrap();
+        for i in 0..3 {
+            assert!((s[i] - rec[i] - kl[i]).abs() < 1e-9);
+        }
+        let mse = scores(&cache, &Source::Live("v".into(), vae), &x, Score::Mse).unwrap();
+        assert!(mse.iter().all(|&m| m < 1.0) && s.iter().all(|&e| e > 10.0));
+        let plain = Arc::new(
+            Autoencoder::new(
+                &ModelConfig::preset("shallow-64").unwrap(),
+                1,
+                &candle_core::Device::Cpu,
+            )
+            .unwrap(),
+        );
+        assert!(scores(&cache, &Source::Live("p".into(), plain), &x, Score::NegElbo).is_err());
+    }
 }

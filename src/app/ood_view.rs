@@ -14,13 +14,16 @@ use egui_plot::{Bar, BarChart, Legend, Plot, VLine};
 use super::export;
 use super::images::{Gallery, GalleryRow};
 use super::state::{AppState, DataStatus, View};
-use crate::analysis::ood::{self, InputKind, Separation, HIST_IMAGES};
+use crate::analysis::ood::{self, InputKind, Score, Separation, HIST_IMAGES};
 use crate::analysis::recon::{self, Row, Source};
 use crate::analysis::{Compute, ModelRef, Pending};
 use crate::data::{Dataset, DatasetKind};
 
 pub const OOD_DIGITS: usize = 8;
 const BINS: usize = 40;
+
+/// The separation's model, noise, seed, other data set and score.
+type SepKey = (PathBuf, InputKind, u64, DatasetKind, Score);
 
 type OtherData = Result<Arc<Dataset>, String>;
 
@@ -40,7 +43,9 @@ pub struct OodView {
     pub threshold: f64,
     other: Pending<DatasetKind, OtherData>,
     rows: Pending<RowsKey, (Vec<f32>, Vec<Row>)>,
-    sep: Pending<(PathBuf, InputKind, u64, DatasetKind), Result<Separation, String>>,
+    sep: Pending<SepKey, Result<Separation, String>>,
+    /// What flags an input (a VAE also offers its ELBO).
+    pub score: Score,
     gallery: Gallery,
     generation: usize,
     shown: Option<usize>,
@@ -56,6 +61,7 @@ impl Default for OodView {
             other: Pending::default(),
             rows: Pending::default(),
             sep: Pending::default(),
+            score: Score::Mse,
             gallery: Gallery::default(),
             generation: 0,
             shown: None,
@@ -164,19 +170,26 @@ impl OodView {
         } else {
             self.input
         };
+        if !self.model.as_ref().is_some_and(|m| m.config.is_vae()) {
+            self.score = Score::Mse;
+        }
         if let (Some(m), Some(o)) = (self.model.clone(), other_ok.clone()) {
-            let (cache, d, seed) = (compute.models.clone(), data.clone(), self.seed);
-            self.sep
-                .request((m.path.clone(), noise_kind, seed, other_kind), || {
+            let (cache, d, seed, score) =
+                (compute.models.clone(), data.clone(), self.seed, self.score);
+            self.sep.request(
+                (m.path.clone(), noise_kind, seed, other_kind, score),
+                || {
                     compute.submit_slow("ood-separation", move || {
                         let n_in = HIST_IMAGES.min(d.test.len());
                         let n_o = HIST_IMAGES.min(o.test.len());
                         let inside = d.test.rows_f32(0..n_in);
                         let other = o.test.rows_f32(0..n_o);
                         let noise = ood::random_images(noise_kind, HIST_IMAGES / 4, seed);
-                        ood::separation(&cache, &Source::Model(m), &inside, Some(&other), &noise)
+                        let source = Source::Model(m);
+                        ood::separation(&cache, &source, &inside, Some(&other), &noise, score)
                     })
-                });
+                },
+            );
         }
 
         let gallery = std::mem::take(&mut self.gallery);
@@ -236,6 +249,19 @@ impl OodView {
                 .response
                 .labelled_by(l.id)
                 .on_hover_text("The model whose reconstruction error flags unfamiliar inputs");
+            if self.model.as_ref().is_some_and(|m| m.config.is_vae()) {
+                let l = ui.label("Score");
+                egui::ComboBox::from_id_salt("ood-score")
+                    .selected_text(self.score.label())
+                    .show_ui(ui, |ui| {
+                        for s in [Score::Mse, Score::NegElbo] {
+                            ui.selectable_value(&mut self.score, s, s.label());
+                        }
+                    })
+                    .response
+                    .labelled_by(l.id)
+                    .on_hover_text("A VAE can flag inputs by its reconstruction error, or by how unlikely it finds them (−ELBO: reconstruction + KL)");
+            }
         });
         let sep = match self.sep.get() {
             None => {
@@ -267,7 +293,11 @@ impl OodView {
             .fold(0.0f64, |m, &v| m.max(v))
             .max(1e-6)
             * 1.05;
-        let l = ui.label("Threshold (MSE)");
+        let l = ui.label(if sep.score == Score::Mse {
+            "Threshold (MSE)"
+        } else {
+            "Threshold (−ELBO)"
+        });
         ui.add(egui::Slider::new(&mut self.threshold, 0.0..=hi).logarithmic(true))
             .labelled_by(l.id)
             .on_hover_text(

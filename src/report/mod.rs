@@ -118,6 +118,10 @@ pub struct VaeSummary {
     pub elbo: Option<f64>,
     pub kl: Option<f64>,
     pub active_dims: Option<usize>,
+    /// AUROC of the other data set against this one, by reconstruction MSE
+    /// and by −ELBO.
+    pub auroc_other_by_mse: Option<f64>,
+    pub auroc_other_by_elbo: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -396,8 +396,15 @@ fn ood_summaries(c: &Ctx) -> anyhow::Result<Vec<OodSummary>> {
         .into_iter()
         .map(|t| {
             let source = Source::Live(t.summary.preset.clone(), t.model.clone());
-            let s = ood::separation(&c.cache, &source, &c.curve_x, other_x.as_deref(), &noise_x)
-                .map_err(anyhow::Error::msg)?;
+            let s = ood::separation(
+                &c.cache,
+                &source,
+                &c.curve_x,
+                other_x.as_deref(),
+                &noise_x,
+                ood::Score::Mse,
+            )
+            .map_err(anyhow::Error::msg)?;
             Ok(OodSummary {
                 mse_in: mean(&s.inside),
                 mse_other: other_x.is_some().then(|| mean(&s.other)),
@@ -739,17 +746,22 @@ pub(super) fn q6(w: &mut Writer, c: &Ctx) -> anyhow::Result<Vec<VaeSummary>> {
         ),
     )?;
     let _ = writeln!(w.md, "![samples]({f})\n");
-    let summaries: Vec<VaeSummary> = vaes
+    let summaries = vaes
         .iter()
-        .map(|t| VaeSummary {
-            model: t.summary.preset.clone(),
-            code: t.summary.bottleneck,
-            test_mse: t.summary.test.mse_per_pixel,
-            elbo: t.summary.test.elbo,
-            kl: t.summary.test.kl,
-            active_dims: t.summary.test.active_dims,
+        .map(|t| {
+            let [by_mse, by_elbo] = vae_aurocs(c, t)?;
+            Ok(VaeSummary {
+                model: t.summary.preset.clone(),
+                code: t.summary.bottleneck,
+                test_mse: t.summary.test.mse_per_pixel,
+                elbo: t.summary.test.elbo,
+                kl: t.summary.test.kl,
+                active_dims: t.summary.test.active_dims,
+                auroc_other_by_mse: by_mse,
+                auroc_other_by_elbo: by_elbo,
+            })
         })
-        .collect();
+        .collect::<anyhow::Result<Vec<VaeSummary>>>()?;
     let mut compared = vaes.clone();
     compared.extend(c.by("deep"));
     let cell = |v: Option<f64>, digits: usize| v.map_or("–".into(), |v| format!("{v:.digits$}"));
@@ -783,6 +795,29 @@ pub(super) fn q6(w: &mut Writer, c: &Ctx) -> anyhow::Result<Vec<VaeSummary>> {
             })
             .collect::<Vec<_>>(),
     );
+    if let Some(o) = c.other {
+        let _ = writeln!(
+            w.md,
+            "Telling {} from {} test images by each score (AUROC; 0.5 is chance):\n",
+            o.kind.display_name(),
+            c.opts.dataset.display_name()
+        );
+        let f = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.3}"));
+        table(
+            &mut w.md,
+            &["model", "by reconstruction MSE", "by −ELBO"],
+            &summaries
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.model.clone(),
+                        f(s.auroc_other_by_mse),
+                        f(s.auroc_other_by_elbo),
+                    ]
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
     let results = |p: &str| c.by(p).map(|t| t.summary.test.clone());
     let _ = writeln!(
         w.md,
@@ -790,6 +825,23 @@ pub(super) fn q6(w: &mut Writer, c: &Ctx) -> anyhow::Result<Vec<VaeSummary>> {
         crate::analysis::study::take_away(5, &results, None)
     );
     Ok(summaries)
+}
+
+/// AUROCs of telling the other data set's test images from this one's, by
+/// a VAE's reconstruction MSE and by its −ELBO (None without the other set).
+fn vae_aurocs(c: &Ctx, t: &Trained) -> anyhow::Result<[Option<f64>; 2]> {
+    let Some(other) = other_images(c) else {
+        return Ok([None, None]);
+    };
+    let source = Source::Live(t.summary.preset.clone(), t.model.clone());
+    let noise = noise_images(c);
+    let mut out = [None, None];
+    for (o, score) in out.iter_mut().zip([ood::Score::Mse, ood::Score::NegElbo]) {
+        let s = ood::separation(&c.cache, &source, &c.curve_x, Some(&other), &noise, score)
+            .map_err(anyhow::Error::msg)?;
+        *o = s.auroc_other;
+    }
+    Ok(out)
 }
 
 /// `vae-2`'s plane: the test digits where their codes' means fall, and the
