@@ -731,7 +731,7 @@ fn a_vae_shows_its_reconstruction_and_kl_curves_while_it_trains() {
     let id = h.state_mut().state.enqueue(RunConfig {
         model: ModelConfig::preset("vae-2").unwrap(),
         train: TrainParams {
-            epochs: 3,
+            epochs: 50,
             ..TrainParams::default()
         },
         dataset: DatasetKind::Mnist,
@@ -745,6 +745,16 @@ fn a_vae_shows_its_reconstruction_and_kl_curves_while_it_trains() {
     assert!(h.query_by_label("VAE terms plot").is_some());
     let r = h.state().state.run(id).unwrap();
     assert!(r.terms.iter().all(|t| t[1] > 0.0 && t[2] >= 0.0));
+    // each epoch's validation ELBO and active dimensions, while it trains
+    step_until(&mut h, 120, "an epoch's ELBO", |a| {
+        a.state
+            .run(id)
+            .is_some_and(|r| r.status.is_active() && r.vae_epoch.is_some())
+    });
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("validation ELBO").is_some());
+    let (_, v) = h.state().state.run(id).unwrap().vae_epoch.clone().unwrap();
+    assert!(v.val_elbo.is_finite() && v.val_elbo < 0.0 && v.active_dims <= 2);
 }
 
 #[test]

@@ -170,6 +170,8 @@ pub struct Run {
     pub activations: Option<(usize, crate::train::metrics::ActivationStats)>,
     /// A VAE's (step, reconstruction, KL) as received.
     pub terms: Vec<[f64; 3]>,
+    /// A VAE's latest epoch: its number, terms and validation ELBO.
+    pub vae_epoch: Option<(usize, crate::train::run::VaeEpoch)>,
 }
 
 impl Run {
@@ -196,6 +198,7 @@ impl Run {
             test_mse: None,
             activations: None,
             terms: Vec::new(),
+            vae_epoch: None,
         }
     }
 
@@ -241,6 +244,7 @@ impl Run {
                 val_loss,
                 samples_per_sec,
                 activations,
+                vae,
                 ..
             } => {
                 self.epoch = epoch;
@@ -250,6 +254,9 @@ impl Run {
                     .push([(epoch * self.steps_per_epoch) as f64, val_loss]);
                 if let Some(stats) = activations {
                     self.activations = Some((epoch, *stats));
+                }
+                if let Some(v) = vae {
+                    self.vae_epoch = Some((epoch, v));
                 }
             }
             TrainEvent::Evaluating => self.status = RunStatus::Evaluating,

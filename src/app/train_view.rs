@@ -337,6 +337,17 @@ fn progress_ui(ui: &mut egui::Ui, state: &AppState) {
                 ui.label(format!("ETA {}", format_secs(eta)));
             }
         });
+        if let Some((epoch, v)) = &run.vae_epoch {
+            ui.label(format!(
+                "after epoch {epoch}: validation ELBO {:.1} nats (KL {:.1}), {} of {} code dimensions active; training terms: reconstruction {:.1}, KL {:.2}",
+                v.val_elbo,
+                v.val_kl,
+                v.active_dims,
+                run.config.model.bottleneck(),
+                v.train_reconstruction,
+                v.train_kl
+            ));
+        }
     }
     for m in state.messages.iter().rev().take(2) {
         ui.label(RichText::new(m).small());
