@@ -297,6 +297,8 @@ fn worker_loop(
                 error: format!("{e:#}"),
             },
         };
+        // the steps held back come before the end (a failed run's too)
+        obs.flush_steps();
         obs.send_reliable(event);
     }
 }

@@ -79,6 +79,10 @@ pub struct Separation {
     pub other: Vec<f64>,
     pub noise: Vec<f64>,
     pub auroc_other: Option<f64>,
+    /// For the −ELBO score: the AUROC of the inputs' own entropy alone
+    /// ([`entropy_scores`]), what the ELBO's separation is to be read
+    /// against.
+    pub baseline_auroc_other: Option<f64>,
     pub auroc_noise: f64,
 }
 
@@ -126,6 +130,25 @@ pub fn scores(
     Ok(rec.iter().zip(&kl).map(|(r, k)| r + k).collect())
 }
 
+/// Per image, the binary entropy of its pixels summed (nats): the least
+/// cross-entropy any model can reach on it. A VAE's −ELBO (with BCE) is
+/// this plus what the model adds, so grey images score high whatever the
+/// model: the baseline the ELBO's separation is to be read against.
+pub fn entropy_scores(images: &[f32]) -> Vec<f64> {
+    images
+        .chunks_exact(PIXELS)
+        .map(|img| {
+            img.iter()
+                .map(|&t| {
+                    let t = (t as f64).clamp(0.0, 1.0);
+                    let h = |p: f64| if p > 0.0 { -p * p.ln() } else { 0.0 };
+                    h(t) + h(1.0 - t)
+                })
+                .sum()
+        })
+        .collect()
+}
+
 /// The errors of `source` on its own test images, another data set's (when
 /// given) and noise, with how well each error tells them apart.
 pub fn separation(
@@ -146,6 +169,12 @@ pub fn separation(
         model: source.label(),
         score,
         auroc_other: e_other.as_ref().map(|o| recon::auroc(o, &e_in)),
+        baseline_auroc_other: match (score, other) {
+            (Score::NegElbo, Some(o)) => {
+                Some(recon::auroc(&entropy_scores(o), &entropy_scores(inside)))
+            }
+            _ => None,
+        },
         auroc_noise: recon::auroc(&e_noise, &e_in),
         inside: e_in,
         other: e_other.unwrap_or_default(),
@@ -193,5 +222,12 @@ mod tests {
             .unwrap(),
         );
         assert!(scores(&cache, &Source::Live("p".into(), plain), &x, Score::NegElbo).is_err());
+        // entropy: 0 for black and white pixels, ln 2 for grey ones
+        let mut img = vec![0.0f32; 2 * PIXELS];
+        img[PIXELS..].fill(0.5);
+        img[0] = 1.0;
+        let h = entropy_scores(&img);
+        assert_eq!(h[0], 0.0);
+        assert!((h[1] - PIXELS as f64 * 2f64.ln()).abs() < 1e-6);
     }
 }

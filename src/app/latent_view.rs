@@ -17,7 +17,7 @@ use super::images::{self, Gallery, GalleryRow};
 use super::latent_map::{class_points, LatentMap};
 use super::state::{AppState, DataStatus, View};
 use super::vae_panel::VaePanel;
-use crate::analysis::latent::{self, InterpRow, MapSource, Walk, SLIDERS};
+use crate::analysis::latent::{self, InterpRow, Map, MapSource, Walk, SLIDERS};
 use crate::analysis::{Compute, ModelRef, Pending};
 use crate::data::{Dataset, PIXELS};
 
@@ -232,8 +232,13 @@ impl LatentView {
                 });
             let r = &resp.response;
             if plane && (r.dragged() || r.is_pointer_button_down_on() || r.clicked()) {
-                if let Some(c) = resp.inner {
-                    self.vae.point = Some([c.x as f32, c.y as f32]);
+                // where the pointer is now (the plot never pans here), kept
+                // within the test codes' extent: the point is a plot item, and
+                // one outside would widen the bounds under a still pointer
+                let at = r.interact_pointer_pos().or_else(|| r.hover_pos());
+                if let Some(pos) = at {
+                    let c = resp.transform.value_from_position(pos);
+                    self.vae.point = Some(clamp_to(&map, [c.x as f32, c.y as f32]));
                 }
             }
             // nearest point to the pointer
@@ -525,4 +530,23 @@ impl super::view::AppView for LatentView {
             cx.actions,
         );
     }
+}
+
+/// `z` within the extent of the map's points (and a tenth more each way).
+fn clamp_to(map: &Map, z: [f32; 2]) -> [f32; 2] {
+    let mut lo = [f32::INFINITY; 2];
+    let mut hi = [f32::NEG_INFINITY; 2];
+    for p in &map.points {
+        for d in 0..2 {
+            lo[d] = lo[d].min(p[d]);
+            hi[d] = hi[d].max(p[d]);
+        }
+    }
+    std::array::from_fn(|d| {
+        if lo[d] > hi[d] {
+            return z[d];
+        }
+        let m = 0.1 * (hi[d] - lo[d]);
+        z[d].clamp(lo[d] - m, hi[d] + m)
+    })
 }

@@ -39,8 +39,10 @@ pub struct OodView {
     pub input: InputKind,
     pub seed: u64,
     pub model: Option<ModelRef>,
-    /// Threshold on the reconstruction MSE above which an input is flagged.
+    /// Threshold on the score above which an input is flagged.
     pub threshold: f64,
+    /// The score the threshold was set on.
+    threshold_score: Option<Score>,
     other: Pending<DatasetKind, OtherData>,
     rows: Pending<RowsKey, (Vec<f32>, Vec<Row>)>,
     sep: Pending<SepKey, Result<Separation, String>>,
@@ -58,6 +60,7 @@ impl Default for OodView {
             seed: 1,
             model: None,
             threshold: 0.03,
+            threshold_score: None,
             other: Pending::default(),
             rows: Pending::default(),
             sep: Pending::default(),
@@ -293,6 +296,14 @@ impl OodView {
             .fold(0.0f64, |m, &v| m.max(v))
             .max(1e-6)
             * 1.05;
+        // a threshold on one score means nothing on the other: start again
+        // in the middle of the scores' range
+        if self.threshold_score != Some(sep.score) {
+            self.threshold_score = Some(sep.score);
+            if sep.score == Score::NegElbo || self.threshold >= hi {
+                self.threshold = hi / 2.0;
+            }
+        }
         let l = ui.label(if sep.score == Score::Mse {
             "Threshold (MSE)"
         } else {
@@ -327,6 +338,15 @@ impl OodView {
             .strong(),
         )
         .on_hover_text("Area under the ROC curve: the chance that a random unfamiliar input has a larger error than a random familiar one (0.5 = no better than guessing, 1 = perfect)");
+        if let Some(b) = sep.baseline_auroc_other {
+            ui.label(
+                RichText::new(format!(
+                    "−ELBO grows with how grey an image is, whatever the model: the inputs' own pixel entropy alone scores an AUROC of {b:.3}"
+                ))
+                .small()
+                .weak(),
+            );
+        }
         let sets = [
             (
                 inside_kind.display_name().to_string(),
@@ -345,7 +365,14 @@ impl OodView {
             ),
         ];
         let csv = || {
-            let mut s = String::from("set,mse\n");
+            let mut s = format!(
+                "set,{}\n",
+                if sep.score == Score::Mse {
+                    "mse"
+                } else {
+                    "neg_elbo"
+                }
+            );
             for (name, v, _) in &sets {
                 for e in v.iter() {
                     s.push_str(&format!("{name},{e}\n"));
@@ -357,7 +384,8 @@ impl OodView {
             ui,
             "ood-histogram",
             &format!(
-                "Reconstruction error of {} (fraction of each set per bin)",
+                "{} by {} (fraction of each set per bin)",
+                sep.score.label(),
                 sep.model
             ),
             Some(&csv),
@@ -366,7 +394,7 @@ impl OodView {
                 Plot::new("ood-hist")
                     .height(300.0)
                     .legend(Legend::default())
-                    .x_axis_label("reconstruction MSE")
+                    .x_axis_label(sep.score.label())
                     .y_axis_label("fraction")
                     .allow_scroll(false)
                     .show(ui, |p| {

@@ -410,12 +410,18 @@ impl TrainForm {
             *decoder =
                 parse_sizes(&self.decoder_text).map_err(|e| format!("decoder sizes: {e}"))?;
         }
-        if let crate::model::Arch::Vae { encoder, .. } = &mut model.arch {
+        if let crate::model::Arch::Vae {
+            encoder, latent, ..
+        } = &mut model.arch
+        {
             *encoder =
                 parse_sizes(&self.encoder_text).map_err(|e| format!("encoder sizes: {e}"))?;
             if encoder.is_empty() {
                 return Err("encoder sizes: give at least one hidden size".into());
             }
+            // a VAE of another code size is another preset (the library keeps
+            // the newest model of each preset name)
+            model.preset = format!("vae-{latent}");
         }
         if self.train.epochs == 0 {
             return Err("epochs must be at least 1".into());

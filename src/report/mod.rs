@@ -122,6 +122,9 @@ pub struct VaeSummary {
     /// and by −ELBO.
     pub auroc_other_by_mse: Option<f64>,
     pub auroc_other_by_elbo: Option<f64>,
+    /// The AUROC of the inputs' own pixel entropy alone: −ELBO (BCE)
+    /// contains it, so it is the baseline for the ELBO's figure.
+    pub auroc_other_by_input_entropy: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -74,6 +74,8 @@ pub fn run(
 ) -> anyhow::Result<Trained> {
     let run = job.run;
     let model = Autoencoder::new(&run.model, run.train.seed, job.device)?;
+    // the time in a file named at the start, and in its manifests
+    let started_unix = Manifest::new(run.clone(), 0).created_unix;
     let mut path = match &job.save {
         Save::No => None,
         Save::To(p) => Some(p.clone()),
@@ -81,11 +83,7 @@ pub fn run(
         Save::Into(dir) if job.save_every_epoch => {
             // (a folder that cannot be made fails the first save, reported)
             let _ = std::fs::create_dir_all(dir);
-            Some(checkpoint_path(
-                dir,
-                run,
-                Manifest::new(run.clone(), 0).created_unix,
-            ))
+            Some(checkpoint_path(dir, run, started_unix))
         }
         Save::Into(_) => None,
     };
@@ -97,26 +95,36 @@ pub fn run(
             path: path.as_deref().filter(|_| job.save_every_epoch),
             history: History::default(),
             started: std::time::Instant::now(),
+            created_unix: started_unix,
         };
         run_in_parts(run, job.data, &model, &mut saver, control, job.ways)?
     };
     observer.event(&TrainEvent::Evaluating);
-    let test = if outcome.epochs_done > 0 {
-        Some(evaluate(
+    // a failed evaluation still saves the trained model (without metrics)
+    let (test, eval_error) = if outcome.epochs_done > 0 {
+        match evaluate(
             &model,
             &job.data.test,
             run.model.noise,
             run.train.seed,
             Some(&job.data.train),
-        )?)
+        ) {
+            Ok(m) => (Some(m), None),
+            Err(e) => (
+                None,
+                Some(format!("evaluating on the test set failed: {e}")),
+            ),
+        }
     } else {
-        None
+        (None, None)
     };
-    let manifest = Manifest::from_outcome(run.clone(), model.param_count(), &outcome, test);
-    if let (None, Save::Into(dir)) = (&path, &job.save) {
-        path = Some(checkpoint_path(dir, run, manifest.created_unix));
+    let mut manifest = Manifest::from_outcome(run.clone(), model.param_count(), &outcome, test);
+    match (&path, &job.save) {
+        (None, Save::Into(dir)) => path = Some(checkpoint_path(dir, run, manifest.created_unix)),
+        (Some(_), Save::Into(_)) => manifest.created_unix = started_unix,
+        _ => {}
     }
-    let (mut checkpoint, mut save_error) = (None, None);
+    let (mut checkpoint, mut save_error) = (None, eval_error);
     if let (Some(p), true) = (path, outcome.epochs_done > 0) {
         let made = match p.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => {
@@ -127,7 +135,12 @@ pub fn run(
         match made.and_then(|()| checkpoint::save(&p, &model, &manifest).map_err(|e| e.to_string()))
         {
             Ok(()) => checkpoint = Some(p),
-            Err(e) => save_error = Some(e),
+            Err(e) => {
+                save_error = Some(match save_error {
+                    Some(first) => format!("{first}; saving failed too: {e}"),
+                    None => e,
+                })
+            }
         }
     }
     Ok(Trained {
@@ -147,6 +160,8 @@ struct EpochSaver<'a> {
     path: Option<&'a Path>,
     history: History,
     started: std::time::Instant,
+    /// The time the file is named by, kept in each manifest.
+    created_unix: u64,
 }
 
 impl Observer for EpochSaver<'_> {
@@ -175,8 +190,9 @@ impl Observer for EpochSaver<'_> {
             train_secs: self.started.elapsed().as_secs_f64(),
             samples_per_sec: *samples_per_sec,
         };
-        let manifest =
+        let mut manifest =
             Manifest::from_outcome(self.run.clone(), self.model.param_count(), &outcome, None);
+        manifest.created_unix = self.created_unix;
         if let Err(err) = checkpoint::save(path, self.model, &manifest) {
             log::warn!("saving after epoch {epoch} failed: {err}");
         }
@@ -289,6 +305,19 @@ mod tests {
         run_job(&job, &mut obs);
         assert_eq!(seen, [(1, None), (2, Some(1))]);
         assert_eq!(checkpoint::read_manifest(&path).unwrap().epochs_done, 2);
+    }
+
+    #[test]
+    fn a_file_named_at_the_start_keeps_its_time_in_the_manifest() {
+        let (_d, data, run) = setup();
+        let lib = tempfile::tempdir().unwrap();
+        let job = cpu_job(&run, &data, Save::Into(lib.path().to_path_buf()), true);
+        let t = run_job(&job, &mut ());
+        let path = t.checkpoint.unwrap();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let time: u64 = name.rsplit('-').next().unwrap().parse().unwrap();
+        assert_eq!(time, t.manifest.created_unix, "{name}");
+        assert_eq!(checkpoint::read_manifest(&path).unwrap().created_unix, time);
     }
 
     fn cpu_job<'a>(run: &'a RunConfig, data: &'a Dataset, save: Save, every: bool) -> Job<'a> {
