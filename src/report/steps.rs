@@ -824,9 +824,17 @@ pub(super) fn q6(w: &mut Writer, c: &Ctx) -> anyhow::Result<Vec<VaeSummary>> {
                 })
                 .collect::<Vec<_>>(),
         );
+        let beaten = summaries.iter().all(|s| {
+            matches!((s.auroc_other_by_elbo, s.auroc_other_by_input_entropy), (Some(e), Some(b)) if e <= b)
+        });
         let _ = writeln!(
             w.md,
-            "With BCE, −ELBO contains each image's own pixel entropy (the least cross-entropy any model can reach), so greyer inputs score higher whatever the model learnt: the last column is that baseline, and the ELBO's lead over it is what the model adds.\n"
+            "With BCE, −ELBO contains each image's own pixel entropy (the least cross-entropy any model can reach), so greyer inputs score higher whatever the model learnt: the last column is that baseline. {}\n",
+            if beaten {
+                "Here the baseline alone separates the sets as well as −ELBO or better: the ELBO's figure comes from the inputs, not from what the model learnt."
+            } else {
+                "What −ELBO gains over it is the model's part."
+            }
         );
     }
     let results = |p: &str| c.by(p).map(|t| t.summary.test.clone());
