@@ -32,10 +32,15 @@ pub fn offline() -> bool {
     flag("AELAB_OFFLINE")
 }
 
-/// `AELAB_MIRRORS`: comma-separated base URLs that replace the built-in
-/// download mirrors.
-pub fn mirrors() -> Option<Vec<String>> {
-    let list = std::env::var("AELAB_MIRRORS").ok()?;
+/// The download mirrors of the data set `slug` (comma-separated base URLs
+/// that replace the built-in ones): `AELAB_MIRRORS_MNIST`,
+/// `AELAB_MIRRORS_FASHION_MNIST` (the slug upper-cased, `-` as `_`), else
+/// `AELAB_MIRRORS` for every data set.
+pub fn mirrors(slug: &str) -> Option<Vec<String>> {
+    let own = format!("AELAB_MIRRORS_{}", slug.to_uppercase().replace('-', "_"));
+    let list = std::env::var(own)
+        .or_else(|_| std::env::var("AELAB_MIRRORS"))
+        .ok()?;
     Some(
         list.split(',')
             .map(|s| s.trim().to_string())
@@ -76,6 +81,22 @@ pub fn rayon_threads() -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn each_data_set_has_its_own_mirrors() {
+        std::env::set_var("AELAB_MIRRORS_FASHION_MNIST", "http://f/ , http://g/");
+        assert_eq!(
+            super::mirrors("fashion-mnist"),
+            Some(vec!["http://f/".to_string(), "http://g/".to_string()])
+        );
+        // MNIST keeps its own (or the shared list, or the built-in ones)
+        if std::env::var_os("AELAB_MIRRORS").is_none()
+            && std::env::var_os("AELAB_MIRRORS_MNIST").is_none()
+        {
+            assert_eq!(super::mirrors("mnist"), None);
+        }
+        std::env::remove_var("AELAB_MIRRORS_FASHION_MNIST");
+    }
+
     #[test]
     fn flags_read_zero_and_empty_as_unset() {
         // a name no other test sets

@@ -285,7 +285,8 @@ fn the_status_bar_names_the_device_and_an_unusable_one_falls_back_to_the_cpu() {
     assert!(
         messages
             .iter()
-            .any(|m| m.contains("unknown device \"tpu\"") && m.contains("training on the CPU")),
+            .any(|m| m.text.contains("unknown device \"tpu\"")
+                && m.text.contains("training on the CPU")),
         "{messages:?}"
     );
 }

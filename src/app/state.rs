@@ -302,6 +302,27 @@ impl Run {
 
 pub use crate::analysis::LibraryEntry;
 
+/// A message to the user.
+#[derive(Clone, Debug)]
+pub struct Message {
+    pub text: String,
+    pub at: std::time::Instant,
+}
+
+/// How long the Train view keeps showing a message.
+pub const MESSAGE_SECS: u64 = 20;
+
+impl AppState {
+    /// The messages of the last [`MESSAGE_SECS`] seconds, newest first.
+    pub fn recent_messages(&self, now: std::time::Instant) -> impl Iterator<Item = &str> {
+        self.messages
+            .iter()
+            .rev()
+            .take_while(move |m| now.duration_since(m.at).as_secs() < MESSAGE_SECS)
+            .map(|m| m.text.as_str())
+    }
+}
+
 /// Persisted settings (eframe storage).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Settings {
@@ -473,7 +494,8 @@ pub struct AppState {
     pub library: Vec<LibraryEntry>,
     pub library_errors: Vec<String>,
     /// Recent errors and notices, newest last.
-    pub messages: Vec<String>,
+    /// What the user was told, with when (newest last).
+    pub messages: Vec<Message>,
     pub paused: bool,
 }
 
@@ -491,7 +513,10 @@ impl AppState {
     }
 
     pub fn notify(&mut self, msg: impl Into<String>) {
-        self.messages.push(msg.into());
+        self.messages.push(Message {
+            text: msg.into(),
+            at: std::time::Instant::now(),
+        });
         if self.messages.len() > 50 {
             self.messages.remove(0);
         }
@@ -810,7 +835,12 @@ mod tests {
             RunStatus::Failed("disk on fire".into())
         );
         assert!(s.active.is_none());
-        assert!(s.messages.last().unwrap().contains("disk on fire"));
+        assert!(s.messages.last().unwrap().text.contains("disk on fire"));
+        // shown while recent, gone from the Train view after a while
+        let now = std::time::Instant::now();
+        assert_eq!(s.recent_messages(now).count(), 1);
+        let later = now + std::time::Duration::from_secs(MESSAGE_SECS + 1);
+        assert_eq!(s.recent_messages(later).count(), 0);
     }
 
     #[test]

@@ -228,52 +228,65 @@ impl StudyView {
 fn curves_plot(ui: &mut egui::Ui, state: &AppState, step: usize, pca30: Option<f64>) {
     use egui_plot::{HLine, Legend, Line, LineStyle, Plot, Points};
     let presets = STEPS[step].presets;
-    let mut any = false;
+    // finished models from their manifests, training ones from the live run
+    let mut finished: Vec<(String, Vec<[f64; 2]>)> = Vec::new();
+    for e in state.models() {
+        let m = &e.manifest;
+        if presets.contains(&m.run.model.preset.as_str()) && !m.history.val_loss.is_empty() {
+            let pts = m
+                .history
+                .val_loss
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| [(i + 1) as f64, v])
+                .collect();
+            finished.push((e.label(), pts));
+        }
+    }
+    let training: Vec<(String, Vec<[f64; 2]>)> = state
+        .runs
+        .iter()
+        .filter(|r| r.status.is_active() && !r.val.is_empty())
+        .filter(|r| presets.contains(&r.config.model.preset.as_str()))
+        .map(|r| {
+            let per_epoch = r.steps_per_epoch.max(1) as f64;
+            let pts = r.val.iter().map(|[s, v]| [s / per_epoch, *v]).collect();
+            (format!("{} (training)", r.label()), pts)
+        })
+        .collect();
+    if finished.is_empty() && training.is_empty() {
+        // empty axes around PCA's line say nothing: say what will be here
+        ui.label(
+            RichText::new(
+                "No model of this step has finished an epoch yet: train the step and its validation error per epoch is drawn here, live.",
+            )
+            .weak(),
+        );
+        return;
+    }
     Plot::new(("study-curves", step))
         .height(220.0)
         .legend(Legend::default())
         .x_axis_label("epoch")
         .y_axis_label("validation MSE")
+        .include_x(0.0)
+        .include_y(0.0)
         .allow_scroll(false)
         .show(ui, |p| {
-            for e in state.models() {
-                let m = &e.manifest;
-                if !presets.contains(&m.run.model.preset.as_str()) {
-                    continue;
-                }
-                let pts: Vec<[f64; 2]> = m
-                    .history
-                    .val_loss
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &v)| [(i + 1) as f64, v])
-                    .collect();
-                any |= !pts.is_empty();
+            for (label, pts) in finished {
                 if pts.len() == 1 {
-                    p.points(Points::new(e.label(), pts).radius(4.0));
+                    p.points(Points::new(label, pts).radius(4.0));
                 } else {
-                    p.line(Line::new(e.label(), pts));
+                    p.line(Line::new(label, pts));
                 }
             }
-            for r in state.runs.iter().filter(|r| r.status.is_active()) {
-                if !presets.contains(&r.config.model.preset.as_str()) || r.val.is_empty() {
-                    continue;
-                }
-                let per_epoch = r.steps_per_epoch.max(1) as f64;
-                let pts: Vec<[f64; 2]> = r.val.iter().map(|[s, v]| [s / per_epoch, *v]).collect();
-                any = true;
-                p.line(
-                    Line::new(format!("{} (training)", r.label()), pts)
-                        .style(LineStyle::dotted_dense()),
-                );
+            for (label, pts) in training {
+                p.line(Line::new(label, pts).style(LineStyle::dotted_dense()));
             }
             if let (0, Some(v)) = (step, pca30) {
                 p.hline(HLine::new("PCA-30 (test)", v).style(LineStyle::dashed_loose()));
             }
         });
-    if !any {
-        ui.label(RichText::new("No model of this step has finished an epoch yet.").weak());
-    }
 }
 
 impl super::view::AppView for StudyView {

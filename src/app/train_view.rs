@@ -349,8 +349,15 @@ fn progress_ui(ui: &mut egui::Ui, state: &AppState) {
             ));
         }
     }
-    for m in state.messages.iter().rev().take(2) {
+    let mut shown = false;
+    for m in state.recent_messages(std::time::Instant::now()).take(2) {
         ui.label(RichText::new(m).small());
+        shown = true;
+    }
+    if shown {
+        // (to take it away when it is old, even if nothing else happens)
+        ui.ctx()
+            .request_repaint_after(std::time::Duration::from_secs(1));
     }
 }
 

@@ -56,7 +56,7 @@ impl AelabApp {
         );
         out.push_str("recent messages:\n");
         for m in s.messages.iter().rev().take(10) {
-            out.push_str(&format!("  {m}\n"));
+            out.push_str(&format!("  {}\n", m.text));
         }
         for e in &s.library_errors {
             out.push_str(&format!("  library: {e}\n"));

@@ -36,10 +36,10 @@ impl DatasetKind {
         }
     }
 
-    /// Public mirrors, tried in order; `AELAB_MIRRORS` (comma-separated base
+    /// Public mirrors, tried in order; `AELAB_MIRRORS_<SLUG>` or `AELAB_MIRRORS` (comma-separated base
     /// URLs, each followed by the file name) replaces them.
     pub fn mirrors(self) -> Vec<String> {
-        if let Some(list) = crate::env::mirrors() {
+        if let Some(list) = crate::env::mirrors(self.slug()) {
             return list;
         }
         match self {
