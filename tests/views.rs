@@ -796,3 +796,48 @@ fn a_vae_offers_its_elbo_as_the_ood_score() {
         .next()
         .is_some());
 }
+
+#[test]
+fn noise_and_ood_offers_to_download_the_missing_data_set() {
+    // a mirror that has nothing: the download starts, then says why it stopped
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in listener.incoming().flatten() {
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    std::env::set_var("AELAB_MIRRORS_FASHION_MNIST", format!("http://{addr}/"));
+    let (data_dir, models, _) = setup("shallow-64", 1);
+    let mut h = harness(data_dir.path(), models.path());
+    ready(&mut h);
+    h.get_by_label("Noise & OOD").click();
+    let t = std::time::Instant::now();
+    while h.query_by_label("Download Fashion-MNIST").is_none() {
+        assert!(t.elapsed() < Duration::from_secs(30), "no download button");
+        h.run_steps(1);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.get_by_label("Download Fashion-MNIST").click();
+    h.run_steps(1);
+    assert!(
+        h.state().state.other_download.is_some(),
+        "the download started"
+    );
+    step_until(&mut h, 60, "the download to stop", |a| {
+        a.state
+            .other_download
+            .as_ref()
+            .is_some_and(|d| d.error.is_some())
+    });
+    h.run_steps(3);
+    assert!(h.query_by_label_contains("the download stopped").is_some());
+    // the data set itself is still missing, and the button is back
+    assert!(h.query_by_label("Download Fashion-MNIST").is_some());
+    std::env::remove_var("AELAB_MIRRORS_FASHION_MNIST");
+}

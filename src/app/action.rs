@@ -45,6 +45,9 @@ pub enum Action {
         out: PathBuf,
         quick: bool,
     },
+    /// Download the data set that is not the current one (Noise & OOD).
+    DownloadOther(crate::data::DatasetKind),
+    CancelOtherDownload,
     /// Put test image `i` on the Draw canvas and show the Draw view.
     SendToDraw(usize),
     /// Tell the user something (in the message line and the log).
@@ -160,6 +163,12 @@ impl AelabApp {
                 }
             }
             Action::Notify(msg) => self.state.notify(msg),
+            Action::DownloadOther(kind) => self.download_other(kind),
+            Action::CancelOtherDownload => {
+                if let Some(l) = &self.other_loader {
+                    l.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::loader::{LoadEvent, Loader};
-use super::state::DataStatus;
+use super::state::{DataStatus, OtherDownload};
 use super::{AelabApp, ReportTask};
 use crate::model::{ModelConfig, RunConfig, TrainParams};
 use crate::worker::Job;
@@ -30,10 +30,64 @@ impl AelabApp {
             self.wake.clone(),
         ));
     }
+    /// Download the data set `kind` (not the current one) in the background.
+    pub fn download_other(&mut self, kind: crate::data::DatasetKind) {
+        self.state.other_download = Some(OtherDownload {
+            kind,
+            message: format!("downloading {}", kind.display_name()),
+            fraction: None,
+            error: None,
+        });
+        self.other_loader = Some(Loader::spawn(
+            self.state.data_dir.clone(),
+            kind,
+            true,
+            self.wake.clone(),
+        ));
+    }
+
+    /// The other data set's download: its progress, then the data (the
+    /// views load it again) or why it stopped.
+    fn drain_other_loader(&mut self) {
+        let Some(loader) = &self.other_loader else {
+            return;
+        };
+        let mut done = false;
+        while let Ok(ev) = loader.events.try_recv() {
+            let Some(d) = &mut self.state.other_download else {
+                break;
+            };
+            match ev {
+                LoadEvent::Progress { message, fraction } => {
+                    d.message = message;
+                    d.fraction = fraction;
+                }
+                LoadEvent::Data(data) => {
+                    let note = format!("{} is ready", data.kind.display_name());
+                    self.state.other_download = None;
+                    self.state.other_data_version += 1;
+                    self.state.notify(note);
+                    done = true;
+                    break;
+                }
+                LoadEvent::Missing(e) | LoadEvent::Failed(e) => {
+                    d.error = Some(e);
+                    done = true;
+                    break;
+                }
+                LoadEvent::Pca(_) => {}
+            }
+        }
+        if done {
+            self.other_loader = None;
+        }
+    }
+
     /// Everything but drawing: drain the loader and the worker under a time
     /// budget, start queued runs.
     pub fn logic(&mut self) {
         let start = Instant::now();
+        self.drain_other_loader();
         if let Some(loader) = &self.loader {
             while let Ok(ev) = loader.events.try_recv() {
                 match ev {

@@ -47,6 +47,8 @@ pub struct AelabApp {
     pub state: AppState,
     worker: WorkerHandle,
     loader: Option<Loader>,
+    /// The other data set's download, when asked for.
+    other_loader: Option<Loader>,
     pub views: Views,
     /// The test set's map in a code space (the Latent and Draw views').
     pub latent_map: latent_map::LatentMap,
@@ -163,6 +165,7 @@ impl AelabApp {
             state,
             worker,
             loader: None,
+            other_loader: None,
             views: Views::default(),
             latent_map: latent_map::LatentMap::default(),
             actions: action::Actions::default(),

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use egui::RichText;
 use egui_plot::{Bar, BarChart, Legend, Plot, VLine};
 
+use super::action::{Action, Actions};
 use super::export;
 use super::images::{Gallery, GalleryRow};
 use super::state::{AppState, DataStatus, View};
@@ -43,6 +44,8 @@ pub struct OodView {
     pub threshold: f64,
     /// The score the threshold was set on.
     threshold_score: Option<Score>,
+    /// The other data set's version this view loaded.
+    other_version: u64,
     other: Pending<DatasetKind, OtherData>,
     rows: Pending<RowsKey, (Vec<f32>, Vec<Row>)>,
     sep: Pending<SepKey, Result<Separation, String>>,
@@ -61,6 +64,7 @@ impl Default for OodView {
             model: None,
             threshold: 0.03,
             threshold_score: None,
+            other_version: 0,
             other: Pending::default(),
             rows: Pending::default(),
             sep: Pending::default(),
@@ -81,7 +85,7 @@ impl OodView {
         self.rows.get().map(|(_, r)| r.as_slice())
     }
 
-    fn show(&mut self, ui: &mut egui::Ui, state: &AppState, compute: &Compute) {
+    fn show(&mut self, ui: &mut egui::Ui, state: &AppState, compute: &Compute, actions: &Actions) {
         let DataStatus::Ready { data, .. } = &state.data else {
             ui.label("This view appears once the data set is loaded.");
             return;
@@ -91,6 +95,11 @@ impl OodView {
             DatasetKind::Mnist => DatasetKind::FashionMnist,
             DatasetKind::FashionMnist => DatasetKind::Mnist,
         };
+        if self.other_version != state.other_data_version {
+            // the other data set arrived: load it again
+            self.other_version = state.other_data_version;
+            self.other.clear();
+        }
         self.other.poll();
         if self.rows.poll() {
             self.generation += 1;
@@ -132,10 +141,7 @@ impl OodView {
             ui.label(RichText::new(format!("seed {}", self.seed)).weak());
         });
         if let Some(Err(e)) = &other {
-            ui.colored_label(
-                ui.visuals().warn_fg_color,
-                format!("{} is not available: {e}", other_kind.display_name()),
-            );
+            other_missing_ui(ui, state, other_kind, e, actions);
         }
         let other_ok = other.as_ref().and_then(|o| o.as_ref().ok()).cloned();
         // rows
@@ -416,6 +422,55 @@ impl OodView {
     }
 }
 
+/// The other data set is missing: why, and a download (with its progress
+/// and Cancel, or why it stopped).
+fn other_missing_ui(
+    ui: &mut egui::Ui,
+    state: &AppState,
+    kind: DatasetKind,
+    error: &str,
+    actions: &Actions,
+) {
+    let download = state.other_download.as_ref().filter(|d| d.kind == kind);
+    match download {
+        Some(d) if d.error.is_none() => {
+            ui.horizontal(|ui| {
+                ui.add(
+                    egui::ProgressBar::new(d.fraction.unwrap_or(0.0))
+                        .text(d.message.as_str())
+                        .desired_width(360.0),
+                );
+                if ui
+                    .button("Cancel")
+                    .on_hover_text("Stop the download; Download starts it again")
+                    .clicked()
+                {
+                    actions.push(Action::CancelOtherDownload);
+                }
+            });
+        }
+        _ => {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!("{} is not available: {error}", kind.display_name()),
+            );
+            if let Some(e) = download.and_then(|d| d.error.as_ref()) {
+                ui.colored_label(
+                    ui.visuals().error_fg_color,
+                    format!("the download stopped: {e}"),
+                );
+            }
+            if ui
+                .button(format!("Download {}", kind.display_name()))
+                .on_hover_text("Fetch its files from the public mirrors, verify their checksums, and use it here")
+                .clicked()
+            {
+                actions.push(Action::DownloadOther(kind));
+            }
+        }
+    }
+}
+
 fn gallery_rows(x: &[f32], rows: &[Row]) -> Vec<GalleryRow> {
     let mut out = vec![GalleryRow::plain("input", x)];
     out.extend(rows.iter().map(|r| GalleryRow::of_row(r, false)));
@@ -428,6 +483,6 @@ impl super::view::AppView for OodView {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, cx: &mut super::view::ViewCx) {
-        self.show(ui, cx.state, cx.compute);
+        self.show(ui, cx.state, cx.compute, cx.actions);
     }
 }

@@ -493,10 +493,23 @@ pub struct AppState {
     pub next_id: u64,
     pub library: Vec<LibraryEntry>,
     pub library_errors: Vec<String>,
-    /// Recent errors and notices, newest last.
     /// What the user was told, with when (newest last).
     pub messages: Vec<Message>,
     pub paused: bool,
+    /// The other data set's download (Noise & OOD asked for it).
+    pub other_download: Option<OtherDownload>,
+    /// Counts the other data set's arrivals, so views load it again.
+    pub other_data_version: u64,
+}
+
+/// A download of the data set that is not the current one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OtherDownload {
+    pub kind: DatasetKind,
+    pub message: String,
+    pub fraction: Option<f32>,
+    /// Why it stopped, once it has.
+    pub error: Option<String>,
 }
 
 impl AppState {
