@@ -841,3 +841,26 @@ fn noise_and_ood_offers_to_download_the_missing_data_set() {
     assert!(h.query_by_label("Download Fashion-MNIST").is_some());
     std::env::remove_var("AELAB_MIRRORS_FASHION_MNIST");
 }
+
+#[test]
+fn the_decoder_dictionary_shows_what_each_code_unit_draws() {
+    let (data_dir, models, _) = setup("shallow-64", 1);
+    let mut h = harness(data_dir.path(), models.path());
+    ready(&mut h);
+    h.get_by_label("Filters").click();
+    step_until(&mut h, 60, "the dictionary", |a| {
+        a.views.filters_view.dictionary(0).is_some()
+    });
+    h.run_steps(3);
+    let d = h.state().views.filters_view.dictionary(0).unwrap();
+    assert_eq!(d.images.len(), 64);
+    assert!(
+        d.encoder.is_some(),
+        "a shallow model's units have encoder filters"
+    );
+    assert!(h
+        .query_by_label_contains("What each code unit draws (left: its encoder filter)")
+        .is_some());
+    // each unit's tile is on screen, with how often it fires
+    assert!(h.query_all_by_label_contains("fires on").count() >= 64);
+}

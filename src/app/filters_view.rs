@@ -13,7 +13,7 @@ use egui_plot::{Bar, BarChart, Line, Plot};
 use super::export;
 use super::images::{self, Tiles};
 use super::state::{AppState, DataStatus, View};
-use crate::analysis::filters;
+use crate::analysis::filters::{self, Dictionary, DICTIONARY_IMAGES};
 use crate::analysis::{Compute, Pending};
 use crate::data::IMAGE_SIDE;
 use crate::model::{checkpoint, FeatureMaps};
@@ -24,6 +24,10 @@ pub const ACTIVATION_TEST_IMAGES: usize = 2000;
 
 type Acts = Pending<PathBuf, Result<ActivationStats, String>>;
 type Maps = Pending<(PathBuf, usize), Result<Vec<FeatureMaps>, String>>;
+type Dicts = Pending<PathBuf, Result<Dictionary, String>>;
+
+/// Units the dictionary shows at the most (the most often firing).
+const DICTIONARY_UNITS: usize = 64;
 
 /// Filters of one checkpoint, ready to draw.
 pub struct LoadedFilters {
@@ -51,6 +55,9 @@ pub struct FiltersView {
     maps: [Maps; 2],
     map_tiles: [Tiles; 2],
     maps_shown: [Option<(PathBuf, usize)>; 2],
+    dicts: [Dicts; 2],
+    dict_tiles: [Tiles; 2],
+    dict_shown: [Option<PathBuf>; 2],
     /// Test image whose feature maps conv models show.
     pub input_index: usize,
 }
@@ -170,6 +177,7 @@ impl FiltersView {
                 self.request(i, &path, is_conv, state, compute);
                 self.acts[i].poll();
                 self.maps[i].poll();
+                self.dicts[i].poll();
                 let ctx = col.ctx().clone();
                 egui::ScrollArea::vertical()
                     .id_salt(("filters", i))
@@ -178,6 +186,9 @@ impl FiltersView {
                         ui.separator();
                         if is_conv {
                             self.show_maps(ui, &ctx, i, &path);
+                            ui.separator();
+                        } else {
+                            self.show_dictionary(ui, i, &path);
                             ui.separator();
                         }
                         if let Some(Ok(f)) = self.loaded.get(&path) {
@@ -210,6 +221,16 @@ impl FiltersView {
                 Ok(metrics::activation_stats(&codes, m.config.bottleneck()))
             })
         });
+        if !is_conv {
+            let (cache, d, p) = (compute.models.clone(), data.clone(), path.to_path_buf());
+            self.dicts[i].request(path.to_path_buf(), || {
+                compute.submit_slow(&format!("filters-dictionary-{i}"), move || {
+                    let m = cache.get(&p)?;
+                    let n = DICTIONARY_IMAGES.min(d.test.len());
+                    filters::dictionary(&m, &d.test.rows_f32(0..n))
+                })
+            });
+        }
         if is_conv && !data.test.is_empty() {
             let index = self.input_index.min(data.test.len() - 1);
             let (cache, d, p) = (compute.models.clone(), data.clone(), path.to_path_buf());
@@ -392,6 +413,78 @@ fn show_activations(ui: &mut egui::Ui, acts: &Acts, column: usize) {
                 .show(ui, |p| p.line(Line::new("mean activation per unit", pts)));
         },
     );
+}
+
+impl FiltersView {
+    /// The dictionary of column `i`, once computed (tests).
+    pub fn dictionary(&self, i: usize) -> Option<&Dictionary> {
+        self.dicts[i].get().and_then(|d| d.as_ref().ok())
+    }
+
+    /// What each code unit draws, most often firing first; beside each,
+    /// its encoder filter where the code is the first layer.
+    fn show_dictionary(&mut self, ui: &mut egui::Ui, i: usize, path: &Path) {
+        let d = match self.dicts[i].get_for(&path.to_path_buf()) {
+            None => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label("decoding each code unit…");
+                });
+                return;
+            }
+            Some(Err(e)) => {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+                return;
+            }
+            Some(Ok(d)) => d.clone(),
+        };
+        let shown: Vec<usize> = d.order.iter().copied().take(DICTIONARY_UNITS).collect();
+        if self.dict_shown[i].as_deref() != Some(path) {
+            let ctx = ui.ctx().clone();
+            for (k, &u) in shown.iter().enumerate() {
+                let img = &d.images[u];
+                self.dict_tiles[i].put(&ctx, 2 * k + 1, "dictionary", images::gray(img));
+                if let Some(enc) = &d.encoder {
+                    let f = &enc[u];
+                    let t = images::diverging(f, images::abs_max(f));
+                    self.dict_tiles[i].put(&ctx, 2 * k, "dictionary-filter", t);
+                }
+            }
+            self.dict_shown[i] = Some(path.to_path_buf());
+        }
+        let title = format!(
+            "What each code unit draws{}: the mean code with one unit at its 95th percentile, decoded; most often firing first{}",
+            if d.encoder.is_some() { " (left: its encoder filter)" } else { "" },
+            if shown.len() < d.order.len() {
+                format!(" ({} of {})", shown.len(), d.order.len())
+            } else {
+                String::new()
+            }
+        );
+        let tiles = &self.dict_tiles[i];
+        export::figure(ui, &format!("dictionary-{i}"), &title, None, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                ui.spacing_mut().item_spacing = egui::vec2(2.0, 2.0);
+                for (k, &u) in shown.iter().enumerate() {
+                    let hover = format!(
+                        "unit {u}: fires on {:.0}% of the test digits",
+                        d.fire_rate[u] * 100.0
+                    );
+                    if d.encoder.is_some() {
+                        if let Some(t) = tiles.get(2 * k) {
+                            images::show(ui, t, 30.0, &hover);
+                        }
+                    }
+                    if let Some(t) = tiles.get(2 * k + 1) {
+                        images::show(ui, t, 30.0, &hover);
+                    }
+                    if d.encoder.is_some() {
+                        ui.add_space(6.0);
+                    }
+                }
+            });
+        });
+    }
 }
 
 fn show_filters(ui: &mut egui::Ui, f: &LoadedFilters) {
