@@ -452,17 +452,25 @@ impl FiltersView {
             }
             self.dict_shown[i] = Some(path.to_path_buf());
         }
-        let title = format!(
-            "What each code unit draws{}: the mean code with one unit at its 95th percentile, decoded; most often firing first{}",
-            if d.encoder.is_some() { " (left: its encoder filter)" } else { "" },
-            if shown.len() < d.order.len() {
-                format!(" ({} of {})", shown.len(), d.order.len())
-            } else {
-                String::new()
-            }
+        let title = if d.encoder.is_some() {
+            "What each code unit draws (left: its encoder filter)"
+        } else {
+            "What each code unit draws"
+        };
+        ui.label(
+            RichText::new(format!(
+                "The mean code with one unit at its 95th percentile, decoded; most often firing first{}.",
+                if shown.len() < d.order.len() {
+                    format!(" ({} of {} units)", shown.len(), d.order.len())
+                } else {
+                    String::new()
+                }
+            ))
+            .small()
+            .weak(),
         );
         let tiles = &self.dict_tiles[i];
-        export::figure(ui, &format!("dictionary-{i}"), &title, None, |ui| {
+        export::figure(ui, &format!("dictionary-{i}"), title, None, |ui| {
             ui.horizontal_wrapped(|ui| {
                 ui.spacing_mut().item_spacing = egui::vec2(2.0, 2.0);
                 for (k, &u) in shown.iter().enumerate() {
