@@ -864,3 +864,29 @@ fn the_decoder_dictionary_shows_what_each_code_unit_draws() {
     // each unit's tile is on screen, with how often it fires
     assert!(h.query_all_by_label_contains("fires on").count() >= 64);
 }
+
+#[test]
+fn the_denoising_grid_fills_in_for_a_denoising_model() {
+    let (data_dir, models, _) = setup("denoise-0.5", 1);
+    let mut h = harness(data_dir.path(), models.path());
+    ready(&mut h);
+    h.get_by_label("Denoise").click();
+    step_until(&mut h, 90, "the curves", |a| {
+        a.views.denoise_view.curves().is_some()
+    });
+    h.run_steps(3);
+    let refs: Vec<aelab::analysis::ModelRef> = h
+        .state()
+        .state
+        .models()
+        .into_iter()
+        .map(aelab::analysis::ModelRef::of)
+        .collect();
+    let g = h.state().views.denoise_view.grid(&refs).expect("a grid");
+    assert_eq!(g.rows, [("denoise-0.5".to_string(), 0.5)]);
+    assert_eq!(g.mse[0].len(), 11);
+    assert!(g.mse[0].iter().all(|m| m.is_finite() && *m > 0.0));
+    assert!(h
+        .query_by_label_contains("Denoisers: training level (rows)")
+        .is_some());
+}

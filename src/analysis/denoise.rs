@@ -123,3 +123,102 @@ pub fn curves_on(
         })
         .collect()
 }
+
+/// Training level × test level: each denoising model's test MSE at each
+/// noise level of one noise type, rows by training level.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Grid {
+    /// (model, the noise level it was trained at), rows in that order.
+    pub rows: Vec<(String, f32)>,
+    /// The test levels, columns in this order ([`levels`]).
+    pub levels: Vec<f32>,
+    /// `mse[row][column]`.
+    pub mse: Vec<Vec<f64>>,
+    /// The best row of each column (lowest MSE).
+    pub best: Vec<usize>,
+}
+
+/// The grid of the denoising models among `curves`: `trained` names each
+/// denoising model's label and training level (other curves are left out).
+/// None when no denoising model has a curve.
+pub fn grid(curves: &[Curve], trained: &[(String, f32)]) -> Option<Grid> {
+    let mut rows: Vec<(String, f32, Vec<f64>)> = trained
+        .iter()
+        .filter_map(|(label, level)| {
+            let c = curves.iter().find(|c| &c.label == label)?;
+            Some((label.clone(), *level, c.mse.as_ref().ok()?.clone()))
+        })
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    rows.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let levels = levels();
+    let best = (0..levels.len())
+        .map(|c| {
+            (0..rows.len())
+                .min_by(|&a, &b| rows[a].2[c].total_cmp(&rows[b].2[c]))
+                .unwrap_or(0)
+        })
+        .collect();
+    Some(Grid {
+        rows: rows.iter().map(|(l, t, _)| (l.clone(), *t)).collect(),
+        mse: rows.into_iter().map(|(_, _, m)| m).collect(),
+        levels,
+        best,
+    })
+}
+
+/// A colour for `t` in [0, 1] (0: low error, dark blue; 1: high, yellow),
+/// shared by the Denoise view and the report.
+pub fn heat_rgb(t: f64) -> [u8; 3] {
+    let t = t.clamp(0.0, 1.0);
+    // dark blue -> teal -> yellow
+    let (r, g, b) = if t < 0.5 {
+        let u = t * 2.0;
+        (0.1 + 0.0 * u, 0.15 + 0.45 * u, 0.35 + 0.15 * u)
+    } else {
+        let u = (t - 0.5) * 2.0;
+        (0.1 + 0.85 * u, 0.6 + 0.3 * u, 0.5 - 0.35 * u)
+    };
+    [(r * 255.0) as u8, (g * 255.0) as u8, (b * 255.0) as u8]
+}
+
+/// Where `mse` sits between the grid's lowest and highest error, on a log
+/// scale, in [0, 1].
+pub fn heat_position(g: &Grid, mse: f64) -> f64 {
+    let all = g.mse.iter().flatten().copied().filter(|v| *v > 0.0);
+    let (lo, hi) = all.fold((f64::INFINITY, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
+        return 0.0;
+    }
+    (mse.clamp(lo, hi).ln() - lo.ln()) / (hi.ln() - lo.ln())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grid_orders_rows_by_training_level_and_marks_the_best() {
+        let c = |label: &str, f: fn(f64) -> f64| Curve {
+            label: label.into(),
+            trained_at: None,
+            mse: Ok(levels().iter().map(|&l| f(l as f64)).collect()),
+        };
+        let curves = [
+            c("d-0.7", |l| 0.02 + 0.01 * (l - 0.7).abs()),
+            c("d-0.3", |l| 0.01 + 0.05 * (l - 0.3).abs()),
+            c("plain", |l| 0.01 + l),
+        ];
+        let trained = [("d-0.7".to_string(), 0.7), ("d-0.3".to_string(), 0.3)];
+        let g = grid(&curves, &trained).unwrap();
+        assert_eq!(g.rows[0].0, "d-0.3", "lowest training level first");
+        assert_eq!(g.mse.len(), 2);
+        // at level 0 the 0.3 model wins, at level 1 the 0.7 one
+        assert_eq!((g.best[0], g.best[10]), (0, 1));
+        assert!(grid(&curves, &[]).is_none());
+        assert_eq!(heat_position(&g, 0.0), 0.0);
+        assert!((heat_position(&g, 1e9) - 1.0).abs() < 1e-12);
+    }
+}

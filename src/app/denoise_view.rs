@@ -201,7 +201,13 @@ impl DenoiseView {
                 },
             );
                 });
-            self.curve_plot(&mut cols[1], &ckey);
+            egui::ScrollArea::vertical()
+                .id_salt("denoise-right")
+                .show(&mut cols[1], |ui| {
+                    self.curve_plot(ui, &ckey);
+                    ui.separator();
+                    self.grid_ui(ui, &ckey, &models);
+                });
         });
         self.gallery = gallery;
     }
@@ -257,6 +263,106 @@ impl DenoiseView {
             );
         });
     }
+}
+
+impl DenoiseView {
+    /// The denoising models' grid of the current noise type, from the
+    /// curves (once computed).
+    pub fn grid(&self, models: &[ModelRef]) -> Option<denoise::Grid> {
+        let curves = self.curves.get()?;
+        denoise::grid(curves, &denoisers(models))
+    }
+
+    /// Training level × test level for the current noise type: each cell
+    /// the MSE (PSNR on hover), the best model of each test level outlined.
+    fn grid_ui(&self, ui: &mut egui::Ui, key: &CurveKey, models: &[ModelRef]) {
+        let title = format!(
+            "Denoisers: training level (rows) × {} test level (columns), MSE; outlined: the best at each level",
+            self.kind.label()
+        );
+        let Some(g) = self
+            .curves
+            .get_for(key)
+            .and_then(|c| denoise::grid(c, &denoisers(models)))
+        else {
+            ui.label(
+                RichText::new("The grid of training × test noise levels appears once a denoising model is in the library and the curves are computed.")
+                    .weak(),
+            );
+            return;
+        };
+        export::figure(ui, "denoise-grid-heatmap", &title, None, |ui| {
+            let (label_w, cell_h) = (110.0, 22.0);
+            let cell_w =
+                ((ui.available_width() - label_w) / g.levels.len() as f32).clamp(18.0, 48.0);
+            let size = egui::vec2(
+                label_w + cell_w * g.levels.len() as f32,
+                cell_h * (g.rows.len() + 1) as f32,
+            );
+            let (rect, _) = ui.allocate_exact_size(size, egui::Sense::hover());
+            let painter = ui.painter_at(rect);
+            let text = ui.visuals().text_color();
+            let font = egui::FontId::proportional(11.0);
+            for (c, l) in g.levels.iter().enumerate() {
+                let x = rect.left() + label_w + (c as f32 + 0.5) * cell_w;
+                painter.text(
+                    egui::pos2(x, rect.top() + cell_h * 0.5),
+                    egui::Align2::CENTER_CENTER,
+                    format!("{l:.1}"),
+                    font.clone(),
+                    text,
+                );
+            }
+            for (r, (label, _)) in g.rows.iter().enumerate() {
+                let y = rect.top() + cell_h * (r + 1) as f32;
+                painter.text(
+                    egui::pos2(rect.left() + 4.0, y + cell_h * 0.5),
+                    egui::Align2::LEFT_CENTER,
+                    label,
+                    font.clone(),
+                    text,
+                );
+                for (c, &mse) in g.mse[r].iter().enumerate() {
+                    let cell = egui::Rect::from_min_size(
+                        egui::pos2(rect.left() + label_w + c as f32 * cell_w, y),
+                        egui::vec2(cell_w - 1.0, cell_h - 1.0),
+                    );
+                    let [cr, cg, cb] = denoise::heat_rgb(denoise::heat_position(&g, mse));
+                    painter.rect_filled(cell, 0.0, egui::Color32::from_rgb(cr, cg, cb));
+                    if g.best[c] == r {
+                        painter.rect_stroke(
+                            cell.shrink(1.0),
+                            0.0,
+                            egui::Stroke::new(2.0, egui::Color32::WHITE),
+                            egui::StrokeKind::Inside,
+                        );
+                    }
+                    let id = ui.scope_id().with(("denoise-cell", r, c));
+                    ui.interact(cell, id, egui::Sense::hover())
+                        .on_hover_text(format!(
+                            "{label} at {} level {:.1}: MSE {mse:.4}, PSNR {:.1} dB{}",
+                            self.kind.label(),
+                            g.levels[c],
+                            crate::train::metrics::psnr_from_mse(mse),
+                            if g.best[c] == r {
+                                " (the best here)"
+                            } else {
+                                ""
+                            }
+                        ));
+                }
+            }
+        });
+    }
+}
+
+/// Each denoising model's label and training level.
+fn denoisers(models: &[ModelRef]) -> Vec<(String, f32)> {
+    models
+        .iter()
+        .filter(|m| !m.config.noise.is_none())
+        .map(|m| (m.label.clone(), m.config.noise.level))
+        .collect()
 }
 
 fn curves_csv(curves: &[Curve]) -> String {
