@@ -97,6 +97,15 @@ fn quick_report_writes_every_section_figure_and_consistent_numbers() {
     }
     assert_eq!(json["sparse"].as_array().unwrap().len(), 4);
     assert_eq!(json["denoise_curves"].as_object().unwrap().len(), 7);
+    // Q4's grids: every noise type, the five denoisers by training level
+    for kind in ["gaussian", "masking", "salt-pepper"] {
+        let g = &json["denoise_grid"][kind];
+        let mse = g["mse"].as_array().unwrap();
+        assert_eq!(mse.len(), 5, "{kind}");
+        assert!(mse.iter().all(|r| r.as_array().unwrap().len() == 11));
+        assert_eq!(g["rows"][0][0], "denoise-0.3");
+        assert!(md.contains(&format!("q4_grid_{kind}.png")), "{kind} figure");
+    }
     let cw = &json["conv_winner"];
     assert!(cw["best_mse"].as_f64().unwrap() <= cw["runner_up_mse"].as_f64().unwrap());
     assert!(md.contains(&format!(

@@ -126,7 +126,7 @@ pub fn curves_on(
 
 /// Training level × test level: each denoising model's test MSE at each
 /// noise level of one noise type, rows by training level.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Grid {
     /// (model, the noise level it was trained at), rows in that order.
     pub rows: Vec<(String, f32)>,

@@ -338,6 +338,54 @@ pub fn line_plot(
     c
 }
 
+/// A heat map: `values[row][column]` as cells coloured by `colour` (of
+/// each value), row and column labels, and the cell `best[column]` of each
+/// column outlined.
+pub fn heatmap(
+    title: &str,
+    rows: &[String],
+    columns: &[String],
+    values: &[Vec<f64>],
+    colour: &dyn Fn(f64) -> Rgb,
+    best: &[usize],
+) -> Canvas {
+    let (label_w, cell_w, cell_h, top) = (150usize, 44usize, 26usize, 56usize);
+    let w = label_w + cell_w * columns.len().max(1) + 20;
+    let h = top + cell_h * rows.len() + 16;
+    let mut c = Canvas::new(w, h);
+    c.text(10.0, 8.0, 15.0, title, BLACK);
+    for (j, l) in columns.iter().enumerate() {
+        let x = (label_w + j * cell_w) as f32 + cell_w as f32 / 2.0;
+        c.text_centred(x, (top - 20) as f32, 12.0, l, BLACK);
+    }
+    for (i, (label, row)) in rows.iter().zip(values).enumerate() {
+        let y = (top + i * cell_h) as f32;
+        c.text(10.0, y + 6.0, 12.0, label, BLACK);
+        for (j, &v) in row.iter().enumerate() {
+            let x = (label_w + j * cell_w) as f32;
+            c.rect(
+                x,
+                y,
+                x + cell_w as f32 - 1.0,
+                y + cell_h as f32 - 1.0,
+                colour(v),
+            );
+            if best.get(j) == Some(&i) {
+                let (x1, y1) = (x + cell_w as f32 - 2.0, y + cell_h as f32 - 2.0);
+                for (a, b) in [
+                    ([x + 1.0, y + 1.0], [x1, y + 1.0]),
+                    ([x1, y + 1.0], [x1, y1]),
+                    ([x1, y1], [x + 1.0, y1]),
+                    ([x + 1.0, y1], [x + 1.0, y + 1.0]),
+                ] {
+                    c.line(a, b, 2.0, [255, 255, 255]);
+                }
+            }
+        }
+    }
+    c
+}
+
 /// Bars (one per value, x = index + 1) with an optional line over them on a
 /// second scale (e.g. the cumulative explained variance).
 pub fn bar_plot(title: &str, x_label: &str, bars: &[f64], line: Option<(&str, &[f64])>) -> Canvas {

@@ -103,6 +103,9 @@ pub struct Summary {
     pub sparse: Vec<SparseSummary>,
     /// Test MSE of each model (and PCA-30) at noise levels 0, 0.1, ..., 1.
     pub denoise_curves: BTreeMap<String, Vec<f64>>,
+    /// For each noise type: the denoisers' test MSE, training level ×
+    /// test level.
+    pub denoise_grid: BTreeMap<String, crate::analysis::denoise::Grid>,
     pub conv_winner: Option<ConvWinner>,
     pub vae: Vec<VaeSummary>,
     pub total_secs: f64,
@@ -332,6 +335,7 @@ pub fn run(
     let ood = steps::q2(&mut w, &c)?;
     let sparse = steps::q3(&mut w, &c)?;
     let denoise_curves = steps::q4(&mut w, &c)?;
+    let denoise_grid = steps::q4_grids(&mut w, &c)?;
     let conv_winner = steps::q5(&mut w, &c)?;
     let vae = steps::q6(&mut w, &c)?;
     let total_secs = start.elapsed().as_secs_f64();
@@ -348,6 +352,7 @@ pub fn run(
         ood,
         sparse,
         denoise_curves,
+        denoise_grid,
         conv_winner,
         vae,
         total_secs,

@@ -11,7 +11,7 @@ use super::{
     ConvWinner, OodSummary, Options, PcaPart, SparseSummary, Trained, VaeSummary, Writer,
     CURVE_IMAGES, SHOW, SUMMARY_HEADER,
 };
-use crate::analysis::denoise::{self, Curve};
+use crate::analysis::denoise::{self, Curve, Grid};
 use crate::analysis::filters;
 use crate::analysis::ood::{self, InputKind};
 use crate::analysis::recon::Source;
@@ -563,6 +563,79 @@ pub(super) fn q4(w: &mut Writer, c: &Ctx) -> anyhow::Result<BTreeMap<String, Vec
     );
 
     Ok(denoise_curves)
+}
+
+/// Q4's grids: for each noise type, each denoiser's test MSE at each test
+/// level (rows by training level), as a heat map and a table.
+pub(super) fn q4_grids(w: &mut Writer, c: &Ctx) -> anyhow::Result<BTreeMap<String, Grid>> {
+    let trained: Vec<(String, f32)> = c
+        .step(3)
+        .iter()
+        .map(|t| (t.summary.preset.clone(), t.manifest.run.model.noise.level))
+        .collect();
+    let sources: Vec<(Source, Option<f32>)> = c
+        .step(3)
+        .into_iter()
+        .map(|t| {
+            (
+                Source::Live(t.summary.preset.clone(), t.model.clone()),
+                None,
+            )
+        })
+        .collect();
+    let mut out = BTreeMap::new();
+    for kind in NoiseKind::ALL {
+        let curves = denoise::curves_on(&c.cache, &c.curve_x, &sources, kind, 100);
+        let Some(g) = denoise::grid(&curves, &trained) else {
+            continue;
+        };
+        let rows: Vec<String> = g
+            .rows
+            .iter()
+            .map(|(m, t)| format!("{m} (trained {t})"))
+            .collect();
+        let cols: Vec<String> = g.levels.iter().map(|l| format!("{l:.1}")).collect();
+        let colour = |v: f64| denoise::heat_rgb(denoise::heat_position(&g, v));
+        let f = w.png(
+            &format!("q4_grid_{}", kind.slug()),
+            &canvas::heatmap(
+                &format!(
+                    "Denoisers' test MSE: training level (rows) × {} test level (columns); outlined: the best",
+                    kind.label()
+                ),
+                &rows,
+                &cols,
+                &g.mse,
+                &colour,
+                &g.best,
+            ),
+        )?;
+        let _ = writeln!(w.md, "![{} grid]({f})\n", kind.label());
+        let mut header = vec![format!("model \\ {} level", kind.label())];
+        header.extend(cols.iter().cloned());
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        table(
+            &mut w.md,
+            &header,
+            &rows
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    let mut r = vec![name.clone()];
+                    r.extend(g.mse[i].iter().enumerate().map(|(j, m)| {
+                        if g.best[j] == i {
+                            format!("**{m:.4}**")
+                        } else {
+                            format!("{m:.4}")
+                        }
+                    }));
+                    r
+                })
+                .collect::<Vec<_>>(),
+        );
+        out.insert(kind.slug().to_string(), g);
+    }
+    Ok(out)
 }
 
 /// Test MSE of step 4's models (and the plain one, and PCA-30) at each
