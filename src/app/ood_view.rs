@@ -233,14 +233,8 @@ impl OodView {
         self.gallery = gallery;
     }
 
-    fn histograms(
-        &mut self,
-        ui: &mut egui::Ui,
-        models: &[ModelRef],
-        inside_kind: DatasetKind,
-        other_kind: DatasetKind,
-        noise_kind: InputKind,
-    ) {
+    /// The detector model, and a VAE's choice of score.
+    fn detector_ui(&mut self, ui: &mut egui::Ui, models: &[ModelRef]) {
         ui.horizontal(|ui| {
             let l = ui.label("Detector model");
             egui::ComboBox::from_id_salt("ood-model")
@@ -272,6 +266,17 @@ impl OodView {
                     .on_hover_text("A VAE can flag inputs by its reconstruction error, or by how unlikely it finds them (−ELBO: reconstruction + KL)");
             }
         });
+    }
+
+    fn histograms(
+        &mut self,
+        ui: &mut egui::Ui,
+        models: &[ModelRef],
+        inside_kind: DatasetKind,
+        other_kind: DatasetKind,
+        noise_kind: InputKind,
+    ) {
+        self.detector_ui(ui, models);
         let sep = match self.sep.get() {
             None => {
                 if models.is_empty() {
@@ -330,29 +335,7 @@ impl OodView {
             noise_kind.label(other_kind),
             recon::fraction_above(&sep.noise, t) * 100.0,
         ));
-        ui.label(
-            RichText::new(format!(
-                "AUROC {} vs {}: {} · {} vs {}: {:.3}",
-                other_kind.display_name(),
-                inside_kind.display_name(),
-                sep.auroc_other
-                    .map_or_else(|| "–".to_string(), |v| format!("{v:.3}")),
-                noise_kind.label(other_kind),
-                inside_kind.display_name(),
-                sep.auroc_noise
-            ))
-            .strong(),
-        )
-        .on_hover_text("Area under the ROC curve: the chance that a random unfamiliar input has a larger error than a random familiar one (0.5 = no better than guessing, 1 = perfect)");
-        if let Some(b) = sep.baseline_auroc_other {
-            ui.label(
-                RichText::new(format!(
-                    "−ELBO grows with how grey an image is, whatever the model: the inputs' own pixel entropy alone scores an AUROC of {b:.3}"
-                ))
-                .small()
-                .weak(),
-            );
-        }
+        auroc_ui(ui, &sep, inside_kind, other_kind, noise_kind);
         let sets = [
             (
                 inside_kind.display_name().to_string(),
@@ -418,6 +401,39 @@ impl OodView {
                         p.vline(VLine::new("threshold", t));
                     });
             },
+        );
+    }
+}
+
+/// How well the score tells the sets apart (and, for −ELBO, its baseline).
+fn auroc_ui(
+    ui: &mut egui::Ui,
+    sep: &Separation,
+    inside_kind: DatasetKind,
+    other_kind: DatasetKind,
+    noise_kind: InputKind,
+) {
+    ui.label(
+        RichText::new(format!(
+            "AUROC {} vs {}: {} · {} vs {}: {:.3}",
+            other_kind.display_name(),
+            inside_kind.display_name(),
+            sep.auroc_other
+                .map_or_else(|| "–".to_string(), |v| format!("{v:.3}")),
+            noise_kind.label(other_kind),
+            inside_kind.display_name(),
+            sep.auroc_noise
+        ))
+        .strong(),
+    )
+    .on_hover_text("Area under the ROC curve: the chance that a random unfamiliar input has a larger error than a random familiar one (0.5 = no better than guessing, 1 = perfect)");
+    if let Some(b) = sep.baseline_auroc_other {
+        ui.label(
+            RichText::new(format!(
+                "−ELBO grows with how grey an image is, whatever the model: the inputs' own pixel entropy alone scores an AUROC of {b:.3}"
+            ))
+            .small()
+            .weak(),
         );
     }
 }

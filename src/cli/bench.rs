@@ -63,6 +63,37 @@ fn scaling_ways(asked: usize) -> Vec<usize> {
     ways
 }
 
+/// The study's models (untrained: the cost is the same), in a model cache
+/// as the app's library models are.
+fn study_models(device: &candle_core::Device) -> anyhow::Result<(ModelCache, Vec<ModelRef>)> {
+    let cache = ModelCache::default();
+    let mut refs = Vec::new();
+    for p in study::presets() {
+        let config = ModelConfig::preset(p).map_err(anyhow::Error::msg)?;
+        let path = std::path::PathBuf::from(format!("bench/{p}"));
+        cache.insert(path.clone(), Autoencoder::new(&config, 1, device)?);
+        refs.push(ModelRef {
+            path,
+            label: p.to_string(),
+            config,
+        });
+    }
+    Ok((cache, refs))
+}
+
+/// Median ms to decode a point dragged on the 2-D VAE's plane.
+fn vae_point_ms(reps: usize, cache: &ModelCache, refs: &[ModelRef]) -> anyhow::Result<f64> {
+    let vae2 = refs
+        .iter()
+        .find(|m| crate::analysis::vae::is_plane(m))
+        .ok_or_else(|| anyhow::anyhow!("the study has no 2-D VAE"))?;
+    let mut z = [0.0f32, 0.0];
+    Ok(time_ms(reps, || {
+        z = [(z[0] + 0.37) % 3.0, (z[1] + 0.61) % 3.0];
+        std::hint::black_box(crate::analysis::vae::decode_point(cache, vae2, z).ok());
+    }))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -195,20 +226,7 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
         k = k % 200 + 7;
         std::hint::black_box(crate::analysis::recon::pca_grid(&pca, k, &grid));
     });
-    // the study's models (untrained: the cost is the same), in a model
-    // cache as the app's library models are
-    let cache = ModelCache::default();
-    let mut refs = Vec::new();
-    for p in study::presets() {
-        let config = ModelConfig::preset(p).map_err(anyhow::Error::msg)?;
-        let path = std::path::PathBuf::from(format!("bench/{p}"));
-        cache.insert(path.clone(), Autoencoder::new(&config, 1, &device)?);
-        refs.push(ModelRef {
-            path,
-            label: p.to_string(),
-            config,
-        });
-    }
+    let (cache, refs) = study_models(&device)?;
     // the Denoise view's change: fresh noise on its digits, then every
     // model's reconstructions with their scores, and PCA's row
     let mut level = 0.0f32;
@@ -229,16 +247,7 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
     let drawn_ms = time_ms(a.reps, || {
         std::hint::black_box(answer::answer(&cache, &probes, &pca, 30, &refs, &digit));
     });
-    // a point dragged on a 2-D VAE's plane, decoded
-    let vae2 = refs
-        .iter()
-        .find(|m| crate::analysis::vae::is_plane(m))
-        .ok_or_else(|| anyhow::anyhow!("the study has no 2-D VAE"))?;
-    let mut z = [0.0f32, 0.0];
-    let vae_point_ms = time_ms(a.reps, || {
-        z = [(z[0] + 0.37) % 3.0, (z[1] + 0.61) % 3.0];
-        std::hint::black_box(crate::analysis::vae::decode_point(&cache, vae2, z).ok());
-    });
+    let vae_point_ms = vae_point_ms(a.reps, &cache, &refs)?;
 
     if a.json {
         println!(

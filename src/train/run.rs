@@ -553,26 +553,20 @@ fn train_loop(
                 break 'epochs;
             }
             if let Some(new_lr) = control.take_learning_rate() {
-                lr = new_lr;
-                opt.set_learning_rate(lr);
-                history.lr_changes.push((step, lr));
-                observer.event(&TrainEvent::LearningRateChanged { step, lr });
+                lr = change_lr(&mut opt, new_lr, step, &mut history, observer);
             }
-            gather(&data.train, idx, &mut clean);
-            if !mc.noise.is_none() {
-                noisy.clear();
-                noisy.extend_from_slice(&clean);
-                mc.noise.apply(&mut noisy, &mut noise_rng);
-            }
+            let noisy = batch_inputs(
+                &data.train,
+                idx,
+                mc.noise,
+                &mut noise_rng,
+                &mut clean,
+                &mut noisy,
+            );
             // The batch in `ways` parts, each through forward and backward
             // on its own core; the step sums their gradients by share.
             let rows = idx.len();
-            let ways = if device.is_cpu() {
-                ways.min(rows / min_rows_per_part(mc)).max(1)
-            } else {
-                1
-            };
-            let noisy = (!mc.noise.is_none()).then_some(noisy.as_slice());
+            let ways = part_ways(device, ways, rows, mc);
             let beta = vae_sample(
                 mc,
                 rows,
@@ -653,6 +647,51 @@ fn train_loop(
         train_secs,
         samples_per_sec: samples as f64 / train_secs.max(1e-9),
     })
+}
+
+/// The batch `idx` of `split` into `clean`, and with `noise` (a denoising
+/// model's) into `noisy`: the noisy inputs, if any.
+fn batch_inputs<'a>(
+    split: &Split,
+    idx: &[usize],
+    noise: Noise,
+    rng: &mut Rng,
+    clean: &mut Vec<f32>,
+    noisy: &'a mut Vec<f32>,
+) -> Option<&'a [f32]> {
+    gather(split, idx, clean);
+    if noise.is_none() {
+        return None;
+    }
+    noisy.clear();
+    noisy.extend_from_slice(clean);
+    noise.apply(noisy, rng);
+    Some(noisy.as_slice())
+}
+
+/// The parts a batch of `rows` splits into on `device` (at most `ways`;
+/// 1 off the CPU, where the layers run through candle's own ops).
+fn part_ways(device: &Device, ways: usize, rows: usize, mc: &crate::model::ModelConfig) -> usize {
+    if device.is_cpu() {
+        ways.min(rows / min_rows_per_part(mc)).max(1)
+    } else {
+        1
+    }
+}
+
+/// A learning-rate change from the UI at `step`: applied, recorded and
+/// announced; the new rate.
+fn change_lr(
+    opt: &mut FusedAdam,
+    lr: f64,
+    step: usize,
+    history: &mut History,
+    observer: &mut (dyn Observer + Send),
+) -> f64 {
+    opt.set_learning_rate(lr);
+    history.lr_changes.push((step, lr));
+    observer.event(&TrainEvent::LearningRateChanged { step, lr });
+    lr
 }
 
 /// Adam (fused) over the model's weights with the run's settings.
