@@ -16,7 +16,7 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 
 mod common;
-use common::{harness, step_until};
+use common::{harness, step_until, step_until_shown};
 
 /// Generated MNIST-like data and a `preset` trained on it for `epochs`,
 /// saved into the model library.
@@ -649,15 +649,7 @@ fn a_vae_plane_decodes_the_dragged_point_and_sample_draws_new_digits() {
         ) && a.latent_map.map().is_some()
     });
     // the plane's points are the codes' means themselves
-    let t = std::time::Instant::now();
-    while h
-        .query_by_label_contains("press and drag anywhere to decode that point")
-        .is_none()
-    {
-        assert!(t.elapsed() < Duration::from_secs(60), "no plane drawn");
-        h.run_steps(1);
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    step_until_shown(&mut h, 60, "press and drag anywhere to decode that point");
     let title = h
         .get_by_label_contains("press and drag anywhere to decode that point")
         .rect();
@@ -817,12 +809,7 @@ fn noise_and_ood_offers_to_download_the_missing_data_set() {
     let mut h = harness(data_dir.path(), models.path());
     ready(&mut h);
     h.get_by_label("Noise & OOD").click();
-    let t = std::time::Instant::now();
-    while h.query_by_label("Download Fashion-MNIST").is_none() {
-        assert!(t.elapsed() < Duration::from_secs(30), "no download button");
-        h.run_steps(1);
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    step_until_shown(&mut h, 30, "Download Fashion-MNIST");
     h.get_by_label("Download Fashion-MNIST").click();
     h.run_steps(1);
     assert!(

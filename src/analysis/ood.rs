@@ -117,11 +117,7 @@ pub fn scores(
     if score == Score::Mse {
         return recon::errors(cache, source, images, images);
     }
-    let model = match source {
-        Source::Model(m) => cache.get(&m.path)?,
-        Source::Live(_, m) => m.clone(),
-        Source::Pca(..) => return Err("PCA has no ELBO".into()),
-    };
+    let model = source.model(cache).ok_or("PCA has no ELBO")??;
     if !model.config.is_vae() {
         return Err(format!("{}: only a VAE has an ELBO", model.config.preset));
     }

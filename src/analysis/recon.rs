@@ -124,6 +124,16 @@ pub enum Source {
 }
 
 impl Source {
+    /// The autoencoder behind the source (loaded through `cache`), or None
+    /// for PCA.
+    pub fn model(&self, cache: &ModelCache) -> Option<Result<Arc<Autoencoder>, String>> {
+        match self {
+            Source::Pca(..) => None,
+            Source::Model(m) => Some(cache.get(&m.path)),
+            Source::Live(_, model) => Some(Ok(model.clone())),
+        }
+    }
+
     pub fn label(&self) -> String {
         match self {
             Source::Pca(_, k) => format!("PCA-{k}"),
@@ -138,18 +148,15 @@ pub fn reconstruct(
     source: &Source,
     images: &[f32],
 ) -> Result<Vec<f32>, String> {
-    match source {
-        Source::Pca(p, k) => Ok(p
+    if let Source::Pca(p, k) = source {
+        return Ok(p
             .reconstruct(images, *k)
             .into_iter()
             .map(|v| v.clamp(0.0, 1.0))
-            .collect()),
-        Source::Model(m) => cache
-            .get(&m.path)?
-            .reconstruct(images)
-            .map_err(|e| e.to_string()),
-        Source::Live(_, model) => model.reconstruct(images).map_err(|e| e.to_string()),
+            .collect());
     }
+    let model = source.model(cache).ok_or("no model")??;
+    model.reconstruct(images).map_err(|e| e.to_string())
 }
 
 /// Test-set figures of PCA-k (with the linear probe on its codes).

@@ -373,6 +373,22 @@ impl ModelConfig {
     }
 }
 
+/// Dense layers `{prefix}.{i}` of `sizes` outputs, fed `fan_in` values:
+/// their weights `[out, in]` and biases `[out]` into `out`; the last size.
+fn dense_stack(
+    out: &mut Vec<(String, Vec<usize>)>,
+    prefix: &str,
+    sizes: &[usize],
+    mut fan_in: usize,
+) -> usize {
+    for (i, &h) in sizes.iter().enumerate() {
+        out.push((format!("{prefix}.{i}.weight"), vec![h, fan_in]));
+        out.push((format!("{prefix}.{i}.bias"), vec![h]));
+        fan_in = h;
+    }
+    fan_in
+}
+
 /// Names and shapes of every parameter of `config`, in a fixed order.
 pub fn param_shapes(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
     let mut out = Vec::new();
@@ -380,38 +396,20 @@ pub fn param_shapes(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
         Arch::Dense {
             encoder, decoder, ..
         } => {
-            let mut fan_in = PIXELS;
-            for (i, &h) in encoder.iter().enumerate() {
-                out.push((format!("enc.{i}.weight"), vec![h, fan_in]));
-                out.push((format!("enc.{i}.bias"), vec![h]));
-                fan_in = h;
-            }
-            for (i, &h) in decoder.iter().chain(std::iter::once(&PIXELS)).enumerate() {
-                out.push((format!("dec.{i}.weight"), vec![h, fan_in]));
-                out.push((format!("dec.{i}.bias"), vec![h]));
-                fan_in = h;
-            }
+            let fan_in = dense_stack(&mut out, "enc", encoder, PIXELS);
+            let sizes: Vec<usize> = decoder.iter().copied().chain([PIXELS]).collect();
+            dense_stack(&mut out, "dec", &sizes, fan_in);
         }
         Arch::Vae {
             encoder, latent, ..
         } => {
-            let mut fan_in = PIXELS;
-            for (i, &h) in encoder.iter().enumerate() {
-                out.push((format!("enc.{i}.weight"), vec![h, fan_in]));
-                out.push((format!("enc.{i}.bias"), vec![h]));
-                fan_in = h;
-            }
+            let fan_in = dense_stack(&mut out, "enc", encoder, PIXELS);
             for head in ["enc.mu", "enc.logvar"] {
                 out.push((format!("{head}.weight"), vec![*latent, fan_in]));
                 out.push((format!("{head}.bias"), vec![*latent]));
             }
-            fan_in = *latent;
-            let sizes = encoder.iter().rev().chain(std::iter::once(&PIXELS));
-            for (i, &h) in sizes.enumerate() {
-                out.push((format!("dec.{i}.weight"), vec![h, fan_in]));
-                out.push((format!("dec.{i}.bias"), vec![h]));
-                fan_in = h;
-            }
+            let sizes: Vec<usize> = encoder.iter().rev().copied().chain([PIXELS]).collect();
+            dense_stack(&mut out, "dec", &sizes, *latent);
         }
         Arch::Conv { decoder } => {
             for (name, cin, cout) in [

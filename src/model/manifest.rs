@@ -65,7 +65,7 @@ pub enum CheckpointError {
     Tensor { path: PathBuf, detail: String },
 }
 
-fn now_unix() -> u64 {
+pub fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -647,13 +647,6 @@ pub fn kl_divergence(mu: &Tensor, logvar: &Tensor) -> Result<Tensor> {
     (per - 1.0)?.sum_all()? * (0.5 / b)
 }
 
-/// A KL per code dimension, mean over the rows: `[latent]`.
-pub fn kl_per_dimension(mu: &Tensor, logvar: &Tensor) -> Result<Vec<f32>> {
-    let b = mu.dim(0)? as f64;
-    let per = ((logvar.exp()? + mu.sqr()?)? - logvar)?;
-    ((per - 1.0)?.sum(0)? * (0.5 / b))?.to_vec1::<f32>()
-}
-
 fn plain_loss(config: &ModelConfig, f: &Forward, rec: Tensor) -> Result<(Tensor, Tensor)> {
     if config.l1 > 0.0 {
         let b = f.code.dim(0)? as f64;

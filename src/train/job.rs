@@ -75,7 +75,7 @@ pub fn run(
     let run = job.run;
     let model = Autoencoder::new(&run.model, run.train.seed, job.device)?;
     // the time in a file named at the start, and in its manifests
-    let started_unix = Manifest::new(run.clone(), 0).created_unix;
+    let started_unix = crate::model::manifest::now_unix();
     let mut path = match &job.save {
         Save::No => None,
         Save::To(p) => Some(p.clone()),

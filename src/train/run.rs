@@ -409,8 +409,7 @@ fn vae_sample(
     eps: &mut Vec<f32>,
 ) -> Option<f64> {
     let (beta, warmup) = mc.vae_beta()?;
-    eps.clear();
-    eps.extend((0..rows * mc.bottleneck()).map(|_| rng.normal()));
+    *eps = super::vae::standard_normals(rows * mc.bottleneck(), rng);
     Some(if warmup && epoch == 0 {
         beta * ((step + 1) as f64 / steps_per_epoch.max(1) as f64).min(1.0)
     } else {

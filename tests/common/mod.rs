@@ -67,3 +67,20 @@ pub fn step_until(
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Step the UI until a widget whose label contains `label` is on screen
+/// (or fail after `secs`). (Not every test file that shares this module
+/// uses it.)
+#[allow(dead_code)]
+pub fn step_until_shown(h: &mut Harness<'static, AelabApp>, secs: u64, label: &str) {
+    use egui_kittest::kittest::Queryable;
+    let t = Instant::now();
+    while h.query_by_label_contains(label).is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {label:?} on screen"
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
