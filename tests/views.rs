@@ -678,20 +678,24 @@ fn a_vae_plane_decodes_the_dragged_point_and_sample_draws_new_digits() {
             start + egui::vec2(-90.0, 110.0),
         ],
     );
-    step_until(&mut h, 30, "another point decoded", |a| {
-        let v = &a.views.latent_view.vae;
-        v.point != Some(p1) && v.decoded().is_some_and(|d| d != img1.as_slice())
-    });
-    // what the panel shows is the decoder's image at that point
-    let v = &h.state().views.latent_view.vae;
     let model = checkpoint::load(
         &models.path().join("vae-2.safetensors"),
         &candle_core::Device::Cpu,
     )
     .unwrap()
     .0;
-    let want = model.decode(&v.point.unwrap()).unwrap();
-    assert_eq!(v.decoded().unwrap(), want.as_slice());
+    // the drag passes other points first: wait for the image of the last
+    // one, which is the decoder's image at that point, and another than
+    // the first drag's
+    step_until(&mut h, 30, "the dragged-to point decoded", |a| {
+        let v = &a.views.latent_view.vae;
+        let (Some(z), Some(d)) = (v.point, v.decoded()) else {
+            return false;
+        };
+        z != p1 && d == model.decode(&z).unwrap().as_slice()
+    });
+    let v = &h.state().views.latent_view.vae;
+    assert_ne!(v.decoded().unwrap(), img1.as_slice());
     let ds = Dataset::load(data_dir.path(), DatasetKind::Mnist).unwrap();
     let map = h.state().latent_map.map().unwrap();
     let codes = model
