@@ -7,6 +7,7 @@ pub mod cpu;
 
 pub mod analysis;
 pub mod app;
+pub mod canvas;
 pub mod cli;
 pub mod data;
 pub mod draw;

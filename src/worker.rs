@@ -157,6 +157,10 @@ impl Drop for WorkerHandle {
     }
 }
 
+/// How often, within an epoch, the views get the training model's latest
+/// weights.
+pub const LIVE_EVERY: Duration = Duration::from_secs(3);
+
 /// Shortest time between two step events.
 const STEP_EVENT_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -251,6 +255,10 @@ impl train::Observer for ChannelObserver<'_> {
 
     fn wants_activations(&self) -> bool {
         true
+    }
+
+    fn live_every(&self) -> Option<Duration> {
+        Some(LIVE_EVERY)
     }
 }
 

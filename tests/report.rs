@@ -123,7 +123,7 @@ fn quick_report_writes_every_section_figure_and_consistent_numbers() {
         std::fs::read_dir(out.path().join("models"))
             .unwrap()
             .count(),
-        34,
-        "17 checkpoints + manifests"
+        51,
+        "17 checkpoints, their manifests and their training replays"
     );
 }

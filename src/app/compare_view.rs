@@ -225,7 +225,9 @@ impl CompareView {
                 return;
             }
         };
-        let models: Vec<ModelRef> = state.models().into_iter().map(ModelRef::of).collect();
+        // the library's models and those training now (the table below
+        // holds the library's test metrics)
+        let models = state.view_models();
         if self.rows.poll() {
             self.generation += 1;
         }

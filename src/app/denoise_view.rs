@@ -90,7 +90,11 @@ impl DenoiseView {
                 return;
             }
         };
-        let models = denoise::ordered(state.models().into_iter().map(ModelRef::of).collect());
+        // the rows show the models training now too; the curves and the
+        // grid (over the test set) the library's only, not again every
+        // few seconds as a live model's weights refresh
+        let library = denoise::ordered(state.models().into_iter().map(ModelRef::of).collect());
+        let models = denoise::ordered(state.view_models());
         if self.rows.poll() {
             self.generation += 1;
         }
@@ -154,7 +158,7 @@ impl DenoiseView {
         let ckey = CurveKey {
             kind: self.kind,
             k: self.k,
-            models: models.iter().map(|m| m.path.clone()).collect(),
+            models: library.iter().map(|m| m.path.clone()).collect(),
             pca: pca.id(),
         };
         if let Some(c) = self.cached.get(&ckey) {
@@ -166,7 +170,7 @@ impl DenoiseView {
                 compute.models.clone(),
                 data.clone(),
                 pca.clone(),
-                models.clone(),
+                library.clone(),
                 self.kind,
                 self.k,
             );
@@ -206,7 +210,7 @@ impl DenoiseView {
                 .show(&mut cols[1], |ui| {
                     self.curve_plot(ui, &ckey);
                     ui.separator();
-                    self.grid_ui(ui, &ckey, &models);
+                    self.grid_ui(ui, &ckey, &library);
                 });
         });
         self.gallery = gallery;

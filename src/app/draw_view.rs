@@ -10,6 +10,7 @@ use std::sync::Arc;
 use egui::{Color32, Pos2, Rect, RichText, Sense, TextureHandle};
 
 use super::images;
+use super::replay_bar::ModelReplay;
 use super::state::{AppState, DataStatus, View};
 use crate::analysis::answer::{self, Answer, DrawResult, NearIndex, Probes, NEAREST};
 use crate::analysis::{Compute, ModelRef, Pending};
@@ -63,6 +64,8 @@ pub struct DrawView {
     shown: Option<u64>,
     shown_nearest: Option<(u64, u64)>,
     pub note: Option<String>,
+    /// The training replay of one of the models.
+    pub replay: ModelReplay,
 }
 
 impl Default for DrawView {
@@ -91,6 +94,7 @@ impl Default for DrawView {
             shown: None,
             shown_nearest: None,
             note: None,
+            replay: ModelReplay::default(),
         }
     }
 }
@@ -189,7 +193,10 @@ impl DrawView {
                 return;
             }
         };
-        let models: Vec<ModelRef> = state.models().into_iter().map(ModelRef::of).collect();
+        // the library's models, those training now, and one of them at a
+        // moment of its training when the replay is moved
+        let library: Vec<ModelRef> = state.models().into_iter().map(ModelRef::of).collect();
+        let models = self.replay.among(ui, "draw", state, &state.view_models());
         if self.results.poll() {
             self.generation += 1;
         }
@@ -205,15 +212,19 @@ impl DrawView {
                 self.probes.clone(),
                 data.clone(),
                 pca.clone(),
-                models.clone(),
+                library.clone(),
                 self.k,
             );
-            self.probe_job
-                .request((models.iter().map(|m| m.path.clone()).collect(), k), || {
+            // (no probe for a live model or a snapshot: each would be fitted
+            // again every few seconds, taking cores from the training)
+            self.probe_job.request(
+                (library.iter().map(|m| m.path.clone()).collect(), k),
+                || {
                     compute.submit_slow("draw-probes", move || {
                         answer::fit_probes(&cache, &probes, &d, &p, &m, k)
                     })
-                });
+                },
+            );
             let (d, p) = (data.clone(), pca.clone());
             self.index.request(pca.id(), || {
                 compute.submit("draw-index", move || Arc::new(NearIndex::build(&d, &p)))

@@ -13,7 +13,7 @@ use crate::data::registry::write_atomic;
 
 /// Tell the user how an export went (through the app's actions: a PNG is
 /// saved a frame later, from egui's screenshot callback).
-fn note(ctx: &egui::Context, msg: String) {
+pub(crate) fn note(ctx: &egui::Context, msg: String) {
     Actions::of(ctx).push(Action::Notify(msg));
 }
 
@@ -45,14 +45,14 @@ pub fn encode_png(rgba: &[u8], width: u32, height: u32) -> Result<Vec<u8>, Strin
     Ok(out.into_inner())
 }
 
-fn save(ctx: &egui::Context, path: &Path, bytes: &[u8]) {
+pub(crate) fn save(ctx: &egui::Context, path: &Path, bytes: &[u8]) {
     match write_atomic(path, bytes) {
         Ok(()) => note(ctx, format!("saved {}", path.display())),
         Err(e) => note(ctx, format!("could not save {}: {e}", path.display())),
     }
 }
 
-fn pick(ctx: &egui::Context, default_name: &str, ext: &str) -> Option<PathBuf> {
+pub(crate) fn pick(ctx: &egui::Context, default_name: &str, ext: &str) -> Option<PathBuf> {
     let picked = rfd::FileDialog::new()
         .set_file_name(default_name)
         .add_filter(ext, &[ext])

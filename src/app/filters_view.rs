@@ -12,11 +12,12 @@ use egui_plot::{Bar, BarChart, Line, Plot};
 
 use super::export;
 use super::images::{self, Tiles};
+use super::replay_bar::ModelReplay;
 use super::state::{AppState, DataStatus, View};
 use crate::analysis::filters::{self, Dictionary, DICTIONARY_IMAGES};
-use crate::analysis::{Compute, Pending};
+use crate::analysis::{Compute, ModelCache, ModelRef, Pending};
 use crate::data::IMAGE_SIDE;
-use crate::model::{checkpoint, FeatureMaps};
+use crate::model::FeatureMaps;
 use crate::train::metrics::{self, ActivationStats};
 
 /// Test images behind the activation statistics of a library model.
@@ -60,14 +61,19 @@ pub struct FiltersView {
     dict_shown: [Option<PathBuf>; 2],
     /// Test image whose feature maps conv models show.
     pub input_index: usize,
+    /// Each column's training replay.
+    pub replay: [ModelReplay; 2],
 }
 
-/// Read a checkpoint and turn its filters into tiles.
-pub fn load_filters(ctx: &egui::Context, path: &Path) -> Result<LoadedFilters, String> {
-    let (model, manifest) =
-        checkpoint::load(path, &candle_core::Device::Cpu).map_err(|e| e.to_string())?;
-    let cfg = &manifest.run.model;
-    let layers = filters::filters(&model)?;
+/// A model's filters (from the views' cache: a library model, a live one
+/// or a snapshot) as tiles.
+pub fn load_filters(
+    ctx: &egui::Context,
+    cache: &ModelCache,
+    model: &ModelRef,
+) -> Result<LoadedFilters, String> {
+    let m = cache.get(&model.path)?;
+    let layers = filters::filters(&m)?;
     let mut tiles = Tiles::default();
     for l in &layers {
         for f in &l.filters {
@@ -76,8 +82,8 @@ pub fn load_filters(ctx: &egui::Context, path: &Path) -> Result<LoadedFilters, S
         }
     }
     Ok(LoadedFilters {
-        preset: cfg.preset.clone(),
-        description: cfg.describe(),
+        preset: model.config.preset.clone(),
+        description: model.config.describe(),
         side: layers.first().map_or(IMAGE_SIDE, |l| l.side),
         layers: layers
             .into_iter()
@@ -101,6 +107,10 @@ impl FiltersView {
                 .find(|e| Some(&e.path) != self.left.as_ref() && e.manifest.run.model.l1 == 0.0);
             self.right = other.map(|e| e.path.clone());
         }
+        if self.left.is_none() {
+            // nothing saved yet: the model training now
+            self.left = state.live_models().first().map(|m| m.path.clone());
+        }
     }
 
     pub fn filters(&self, path: &Path) -> Option<&LoadedFilters> {
@@ -122,81 +132,114 @@ impl FiltersView {
 
     fn show(&mut self, ui: &mut egui::Ui, state: &AppState, compute: &Compute) {
         live_activations(ui, state);
-        if state.library.is_empty() {
+        if state.library.is_empty() && state.live_models().is_empty() {
             ui.label(RichText::new("Train a model (or import one into the Library) to see what its units look for.").weak());
             return;
         }
         self.auto_pick(state);
         ui.label("First-layer weights of each hidden unit (red: the unit likes ink there, blue: it dislikes it; each tile scaled to itself). Conv models: every 3×3 kernel.");
+        let models = state.view_models();
+        let mut shown = Vec::new();
         ui.columns(2, |cols| {
             for (i, col) in cols.iter_mut().enumerate() {
-                let slot = if i == 0 {
-                    &mut self.left
-                } else {
-                    &mut self.right
-                };
-                if slot
-                    .as_ref()
-                    .is_some_and(|p| !state.library.iter().any(|e| &e.path == p))
-                {
-                    *slot = None; // deleted from the library
+                if let Some(model) = self.column_model(col, i, state, &models) {
+                    self.column(col, i, &model, state, compute);
+                    shown.push(model.path);
                 }
-                let label = if i == 0 { "Left model" } else { "Right model" };
-                let chosen = slot
-                    .as_ref()
-                    .and_then(|p| state.library.iter().find(|e| &e.path == p))
-                    .map(|e| e.manifest.run.model.preset.clone())
-                    .unwrap_or_else(|| "choose…".into());
-                let l = col.label(label);
-                egui::ComboBox::from_id_salt(label)
-                    .selected_text(chosen)
-                    .show_ui(col, |ui| {
-                        for e in &state.library {
-                            let text = format!(
-                                "{} ({} epochs)",
-                                e.manifest.run.model.preset, e.manifest.epochs_done
-                            );
-                            ui.selectable_value(slot, Some(e.path.clone()), text);
-                        }
-                    })
-                    .response
-                    .labelled_by(l.id)
-                    .on_hover_text(
-                        "The model whose filters, activations and feature maps this column shows",
-                    );
-                let Some(path) = slot.clone() else { continue };
-                let loaded = self
-                    .loaded
-                    .entry(path.clone())
-                    .or_insert_with(|| load_filters(col.ctx(), &path));
-                if let Err(e) = loaded {
-                    col.colored_label(col.visuals().error_fg_color, e.as_str());
-                    continue;
-                }
-                let is_conv = loaded.as_ref().is_ok_and(|f| f.side == 3);
-                self.request(i, &path, is_conv, state, compute);
-                self.acts[i].poll();
-                self.maps[i].poll();
-                self.dicts[i].poll();
-                let ctx = col.ctx().clone();
-                egui::ScrollArea::vertical()
-                    .id_salt(("filters", i))
-                    .show(col, |ui| {
-                        show_activations(ui, &self.acts[i], i);
-                        ui.separator();
-                        if is_conv {
-                            self.show_maps(ui, &ctx, i, &path);
-                            ui.separator();
-                        } else {
-                            self.show_dictionary(ui, i, &path);
-                            ui.separator();
-                        }
-                        if let Some(Ok(f)) = self.loaded.get(&path) {
-                            show_filters(ui, f);
-                        }
-                    });
             }
         });
+        // only the filters on screen keep their textures
+        self.loaded.retain(|p, _| shown.contains(p));
+    }
+
+    /// Column `i`'s choice of model and its replay; returns the model to
+    /// show (a snapshot when the replay is moved).
+    fn column_model(
+        &mut self,
+        col: &mut egui::Ui,
+        i: usize,
+        state: &AppState,
+        models: &[ModelRef],
+    ) -> Option<ModelRef> {
+        let slot = if i == 0 {
+            &mut self.left
+        } else {
+            &mut self.right
+        };
+        // a model deleted from the library is gone; a live one is followed
+        // as its weights refresh, then to the file it was saved to
+        let current = slot.as_ref().and_then(|p| state.resolve(p));
+        *slot = current.as_ref().map(|m| m.path.clone());
+        let label = if i == 0 { "Left model" } else { "Right model" };
+        let chosen = current
+            .as_ref()
+            .map(|m| m.label.clone())
+            .unwrap_or_else(|| "choose…".into());
+        let l = col.label(label);
+        egui::ComboBox::from_id_salt(label)
+            .selected_text(chosen)
+            .show_ui(col, |ui| {
+                for m in models {
+                    let epochs = state
+                        .library
+                        .iter()
+                        .find(|e| e.path == m.path)
+                        .map(|e| format!(" ({} epochs)", e.manifest.epochs_done))
+                        .unwrap_or_default();
+                    let text = format!("{}{epochs}", m.label);
+                    ui.selectable_value(slot, Some(m.path.clone()), text);
+                }
+            })
+            .response
+            .labelled_by(l.id)
+            .on_hover_text(
+                "The model whose filters, activations and feature maps this column shows",
+            );
+        let model = slot.as_ref().and_then(|p| state.resolve(p))?;
+        Some(self.replay[i].one(col, &format!("filters-{i}"), state, &model))
+    }
+
+    /// Column `i`: `model`'s activations, feature maps or dictionary, and
+    /// filters.
+    fn column(
+        &mut self,
+        col: &mut egui::Ui,
+        i: usize,
+        model: &ModelRef,
+        state: &AppState,
+        compute: &Compute,
+    ) {
+        let path = model.path.clone();
+        let loaded = self
+            .loaded
+            .entry(path.clone())
+            .or_insert_with(|| load_filters(col.ctx(), &compute.models, model));
+        if let Err(e) = loaded {
+            col.colored_label(col.visuals().error_fg_color, e.as_str());
+            return;
+        }
+        let is_conv = loaded.as_ref().is_ok_and(|f| f.side == 3);
+        self.request(i, &path, is_conv, state, compute);
+        self.acts[i].poll();
+        self.maps[i].poll();
+        self.dicts[i].poll();
+        let ctx = col.ctx().clone();
+        egui::ScrollArea::vertical()
+            .id_salt(("filters", i))
+            .show(col, |ui| {
+                show_activations(ui, &self.acts[i], i);
+                ui.separator();
+                if is_conv {
+                    self.show_maps(ui, &ctx, i, &path);
+                    ui.separator();
+                } else {
+                    self.show_dictionary(ui, i, &path);
+                    ui.separator();
+                }
+                if let Some(Ok(f)) = self.loaded.get(&path) {
+                    show_filters(ui, f);
+                }
+            });
     }
 
     fn request(

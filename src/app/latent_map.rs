@@ -33,6 +33,9 @@ pub type MapKey = (String, u64);
 pub struct LatentMap {
     /// Whose code space the map shows.
     pub source: MapSource,
+    /// The source's model at a moment of its training, shown instead of
+    /// it (the Latent view's replay).
+    pub snapshot: Option<ModelRef>,
     map: Pending<MapKey, Result<Arc<Map>, String>>,
     marker: Pending<(u64, String), Option<[f32; 2]>>,
 }
@@ -41,6 +44,7 @@ impl Default for LatentMap {
     fn default() -> Self {
         LatentMap {
             source: MapSource::Pca,
+            snapshot: None,
             map: Pending::default(),
             marker: Pending::default(),
         }
@@ -73,6 +77,14 @@ impl LatentMap {
         self.marker.is_busy()
     }
 
+    /// The source drawn: the snapshot of its model when one is chosen.
+    pub fn shown(&self) -> MapSource {
+        match (&self.source, &self.snapshot) {
+            (MapSource::Model(m), Some(s)) if s.config == m.config => MapSource::Model(s.clone()),
+            (source, _) => source.clone(),
+        }
+    }
+
     /// Poll the background results and ask for what the current source
     /// and drawing need (a source whose model left the library falls back
     /// to PCA); returns the map's key.
@@ -91,11 +103,12 @@ impl LatentMap {
         }
         self.map.poll();
         self.marker.poll();
-        let key = (self.source.label(), pca.id());
+        let shown = self.shown();
+        let key = (shown.label(), pca.id());
         {
             let (cache, s, d, p) = (
                 compute.models.clone(),
-                self.source.clone(),
+                shown.clone(),
                 data.clone(),
                 pca.clone(),
             );
@@ -108,7 +121,7 @@ impl LatentMap {
         if let (Some((version, x)), Some(Ok(map))) = (drawn, self.map.get_for(&key)) {
             let (cache, s, p, map, x) = (
                 compute.models.clone(),
-                self.source.clone(),
+                shown,
                 pca.clone(),
                 map.clone(),
                 x.clone(),

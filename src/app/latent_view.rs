@@ -15,6 +15,7 @@ use super::action::{Action, Actions};
 use super::export;
 use super::images::{self, Gallery, GalleryRow};
 use super::latent_map::{class_points, LatentMap};
+use super::replay_bar::ModelReplay;
 use super::state::{AppState, DataStatus, View};
 use super::vae_panel::VaePanel;
 use crate::analysis::latent::{self, InterpRow, Map, MapSource, Walk, SLIDERS};
@@ -50,6 +51,8 @@ pub struct LatentView {
     hovered: Option<(usize, TextureHandle)>,
     /// A VAE's decoded point, grid and samples.
     pub vae: VaePanel,
+    /// The map's model at a moment of its training.
+    pub replay: ModelReplay,
 }
 
 impl Default for LatentView {
@@ -72,6 +75,7 @@ impl Default for LatentView {
             walk_shown: None,
             hovered: None,
             vae: VaePanel::default(),
+            replay: ModelReplay::default(),
         }
     }
 }
@@ -115,6 +119,14 @@ impl LatentView {
             }
         };
         let models = self.sync(state);
+        // the replay of the map's model: its code space at a snapshot
+        lmap.snapshot = match &lmap.source {
+            MapSource::Model(m) => {
+                let shown = self.replay.one(ui, "latent", state, m);
+                (shown.path != m.path).then_some(shown)
+            }
+            MapSource::Pca => None,
+        };
         let source_key = lmap.sync(&models, compute, &drawn, &data, &pca);
         ui.horizontal(|ui| {
             let l = ui.label("Map of");

@@ -114,11 +114,24 @@ impl AelabApp {
                 }
             }
         }
+        let mut snapshots = false;
         while start.elapsed() < DRAIN_BUDGET {
             match self.worker.events.try_recv() {
-                Ok(ev) => self.state.apply(ev),
+                Ok(ev) => {
+                    snapshots |= matches!(
+                        ev,
+                        crate::worker::Event::Train {
+                            event: crate::train::TrainEvent::Snapshot { .. },
+                            ..
+                        } | crate::worker::Event::Finished { .. }
+                    );
+                    self.state.apply(ev)
+                }
                 Err(_) => break,
             }
+        }
+        if snapshots {
+            self.serve_snapshots();
         }
         if let Some(r) = &mut self.report {
             while let Ok(msg) = r.rx.try_recv() {
@@ -143,6 +156,17 @@ impl AelabApp {
         self.maybe_first_model();
         self.start_next();
     }
+    /// Let the views' compute find the runs' snapshots and live models
+    /// (and forget those of runs gone or finished).
+    pub(crate) fn serve_snapshots(&mut self) {
+        let sources = self.state.snapshot_sources();
+        let cache = &self.compute.models;
+        cache.retain_snapshots(|p| sources.iter().any(|(q, ..)| q == p));
+        for (path, config, snapshot) in sources {
+            cache.insert_snapshot(path, config, snapshot);
+        }
+    }
+
     fn maybe_first_model(&mut self) {
         if !self.state.settings.auto_first_model
             || !matches!(self.state.data, DataStatus::Ready { .. })

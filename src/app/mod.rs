@@ -16,6 +16,8 @@ pub mod loader;
 mod logic;
 pub mod ood_view;
 pub mod pca_view;
+pub mod replay_bar;
+pub mod replay_panel;
 pub mod state;
 pub mod study_view;
 pub mod train_view;

@@ -8,8 +8,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::models::snapshot_path;
+use crate::analysis::ModelRef;
 use crate::data::{DataDirSource, Dataset, DatasetKind};
 use crate::model::checkpoint::{self};
+use crate::model::replay::{self, Moment, Snapshot};
 use crate::model::{ModelConfig, RunConfig, TrainParams};
 use crate::pca::Pca;
 use crate::train::TrainEvent;
@@ -172,6 +175,10 @@ pub struct Run {
     pub terms: Vec<[f64; 3]>,
     /// A VAE's latest epoch: its number, terms and validation ELBO.
     pub vae_epoch: Option<(usize, crate::train::run::VaeEpoch)>,
+    /// The snapshots its replay keeps (see [`crate::model::replay`]).
+    pub replay: Vec<Arc<Snapshot>>,
+    /// The latest weights while it trains, and how many have come.
+    pub live: Option<(u64, Arc<Snapshot>)>,
 }
 
 impl Run {
@@ -199,11 +206,39 @@ impl Run {
             activations: None,
             terms: Vec::new(),
             vae_epoch: None,
+            replay: Vec::new(),
+            live: None,
         }
     }
 
     pub fn label(&self) -> String {
         format!("#{} {}", self.id, self.config.model.preset)
+    }
+
+    /// Where its replay's snapshots are served from, in memory (snapshot
+    /// `k` is at `snapshot_path(base, k)`).
+    pub fn replay_ref(&self) -> ModelRef {
+        ModelRef {
+            path: PathBuf::from(format!("run-{}", self.id)),
+            label: self.label(),
+            config: self.config.model.clone(),
+        }
+    }
+
+    /// Its model with the latest weights, while it trains: the path
+    /// changes with every copy, so the views compute again.
+    pub fn live_ref(&self) -> Option<ModelRef> {
+        let (version, snapshot) = self.live.as_ref()?;
+        matches!(self.status, RunStatus::Running).then(|| ModelRef {
+            path: PathBuf::from(format!("live/run-{}/v{version}", self.id)),
+            label: format!(
+                "{} · training #{}, {}",
+                self.config.model.preset,
+                self.id,
+                snapshot.moment.label()
+            ),
+            config: self.config.model.clone(),
+        })
     }
 
     /// Add one step's loss to the raw and smoothed curves (non-finite losses are not plotted).
@@ -260,6 +295,13 @@ impl Run {
                 }
             }
             TrainEvent::Evaluating => self.status = RunStatus::Evaluating,
+            TrainEvent::Snapshot { snapshot, kept } => {
+                if kept {
+                    replay::keep(&mut self.replay, snapshot.clone());
+                }
+                let version = self.live.as_ref().map_or(0, |(v, _)| v + 1);
+                self.live = Some((version, snapshot));
+            }
         }
     }
 
@@ -624,10 +666,8 @@ impl AppState {
                 }
                 if let Some(path) = &result.checkpoint {
                     self.library.retain(|e| &e.path != path);
-                    self.library.push(LibraryEntry {
-                        path: path.clone(),
-                        manifest: result.manifest.clone(),
-                    });
+                    let entry = LibraryEntry::new(path.clone(), result.manifest.clone());
+                    self.library.push(entry);
                     self.sort_library();
                 }
                 self.finish(id);
@@ -680,6 +720,68 @@ impl AppState {
         out
     }
 
+    /// The models the views show: the library's, then those training now
+    /// with their latest weights.
+    pub fn view_models(&self) -> Vec<ModelRef> {
+        let library = self.models().into_iter().map(ModelRef::of);
+        library.chain(self.live_models()).collect()
+    }
+
+    /// The model a view chose by `path`, as it is now: a library model, or
+    /// a run's model (its latest weights while it trains, then the saved
+    /// model). None when it is gone.
+    pub fn resolve(&self, path: &Path) -> Option<ModelRef> {
+        if let Some(e) = self.library.iter().find(|e| e.path == path) {
+            return Some(ModelRef::of(e));
+        }
+        let run = self.runs.iter().find(|r| {
+            path.starts_with(format!("live/run-{}", r.id)) || r.replay_ref().path == path
+        })?;
+        run.live_ref().or_else(|| {
+            let saved = run.checkpoint.as_ref()?;
+            self.library
+                .iter()
+                .find(|e| &e.path == saved)
+                .map(ModelRef::of)
+        })
+    }
+
+    /// The models being trained, with their latest weights.
+    pub fn live_models(&self) -> Vec<ModelRef> {
+        self.runs.iter().filter_map(Run::live_ref).collect()
+    }
+
+    /// The replay of a model the views show, as a model whose
+    /// [`ModelRef::at`] gives each snapshot, and the snapshots' moments:
+    /// a library model's stored replay, or a run's in memory (a live
+    /// model's, or one not saved).
+    pub fn replay_of(&self, model: &ModelRef) -> Option<(ModelRef, Vec<Moment>)> {
+        let moments = |r: &Run| r.replay.iter().map(|s| s.moment.clone()).collect();
+        if let Some(e) = self.library.iter().find(|e| e.path == model.path) {
+            return (!e.replay.is_empty()).then(|| (model.clone(), e.replay.clone()));
+        }
+        let run = self.runs.iter().find(|r| {
+            r.live_ref().is_some_and(|l| l.path == model.path) || r.replay_ref().path == model.path
+        })?;
+        (!run.replay.is_empty()).then(|| (run.replay_ref(), moments(run)))
+    }
+
+    /// Every snapshot held in memory, under the path it is served from:
+    /// the runs' replays and the live models.
+    pub fn snapshot_sources(&self) -> Vec<(PathBuf, ModelConfig, Arc<Snapshot>)> {
+        let mut out = Vec::new();
+        for run in &self.runs {
+            let base = run.replay_ref().path;
+            for (k, s) in run.replay.iter().enumerate() {
+                out.push((snapshot_path(&base, k), run.config.model.clone(), s.clone()));
+            }
+            if let (Some(live), Some((_, s))) = (run.live_ref(), &run.live) {
+                out.push((live.path, run.config.model.clone(), s.clone()));
+            }
+        }
+        out
+    }
+
     fn sort_library(&mut self) {
         self.library
             .sort_by_key(|e| std::cmp::Reverse(e.manifest.created_unix));
@@ -696,7 +798,7 @@ impl AppState {
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "safetensors") {
                 match checkpoint::read_manifest(&path) {
-                    Ok(manifest) => self.library.push(LibraryEntry { path, manifest }),
+                    Ok(manifest) => self.library.push(LibraryEntry::new(path, manifest)),
                     Err(e) => self.library_errors.push(e.to_string()),
                 }
             }
@@ -716,12 +818,17 @@ impl AppState {
         if to != from {
             crate::data::registry::write_atomic(&to, &bytes)
                 .map_err(|e| format!("{}: {e}", to.display()))?;
+            // its training replay comes along when it has one
+            let (from_replay, to_replay) = (replay::path_for(from), replay::path_for(&to));
+            if let Ok(replay_bytes) = std::fs::read(&from_replay) {
+                crate::data::registry::write_atomic(&to_replay, &replay_bytes)
+                    .map_err(|e| format!("{}: {e}", to_replay.display()))?;
+            } else {
+                let _ = std::fs::remove_file(&to_replay);
+            }
         }
         self.library.retain(|e| e.path != to);
-        self.library.push(LibraryEntry {
-            path: to.clone(),
-            manifest,
-        });
+        self.library.push(LibraryEntry::new(to.clone(), manifest));
         self.sort_library();
         Ok(to)
     }
@@ -730,6 +837,7 @@ impl AppState {
     pub fn delete_model(&mut self, path: &Path) -> Result<(), String> {
         std::fs::remove_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let _ = std::fs::remove_file(path.with_extension("json"));
+        let _ = std::fs::remove_file(replay::path_for(path));
         self.library.retain(|e| e.path != path);
         Ok(())
     }

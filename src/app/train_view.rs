@@ -15,6 +15,8 @@ pub struct TrainView {
     /// The learning rate typed while a run is active.
     pub live_lr: Option<f64>,
     pub form_error: Option<String>,
+    /// The training replay under the progress.
+    pub replay: super::replay_panel::ReplayPanel,
 }
 
 /// A colour per run id, stable across frames.
@@ -33,7 +35,13 @@ pub fn run_color(id: u64) -> Color32 {
 }
 
 impl TrainView {
-    fn show(&mut self, ui: &mut egui::Ui, state: &mut AppState, actions: &Actions) {
+    fn show(
+        &mut self,
+        ui: &mut egui::Ui,
+        state: &mut AppState,
+        actions: &Actions,
+        compute: &crate::analysis::Compute,
+    ) {
         egui::Panel::left("train_form")
             .resizable(false)
             .exact_size(300.0)
@@ -51,6 +59,8 @@ impl TrainView {
             let mut log = state.settings.log_scale;
             {
                 let st: &AppState = state;
+                self.replay.ui(ui, st, compute);
+                let mark = self.replay.step_shown(st);
                 if st.runs.iter().any(|r| !r.terms.is_empty()) {
                     super::export::figure(
                         ui,
@@ -61,7 +71,7 @@ impl TrainView {
                     );
                 }
                 super::export::figure(ui, "loss", "", Some(&|| loss_csv(st)), |ui| {
-                    loss_plot(ui, st, &mut log)
+                    loss_plot(ui, st, &mut log, mark)
                 });
             }
             state.settings.log_scale = log;
@@ -453,7 +463,13 @@ fn terms_csv(state: &AppState) -> String {
     s
 }
 
-fn loss_plot(ui: &mut egui::Ui, state: &AppState, log_scale: &mut bool) {
+/// The loss of every run; `mark`: a run's step the replay shows.
+fn loss_plot(
+    ui: &mut egui::Ui,
+    state: &AppState,
+    log_scale: &mut bool,
+    mark: Option<(u64, usize)>,
+) {
     ui.horizontal(|ui| {
         ui.checkbox(log_scale, "Log scale")
             .on_hover_text("Logarithmic loss axis: late, small improvements stay visible");
@@ -523,6 +539,13 @@ fn loss_plot(ui: &mut egui::Ui, state: &AppState, log_scale: &mut bool) {
                             .radius(4.0),
                     );
                 }
+                if let Some((_, step)) = mark.filter(|(id, _)| *id == run.id) {
+                    plot.vline(
+                        VLine::new(format!("{name} replay"), step as f64)
+                            .color(c)
+                            .width(2.0),
+                    );
+                }
                 for &(step, lr) in &run.lr_marks {
                     plot.vline(
                         VLine::new(format!("{name} lr {lr}"), step)
@@ -543,7 +566,7 @@ impl super::view::AppView for TrainView {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, cx: &mut super::view::ViewCx) {
-        self.show(ui, cx.state, cx.actions);
+        self.show(ui, cx.state, cx.actions, cx.compute);
     }
 }
 

@@ -117,6 +117,7 @@ impl Observer for TrainBar {
                     b.finish_with_message("evaluating on the test set");
                 }
             }
+            TrainEvent::Snapshot { .. } => {}
         }
     }
 }
@@ -181,7 +182,9 @@ impl ReportBars {
                     b.finish_and_clear();
                 }
             }
-            TrainEvent::Epoch { .. } | TrainEvent::LearningRateChanged { .. } => {}
+            TrainEvent::Epoch { .. }
+            | TrainEvent::LearningRateChanged { .. }
+            | TrainEvent::Snapshot { .. } => {}
         }
     }
 }

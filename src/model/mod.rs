@@ -11,6 +11,7 @@ mod denseops;
 mod lossops;
 pub mod manifest;
 pub mod record;
+pub mod replay;
 pub mod sgemm;
 #[cfg(test)]
 mod torch_fixtures;

@@ -3,7 +3,6 @@
 //! `REPORT.md`, `metrics.json` and PNG figures answering the study's five
 //! questions, with a summary table of every model.
 
-pub mod canvas;
 mod obtain;
 mod steps;
 
@@ -18,12 +17,12 @@ use serde::Serialize;
 use std::sync::Arc;
 
 use crate::analysis::{recon, study, ModelCache};
+use crate::canvas::{self, Series};
 use crate::data::registry::write_atomic;
 use crate::data::{Dataset, DatasetKind, PIXELS};
 use crate::pca::Pca;
 use crate::train::metrics::{self, Metrics};
 use crate::train::TrainEvent;
-use canvas::Series;
 use obtain::Trained;
 
 /// Images per split in `--quick` mode (train, validation, test).

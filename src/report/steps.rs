@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use super::canvas::{self, diverging, image_grid, line_plot, GridRow, Series};
 use super::{
     captions, clamp01, epoch_series, images_abs_max, mean, per_image_mse, summary_cells, table,
     ConvWinner, OodSummary, Options, PcaPart, SparseSummary, Trained, VaeSummary, Writer,
@@ -18,6 +17,7 @@ use crate::analysis::recon::Source;
 use crate::analysis::study::STEPS;
 use crate::analysis::vae as analysis_vae;
 use crate::analysis::ModelCache;
+use crate::canvas::{self, diverging, image_grid, line_plot, GridRow, Series};
 use crate::data::noise::NoiseKind;
 use crate::data::{Dataset, PIXELS};
 use crate::model::{ConvDecoder, ModelConfig};

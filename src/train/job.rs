@@ -4,12 +4,14 @@
 //! it, and hand it back on the CPU.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::Device;
 
 use super::run::{evaluate, run_in_parts, Control, History, Observer, Outcome, Status, TrainEvent};
 use crate::data::Dataset;
 use crate::model::checkpoint::{self, Manifest};
+use crate::model::replay::{self, Snapshot};
 use crate::model::{Autoencoder, RunConfig};
 
 /// Where a job saves its model.
@@ -46,6 +48,9 @@ pub struct Trained {
     pub checkpoint: Option<PathBuf>,
     /// Why saving failed (the model is still here, in memory).
     pub save_error: Option<String>,
+    /// The snapshots of its training (saved beside the checkpoint, see
+    /// [`crate::model::replay`]).
+    pub replay: Vec<Arc<Snapshot>>,
 }
 
 /// The library's file for a model of `run` saved at `created_unix`:
@@ -87,8 +92,10 @@ pub fn run(
         }
         Save::Into(_) => None,
     };
+    let mut replay = Vec::new();
     let outcome = {
         let mut saver = EpochSaver {
+            replay: &mut replay,
             inner: observer,
             model: &model,
             run,
@@ -132,8 +139,10 @@ pub fn run(
             }
             _ => Ok(()),
         };
-        match made.and_then(|()| checkpoint::save(&p, &model, &manifest).map_err(|e| e.to_string()))
-        {
+        let saved = made
+            .and_then(|()| checkpoint::save(&p, &model, &manifest).map_err(|e| e.to_string()))
+            .and_then(|()| replay::save(&replay::path_for(&p), &replay).map_err(|e| e.to_string()));
+        match saved {
             Ok(()) => checkpoint = Some(p),
             Err(e) => {
                 save_error = Some(match save_error {
@@ -148,6 +157,7 @@ pub fn run(
         manifest,
         checkpoint,
         save_error,
+        replay,
     })
 }
 
@@ -155,6 +165,8 @@ pub fn run(
 /// checkpoint after every epoch.
 struct EpochSaver<'a> {
     inner: &'a mut (dyn Observer + Send),
+    /// The snapshots the replay keeps, as they come.
+    replay: &'a mut Vec<Arc<Snapshot>>,
     model: &'a Autoencoder,
     run: &'a RunConfig,
     path: Option<&'a Path>,
@@ -167,6 +179,19 @@ struct EpochSaver<'a> {
 impl Observer for EpochSaver<'_> {
     fn event(&mut self, e: &TrainEvent) {
         self.inner.event(e);
+        if let TrainEvent::Snapshot {
+            snapshot,
+            kept: true,
+        } = e
+        {
+            replay::keep(self.replay, snapshot.clone());
+            // an epoch's snapshot comes after its event: save them both
+            if let (Some(path), true) = (self.path, snapshot.moment.is_epoch()) {
+                if let Err(err) = replay::save(&replay::path_for(path), self.replay) {
+                    log::warn!("saving the replay failed: {err}");
+                }
+            }
+        }
         let (
             Some(path),
             TrainEvent::Epoch {
@@ -200,6 +225,10 @@ impl Observer for EpochSaver<'_> {
 
     fn wants_activations(&self) -> bool {
         self.inner.wants_activations()
+    }
+
+    fn live_every(&self) -> Option<std::time::Duration> {
+        self.inner.live_every()
     }
 }
 
@@ -318,6 +347,61 @@ mod tests {
         let time: u64 = name.rsplit('-').next().unwrap().parse().unwrap();
         assert_eq!(time, t.manifest.created_unix, "{name}");
         assert_eq!(checkpoint::read_manifest(&path).unwrap().created_unix, time);
+    }
+
+    #[test]
+    fn the_replay_is_saved_beside_the_checkpoint_and_live_copies_come_when_asked() {
+        let (_d, data, mut run) = setup();
+        run.train.batch_size = 8; // 32 steps an epoch: step 10 is an early moment
+        let lib = tempfile::tempdir().unwrap();
+        let job = cpu_job(&run, &data, Save::Into(lib.path().to_path_buf()), false);
+        struct Live(Vec<(usize, bool)>);
+        impl Observer for Live {
+            fn event(&mut self, e: &TrainEvent) {
+                if let TrainEvent::Snapshot { snapshot, kept } = e {
+                    self.0.push((snapshot.moment.step, *kept));
+                }
+            }
+            fn live_every(&self) -> Option<std::time::Duration> {
+                Some(std::time::Duration::ZERO)
+            }
+        }
+        let mut live = Live(Vec::new());
+        let trained = run_job(&job, &mut live);
+        let kept: Vec<usize> = live.0.iter().filter(|(_, k)| *k).map(|(s, _)| *s).collect();
+        assert_eq!(kept, [0, 10, 32, 64]);
+        // a live copy after every other step
+        assert_eq!(live.0.len(), 65, "{:?}", live.0);
+        let steps: Vec<usize> = trained.replay.iter().map(|s| s.moment.step).collect();
+        assert_eq!(steps, kept);
+        let saved = trained.checkpoint.clone().unwrap();
+        let moments = replay::read_moments(&replay::path_for(&saved)).unwrap();
+        assert_eq!(moments.iter().map(|m| m.step).collect::<Vec<_>>(), kept);
+        assert_eq!(
+            moments[3].val_loss,
+            trained.manifest.history.val_loss.last().copied()
+        );
+        // through the views' cache: the last snapshot is the trained model
+        // (in half precision), the first the untrained one
+        let cache = crate::analysis::ModelCache::default();
+        let x = data.test.rows_f32(0..4);
+        let want = trained.model.reconstruct(&x).unwrap();
+        let mse = |k: usize| {
+            let path = crate::analysis::models::snapshot_path(&saved, k);
+            let got = cache.get(&path).unwrap().reconstruct(&x).unwrap();
+            got.iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).powi(2))
+                .sum::<f32>()
+                / want.len() as f32
+        };
+        assert!(mse(3) < 1e-5, "{}", mse(3));
+        assert!(mse(0) > 100.0 * mse(3).max(1e-7), "{}", mse(0));
+        let missing = crate::analysis::models::snapshot_path(&saved, 9);
+        assert!(cache.get(&missing).unwrap_err().contains("no snapshot 9"));
+        // a job that saves nothing still hands its replay back
+        let job = cpu_job(&run, &data, Save::No, false);
+        assert_eq!(run_job(&job, &mut ()).replay.len(), 4);
     }
 
     fn cpu_job<'a>(run: &'a RunConfig, data: &'a Dataset, save: Save, every: bool) -> Job<'a> {

@@ -5,6 +5,7 @@ pub mod adam;
 pub mod job;
 pub mod metrics;
 pub mod run;
+mod snapshots;
 pub mod vae;
 
 pub use metrics::Metrics;

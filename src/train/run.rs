@@ -14,6 +14,7 @@ use candle_nn::ParamsAdamW;
 use super::adam::FusedAdam;
 
 use super::metrics::{self, Metrics};
+use super::snapshots::Snapshots;
 use crate::data::noise::Noise;
 use crate::data::{Dataset, Split, PIXELS};
 use crate::model::{self, Autoencoder, GradSink, RunConfig};
@@ -99,6 +100,14 @@ pub enum TrainEvent {
         /// A VAE's terms and validation ELBO.
         vae: Option<VaeEpoch>,
     },
+    /// A copy of the weights: one the replay keeps (`kept`: before the
+    /// first step, at [`crate::model::replay::EARLY_STEPS`], after every
+    /// epoch), or a fresher one for the live views (every
+    /// [`Observer::live_every`] within an epoch).
+    Snapshot {
+        snapshot: Arc<crate::model::replay::Snapshot>,
+        kept: bool,
+    },
     /// Training is over; the model is being evaluated on the test set
     /// (sent by [`super::job::run`], not by the loop).
     Evaluating,
@@ -122,6 +131,11 @@ pub trait Observer {
     /// pass over [`ACTIVATION_IMAGES`] validation images).
     fn wants_activations(&self) -> bool {
         false
+    }
+    /// How often, within an epoch, the observer wants a fresh copy of the
+    /// weights (a [`TrainEvent::Snapshot`] that is not kept); never when None.
+    fn live_every(&self) -> Option<Duration> {
+        None
     }
 }
 
@@ -534,6 +548,7 @@ fn train_loop(
     let mut noisy = Vec::with_capacity(batch * PIXELS);
     let mut history = History::default();
     let mut last_good = model.snapshot()?;
+    let mut snapshots = Snapshots::start(model, steps_per_epoch, observer)?;
     let mut step = 0usize;
     let mut train_secs = 0.0f64;
     let mut samples = 0usize;
@@ -597,16 +612,14 @@ fn train_loop(
                 samples_per_sec: samples as f64 / elapsed.max(1e-9),
                 terms: kl.map(|k| [batch_loss.reconstruction, k]),
             });
+            snapshots.after_step(model, step, observer)?;
         }
         train_secs += epoch_start.elapsed().as_secs_f64() - paused_secs;
         let val = validation_mse(model, &data.val, mc.noise, tp.seed)?;
         if !val.is_finite() {
             model.restore(&last_good)?;
-            status = Status::Diverged {
-                epoch,
-                step,
-                loss: val as f32,
-            };
+            let loss = val as f32;
+            status = Status::Diverged { epoch, step, loss };
             break;
         }
         last_good = model.snapshot()?;
@@ -629,6 +642,7 @@ fn train_loop(
             activations,
             vae,
         });
+        snapshots.after_epoch(model, step, val, observer)?;
         if collapsed {
             status = Status::Collapsed {
                 epoch: epoch + 1,

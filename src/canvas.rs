@@ -1,6 +1,6 @@
-//! Headless figures for the report: an RGB canvas with lines, rectangles,
-//! text (egui's own Ubuntu font through ab_glyph) and images, plus line
-//! plots, bar charts and labelled image grids with the app's colour maps
+//! Headless figures (the report's, and the replay's animation): an RGB
+//! canvas with lines, rectangles, text (egui's own Ubuntu font through
+//! ab_glyph) and images, plus line plots, bar charts and labelled image grids with the app's colour maps
 //! (grey digits, blue-white-red for signed weights).
 
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
