@@ -157,10 +157,6 @@ impl Drop for WorkerHandle {
     }
 }
 
-/// How often, within an epoch, the views get the training model's latest
-/// weights.
-pub const LIVE_EVERY: Duration = Duration::from_secs(3);
-
 /// Shortest time between two step events.
 const STEP_EVENT_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -258,7 +254,7 @@ impl train::Observer for ChannelObserver<'_> {
     }
 
     fn live_every(&self) -> Option<Duration> {
-        Some(LIVE_EVERY)
+        Some(crate::model::replay::LIVE_EVERY)
     }
 }
 

@@ -113,6 +113,40 @@ fn pca_train_eval_on_generated_data() {
         );
     }
 
+    // its training replay, as an animated GIF: before training, step 10
+    // and the two epochs
+    let gif = models.path().join("s64.gif");
+    let rp = json(&aelab(
+        &[
+            "replay",
+            out.to_str().unwrap(),
+            "--json",
+            "--out",
+            gif.to_str().unwrap(),
+        ],
+        data_dir.path(),
+        models.path(),
+    ));
+    assert_eq!(rp["frames"], 4, "{rp}");
+    let steps: Vec<u64> = rp["moments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(&steps[..2], &[0, 10]);
+    {
+        use image::AnimationDecoder;
+        let file = std::io::BufReader::new(std::fs::File::open(&gif).unwrap());
+        let frames = image::codecs::gif::GifDecoder::new(file)
+            .unwrap()
+            .into_frames()
+            .collect_frames()
+            .unwrap();
+        assert_eq!(frames.len(), 4);
+        assert_ne!(frames[0].buffer().as_raw(), frames[3].buffer().as_raw());
+    }
+
     // eval reproduces train's test metrics from the checkpoint
     let ev = json(&aelab(
         &["eval", out.to_str().unwrap(), "--json"],
@@ -185,6 +219,13 @@ fn pca_train_eval_on_generated_data() {
         assert!(b["interaction_ms"][key].as_f64().unwrap() > 0.0, "{key}");
     }
     assert_eq!(b["models"], 17);
+    // a scrubber move per preset, a snapshot, and training with live copies
+    let scrub = b["replay"]["scrub_row_ms"].as_array().unwrap();
+    assert_eq!(scrub.len(), 4, "{}", b["replay"]);
+    assert!(scrub.iter().all(|r| r[1].as_f64().unwrap() > 0.0));
+    for key in ["snapshot_ms", "train_without_live", "train_with_live"] {
+        assert!(b["replay"][key].as_f64().unwrap() > 0.0, "{key}");
+    }
 
     // train with no --out saves into the model library
     let tr2 = json(&aelab(

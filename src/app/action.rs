@@ -126,8 +126,19 @@ impl AelabApp {
             }
             Action::SaveRunAs { run, to } => {
                 let bytes = self.state.run(run).and_then(|r| r.weights.clone());
+                let replay = self.state.run(run).map(|r| r.replay.clone());
+                let saved = |b: &[u8]| {
+                    registry::write_atomic(&to, b)?;
+                    // its training replay beside it (as the train job saves it)
+                    let replay_path = crate::model::replay::path_for(&to);
+                    match replay.as_deref() {
+                        Some(r) if !r.is_empty() => crate::model::replay::save(&replay_path, r)
+                            .map_err(|e| std::io::Error::other(e.to_string())),
+                        _ => Ok(()),
+                    }
+                };
                 match bytes {
-                    Some(b) => match registry::write_atomic(&to, &b) {
+                    Some(b) => match saved(&b) {
                         Ok(()) => self.state.notify(format!("saved to {}", to.display())),
                         Err(e) => self.state.notify(format!(
                             "saving to {} failed: {e}; the model is still in memory",

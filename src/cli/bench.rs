@@ -1,7 +1,8 @@
 //! `aelab bench`: training throughput per preset and batch size, the PCA
 //! fit, the interactive paths (PCA k change on a 10x10 grid, a noise-level
 //! change through every model of the study, one drawn digit through PCA and
-//! every model) and start-up (decode + PCA), on this machine.
+//! every model), the training replay (a scrubber move, a snapshot, training
+//! with live copies) and start-up (decode + PCA), on this machine.
 
 use std::time::Instant;
 
@@ -92,6 +93,111 @@ fn vae_point_ms(reps: usize, cache: &ModelCache, refs: &[ModelRef]) -> anyhow::R
         z = [(z[0] + 0.37) % 3.0, (z[1] + 0.61) % 3.0];
         std::hint::black_box(crate::analysis::vae::decode_point(cache, vae2, z).ok());
     }))
+}
+
+/// What the training replay and the live model cost.
+#[derive(Serialize)]
+struct ReplayCosts {
+    /// Median ms of a scrubber move: a snapshot's model built from its
+    /// weights and its reconstructions of the replay's ten test images.
+    scrub_row_ms: Vec<(String, f64)>,
+    /// Median ms to copy `deep`'s weights into a snapshot.
+    snapshot_ms: f64,
+    /// `deep`'s samples/s without live copies and with one every
+    /// [`LIVE_TEST_SECS`] (medians of alternating rounds).
+    train_without_live: f64,
+    train_with_live: f64,
+}
+
+/// How often the bench takes live copies: far more often than the app's
+/// [`crate::model::replay::LIVE_EVERY`], so that their cost shows.
+const LIVE_TEST_SECS: f64 = 0.1;
+
+/// An observer that takes live copies every [`LIVE_TEST_SECS`].
+struct Live;
+
+impl train::Observer for Live {
+    fn event(&mut self, _: &train::TrainEvent) {}
+    fn live_every(&self) -> Option<std::time::Duration> {
+        Some(std::time::Duration::from_secs_f64(LIVE_TEST_SECS))
+    }
+}
+
+fn replay_costs(
+    reps: usize,
+    ds: &Dataset,
+    images: usize,
+    device: &candle_core::Device,
+) -> anyhow::Result<ReplayCosts> {
+    use crate::analysis::models::snapshot_path;
+    use crate::model::replay::{Moment, Snapshot};
+    use std::sync::Arc;
+    let row_images = crate::analysis::replay::images(&ds.test);
+    let mut scrub_row_ms = Vec::new();
+    let mut snapshot_ms = 0.0;
+    for preset in ["deep", "sparse-1e-4", "vae-30", "conv-both"] {
+        let config = ModelConfig::preset(preset).map_err(anyhow::Error::msg)?;
+        let model = Autoencoder::new(&config, 1, device)?;
+        let moment = |step| Moment {
+            step,
+            epoch: 0.0,
+            val_loss: None,
+        };
+        if preset == "deep" {
+            snapshot_ms = time_ms(reps, || {
+                std::hint::black_box(Snapshot::of(&model, moment(1)).ok());
+            });
+        }
+        // a 10-epoch run's 14 snapshots, more than the cache keeps built:
+        // every move builds its model again, as a drag over them does
+        let cache = ModelCache::default();
+        let base = ModelRef {
+            path: format!("bench/{preset}").into(),
+            label: preset.into(),
+            config: config.clone(),
+        };
+        for k in 0..14 {
+            let s = Arc::new(Snapshot::of(&model, moment(k))?);
+            cache.insert_snapshot(snapshot_path(&base.path, k), config.clone(), s);
+        }
+        let mut k = 0;
+        let ms = time_ms(reps, || {
+            k = (k + 5) % 14;
+            let m = base.at(k, &moment(k));
+            std::hint::black_box(crate::analysis::replay::row(&cache, &m, &row_images));
+        });
+        scrub_row_ms.push((preset.to_string(), ms));
+    }
+    // training with and without live copies, alternating
+    let cfg = RunConfig {
+        model: ModelConfig::preset("deep").map_err(anyhow::Error::msg)?,
+        train: TrainParams {
+            epochs: 1,
+            ..TrainParams::default()
+        },
+        dataset: DatasetKind::Mnist,
+    };
+    let sub = ds.truncated(images, 10, 10);
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        for live in [false, true] {
+            let m = Autoencoder::new(&cfg.model, 1, device)?;
+            let control = Control::default();
+            let ways = crate::ways();
+            let out = if live {
+                train::run::run_in_parts(&cfg, &sub, &m, &mut Live, &control, ways)?
+            } else {
+                train::run::run_in_parts(&cfg, &sub, &m, &mut (), &control, ways)?
+            };
+            if live { &mut with } else { &mut without }.push(out.samples_per_sec);
+        }
+    }
+    Ok(ReplayCosts {
+        scrub_row_ms,
+        snapshot_ms,
+        train_without_live: median(without),
+        train_with_live: median(with),
+    })
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -248,6 +354,7 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
         std::hint::black_box(answer::answer(&cache, &probes, &pca, 30, &refs, &digit));
     });
     let vae_point_ms = vae_point_ms(a.reps, &cache, &refs)?;
+    let replay = replay_costs(a.reps, &ds, a.images.max(2_000), &device)?;
 
     if a.json {
         println!(
@@ -268,6 +375,7 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
                     "vae_plane_point": vae_point_ms,
                 },
                 "models": refs.len(),
+                "replay": replay,
             })
         );
     } else {
@@ -288,6 +396,24 @@ pub fn run(common: &Common, a: BenchArgs) -> anyhow::Result<()> {
             refs.len()
         );
         println!("a point of vae-2's plane decoded: {vae_point_ms:.3} ms (median)");
+        print_replay(&replay);
     }
     Ok(())
+}
+
+fn print_replay(r: &ReplayCosts) {
+    for (preset, ms) in &r.scrub_row_ms {
+        println!("replay scrubber move, {preset}: {ms:.2} ms (median; snapshot to model, 10 reconstructions)");
+    }
+    println!(
+        "deep's weights copied into a snapshot: {:.2} ms (median)",
+        r.snapshot_ms
+    );
+    let slow = 100.0 * (1.0 - r.train_with_live / r.train_without_live.max(1e-9));
+    println!(
+        "deep training: {:.0} samples/s, {:.0} with a live copy every {LIVE_TEST_SECS} s ({slow:.1}% slower; the app copies every {} s)",
+        r.train_without_live,
+        r.train_with_live,
+        crate::model::replay::LIVE_EVERY.as_secs()
+    );
 }

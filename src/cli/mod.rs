@@ -1,4 +1,4 @@
-//! The headless command line: `aelab pca|train|eval|presets|fetch|bench|report`. Every
+//! The headless command line: `aelab pca|train|eval|replay|presets|fetch|bench|report`. Every
 //! subcommand has `--help` and `--json` (one JSON object on stdout).
 
 mod bench;
@@ -6,6 +6,7 @@ mod eval;
 mod pca;
 mod presets;
 mod progress;
+mod replay;
 mod report;
 mod train;
 
@@ -60,6 +61,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Metrics of a saved model on a test set.
     Eval(eval::EvalArgs),
+    /// A saved model's training replay as an animated GIF of its reconstructions.
+    Replay(replay::ReplayArgs),
     /// Every preset with its parameter count.
     Presets(presets::PresetsArgs),
     /// Download a data set into the data folder (with checksums).
@@ -107,6 +110,7 @@ pub fn main() -> ExitCode {
         Some(Command::Report(a)) => report::run(&cli.common, a),
         Some(Command::Train(a)) => train::run(&cli.common, a),
         Some(Command::Eval(a)) => eval::run(&cli.common, a),
+        Some(Command::Replay(a)) => replay::run(&cli.common, a),
         Some(Command::Presets(a)) => presets::run(a),
         Some(Command::Fetch(a)) => fetch(&cli.common, a),
         Some(Command::Bench(a)) => bench::run(&cli.common, a),

@@ -26,6 +26,9 @@ pub const EARLY_STEPS: [usize; 3] = [10, 100, 500];
 /// The most snapshots a run keeps; past it every other epoch is dropped
 /// (the first moments and the latest epoch stay).
 pub const MAX_SNAPSHOTS: usize = 24;
+/// How often, within an epoch, the app's views get a training model's
+/// latest weights.
+pub const LIVE_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
 const REPLAY_KEY: &str = "aelab_replay";
 const REPLAY_VERSION: u32 = 1;
 
@@ -95,9 +98,21 @@ impl Snapshot {
         Ok(Snapshot { moment, weights })
     }
 
-    /// The model with these weights, on the CPU.
+    /// The model with these weights, on the CPU (widened 8 at a time with
+    /// F16C where the CPU has it: a scrubber move builds one).
     pub fn model(&self, config: &ModelConfig) -> candle_core::Result<Autoencoder> {
-        Autoencoder::from_tensors(config, self.weights.clone(), &Device::Cpu)
+        use half::slice::HalfFloatSliceExt;
+        let tensors = self
+            .weights
+            .iter()
+            .map(|(n, t)| {
+                let half = t.flatten_all()?.to_vec1::<half::f16>()?;
+                let mut wide = vec![0f32; half.len()];
+                half.convert_to_f32_slice(&mut wide);
+                Ok((n.clone(), Tensor::from_vec(wide, t.shape(), &Device::Cpu)?))
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Autoencoder::from_tensors(config, tensors, &Device::Cpu)
     }
 
     /// Bytes the weights take.
