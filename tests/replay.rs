@@ -4,6 +4,8 @@
 //! that trains shows in Draw, Compare, Denoise and Filters with its latest
 //! weights.
 
+use aelab::analysis::latent::MapSource;
+use aelab::analysis::ModelRef;
 use aelab::app::state::{DataStatus, RunStatus};
 use aelab::app::AelabApp;
 use aelab::data::{self, DatasetKind};
@@ -13,7 +15,7 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 
 mod common;
-use common::{harness, step_until};
+use common::{harness, step_until, step_until_shown};
 
 fn ready(h: &mut Harness<'static, AelabApp>) {
     step_until(h, 90, "data and PCA", |a| {
@@ -100,10 +102,8 @@ fn moving_the_scrubber_shows_the_model_at_each_snapshot_even_after_a_restart() {
     });
     let (_, untrained) = h.state().views.train_view.replay.shown().unwrap();
     assert_ne!(untrained, trained.as_slice());
-    assert!(h
-        .query_all_by_label_contains("before training")
-        .next()
-        .is_some());
+    // and the moment beside the bar
+    step_until_shown(&mut h, 10, "before training");
     // Play steps through the snapshots in order, to the model itself
     h.get_by_label("Play").click();
     step_until(&mut h, 60, "the replay to reach step 10", |a| {
@@ -158,6 +158,22 @@ fn moving_the_scrubber_shows_the_model_at_each_snapshot_even_after_a_restart() {
                 .is_some_and(|r| r.iter().any(|x| x.label.contains("at step 10 ")))
         },
     );
+    // and Latent space: the map of its codes before training
+    let entry = h.state().state.library[0].clone();
+    h.state_mut().latent_map.source = MapSource::Model(ModelRef::of(&entry));
+    h.get_by_label("Latent space").click();
+    h.run_steps(3);
+    h.get_by_role_and_label(Role::Slider, "Training replay")
+        .set_value_accesskit(0.0);
+    step_until(&mut h, 60, "the map of the untrained model's codes", |a| {
+        let DataStatus::Ready { pca: Some(p), .. } = &a.state.data else {
+            return false;
+        };
+        let shown = a.latent_map.shown();
+        let key = (shown.label(), p.id());
+        shown.label().contains("before training")
+            && a.latent_map.map_for(&key).is_some_and(|m| m.is_ok())
+    });
 }
 
 #[test]

@@ -66,6 +66,9 @@ pub struct DrawView {
     pub note: Option<String>,
     /// The training replay of one of the models.
     pub replay: ModelReplay,
+    /// Per model shown: whether it has no digit probe (a live model, a
+    /// snapshot).
+    unprobed: Vec<bool>,
 }
 
 impl Default for DrawView {
@@ -95,6 +98,7 @@ impl Default for DrawView {
             shown_nearest: None,
             note: None,
             replay: ModelReplay::default(),
+            unprobed: Vec::new(),
         }
     }
 }
@@ -197,6 +201,7 @@ impl DrawView {
         // moment of its training when the replay is moved
         let library: Vec<ModelRef> = state.models().into_iter().map(ModelRef::of).collect();
         let models = self.replay.among(ui, "draw", state, &state.view_models());
+        self.unprobed = models.iter().map(|m| !library.contains(m)).collect();
         if self.results.poll() {
             self.generation += 1;
         }
@@ -518,7 +523,7 @@ impl DrawView {
                             ui.label(RichText::new("code says").strong())
                                 .on_hover_text("A linear probe (softmax regression fitted on 5,000 training codes) reads the digit from the model's code");
                             ui.end_row();
-                            for (a, t) in r.answers.iter().zip(&self.answer_tex) {
+                            for (i, (a, t)) in r.answers.iter().zip(&self.answer_tex).enumerate() {
                                 ui.label(&a.label);
                                 match &a.image {
                                     Ok(_) => {
@@ -529,10 +534,15 @@ impl DrawView {
                                     }
                                 }
                                 ui.label(a.mse.map(|m| format!("{m:.4}")).unwrap_or_default());
-                                ui.label(match a.digit {
-                                    Some((d, p)) => format!("{d} ({:.0}%)", p * 100.0),
-                                    None => "…".into(),
-                                });
+                                // (answer 0 is PCA's, then one per model)
+                                let unprobed = i > 0 && self.unprobed.get(i - 1) == Some(&true);
+                                match a.digit {
+                                    Some((d, p)) => ui.label(format!("{d} ({:.0}%)", p * 100.0)),
+                                    None if unprobed => ui.label("—").on_hover_text(
+                                        "Probes are fitted for saved models: a model in training, or at a moment of its training, has none",
+                                    ),
+                                    None => ui.label("…"),
+                                };
                                 ui.end_row();
                             }
                         });

@@ -219,7 +219,17 @@ impl FiltersView {
             return;
         }
         let is_conv = loaded.as_ref().is_ok_and(|f| f.side == 3);
-        self.request(i, &path, is_conv, state, compute);
+        // the statistics over the test set follow a live model at its
+        // latest kept snapshot (every epoch), not each copy every few
+        // seconds: they would take cores from the training
+        let analysed = match state.replay_of(model) {
+            Some((base, moments)) if state.live_models().contains(model) => {
+                let k = moments.len() - 1;
+                base.at(k, &moments[k]).path
+            }
+            _ => path.clone(),
+        };
+        self.request(i, &analysed, is_conv, state, compute);
         self.acts[i].poll();
         self.maps[i].poll();
         self.dicts[i].poll();
@@ -230,10 +240,10 @@ impl FiltersView {
                 show_activations(ui, &self.acts[i], i);
                 ui.separator();
                 if is_conv {
-                    self.show_maps(ui, &ctx, i, &path);
+                    self.show_maps(ui, &ctx, i, &analysed);
                     ui.separator();
                 } else {
-                    self.show_dictionary(ui, i, &path);
+                    self.show_dictionary(ui, i, &analysed);
                     ui.separator();
                 }
                 if let Some(Ok(f)) = self.loaded.get(&path) {

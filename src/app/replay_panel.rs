@@ -108,9 +108,13 @@ impl ReplayPanel {
         self.recon.poll();
         if let Some((key, row)) = &self.recon.value {
             if self.shown.as_ref() != Some(key) {
+                // (the moment is beside the bar: a short label keeps the
+                // images in place as it changes)
+                let mut out = row.clone();
+                out.label = "reconstructions".into();
                 let rows = vec![
                     GalleryRow::plain("test images", &images),
-                    GalleryRow::of_row(row, true),
+                    GalleryRow::of_row(&out, true),
                 ];
                 self.gallery.set(ui.ctx(), "replay-train", rows);
                 self.shown = Some(key.clone());

@@ -540,11 +540,7 @@ fn loss_plot(
                     );
                 }
                 if let Some((_, step)) = mark.filter(|(id, _)| *id == run.id) {
-                    plot.vline(
-                        VLine::new(format!("{name} replay"), step as f64)
-                            .color(c)
-                            .width(2.0),
-                    );
+                    plot.vline(VLine::new("", step as f64).color(c).width(2.0));
                 }
                 for &(step, lr) in &run.lr_marks {
                     plot.vline(
