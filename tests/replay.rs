@@ -12,16 +12,9 @@ use aelab::data::{self, DatasetKind};
 use aelab::model::{replay, ModelConfig, RunConfig, TrainParams};
 use egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
-use egui_kittest::Harness;
 
 mod common;
-use common::{harness, step_until, step_until_shown};
-
-fn ready(h: &mut Harness<'static, AelabApp>) {
-    step_until(h, 90, "data and PCA", |a| {
-        matches!(a.state.data, DataStatus::Ready { pca: Some(_), .. })
-    });
-}
+use common::{draw_stroke, harness, ready, step_until, step_until_shown};
 
 fn run_of(preset: &str, epochs: usize) -> RunConfig {
     RunConfig {
@@ -32,19 +25,6 @@ fn run_of(preset: &str, epochs: usize) -> RunConfig {
         },
         dataset: DatasetKind::Mnist,
     }
-}
-
-fn drag(h: &mut Harness<'static, AelabApp>, points: &[egui::Pos2]) {
-    h.hover_at(points[0]);
-    h.step();
-    h.drag_at(points[0]);
-    h.step();
-    for p in &points[1..] {
-        h.hover_at(*p);
-        h.step();
-    }
-    h.drop_at(*points.last().unwrap());
-    h.step();
 }
 
 #[test]
@@ -133,14 +113,7 @@ fn moving_the_scrubber_shows_the_model_at_each_snapshot_even_after_a_restart() {
     ready(&mut h);
     h.get_by_label("Draw").click();
     h.run_steps(3);
-    let rect = h.get_by_label("Drawing canvas").rect();
-    let at = |fx: f32, fy: f32| {
-        egui::pos2(
-            rect.min.x + fx * rect.width(),
-            rect.min.y + fy * rect.height(),
-        )
-    };
-    drag(&mut h, &[at(0.5, 0.2), at(0.5, 0.5), at(0.5, 0.8)]);
+    draw_stroke(&mut h);
     step_until(&mut h, 60, "answers", |a| {
         a.views.draw_view.answers().is_some_and(|r| r.len() == 2)
     });
@@ -194,14 +167,7 @@ fn a_model_in_training_shows_in_draw_compare_denoise_and_filters_as_it_learns() 
     });
     h.get_by_label("Draw").click();
     h.run_steps(3);
-    let rect = h.get_by_label("Drawing canvas").rect();
-    let at = |fx: f32, fy: f32| {
-        egui::pos2(
-            rect.min.x + fx * rect.width(),
-            rect.min.y + fy * rect.height(),
-        )
-    };
-    drag(&mut h, &[at(0.5, 0.2), at(0.5, 0.5), at(0.5, 0.8)]);
+    draw_stroke(&mut h);
     let training = |a: &AelabApp| {
         a.views.draw_view.answers().and_then(|r| {
             r.iter()

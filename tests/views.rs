@@ -13,10 +13,9 @@ use aelab::model::{Autoencoder, ModelConfig, RunConfig, TrainParams};
 use aelab::train::{self, Control};
 use egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
-use egui_kittest::Harness;
 
 mod common;
-use common::{harness, step_until, step_until_shown};
+use common::{drag, harness, ready, step_until, step_until_shown};
 
 /// Generated MNIST-like data and a `preset` trained on it for `epochs`,
 /// saved into the model library.
@@ -39,12 +38,6 @@ fn setup(preset: &str, epochs: usize) -> (tempfile::TempDir, tempfile::TempDir, 
     let path = models.path().join(format!("{preset}.safetensors"));
     checkpoint::save(&path, &model, &manifest).unwrap();
     (data_dir, models, path)
-}
-
-fn ready(h: &mut Harness<'static, AelabApp>) {
-    step_until(h, 90, "data and PCA", |a| {
-        matches!(a.state.data, DataStatus::Ready { pca: Some(_), .. })
-    });
 }
 
 #[test]
@@ -192,19 +185,6 @@ fn ood_auroc_of_fashion_against_mnist_is_above_chance() {
         a.views.ood_view.rows().is_some()
     });
     assert_eq!(h.state().views.ood_view.rows().unwrap().len(), 1);
-}
-
-fn drag(h: &mut Harness<'static, AelabApp>, points: &[egui::Pos2]) {
-    h.hover_at(points[0]);
-    h.step();
-    h.drag_at(points[0]);
-    h.step();
-    for p in &points[1..] {
-        h.hover_at(*p);
-        h.step();
-    }
-    h.drop_at(*points.last().unwrap());
-    h.step();
 }
 
 #[test]

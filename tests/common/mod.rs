@@ -84,3 +84,36 @@ pub fn step_until_shown(h: &mut Harness<'static, AelabApp>, secs: u64, label: &s
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Step until the data set is loaded and PCA fitted. (Not every test file
+/// that shares this module uses it.)
+#[allow(dead_code)]
+pub fn ready(h: &mut Harness<'static, AelabApp>) {
+    step_until(h, 90, "data and PCA", |a| {
+        matches!(a.state.data, DataStatus::Ready { pca: Some(_), .. })
+    });
+}
+
+/// Press at the first point, move through the others, release at the last.
+#[allow(dead_code)]
+pub fn drag(h: &mut Harness<'static, AelabApp>, points: &[egui::Pos2]) {
+    h.hover_at(points[0]);
+    h.step();
+    h.drag_at(points[0]);
+    h.step();
+    for p in &points[1..] {
+        h.hover_at(*p);
+        h.step();
+    }
+    h.drop_at(*points.last().unwrap());
+    h.step();
+}
+
+/// Draw a vertical stroke down the middle of the Draw view's canvas.
+#[allow(dead_code)]
+pub fn draw_stroke(h: &mut Harness<'static, AelabApp>) {
+    use egui_kittest::kittest::Queryable;
+    let rect = h.get_by_label("Drawing canvas").rect();
+    let at = |fy: f32| egui::pos2(rect.center().x, rect.min.y + fy * rect.height());
+    drag(h, &[at(0.2), at(0.5), at(0.8)]);
+}
