@@ -249,7 +249,13 @@ fn filter_grid_has_one_tile_per_hidden_unit() {
     h.get_by_label("Right model").click();
     h.run_steps(3);
     h.get_by_label("conv-deconv (0 epochs)").click();
-    h.run_steps(3);
+    // (the filters are read on the compute thread)
+    let (dense, conv) = (paths[0].clone(), paths[1].clone());
+    step_until(&mut h, 30, "both models' filters", |a| {
+        let v = &a.views.filters_view;
+        v.filters(&dense).is_some() && v.filters(&conv).is_some()
+    });
+    h.run_steps(2);
     let v = &h.state().views.filters_view;
     assert_eq!(
         v.filters(&paths[0])

@@ -73,6 +73,12 @@ impl ModelRef {
 type Loaded = Result<Arc<Autoencoder>, String>;
 type Replay = Result<Arc<(ModelConfig, Vec<Arc<Snapshot>>)>, String>;
 
+/// Where live models are served (`live/run-{id}/v{n}`).
+pub const LIVE: &str = "live";
+
+/// Replay files kept read at once.
+const REPLAYS: usize = 4;
+
 /// Models built from replay snapshots kept at once (a scrubber move builds
 /// one; older ones are built again when needed).
 const SNAPSHOT_MODELS: usize = 6;
@@ -136,6 +142,11 @@ impl ModelCache {
             let built = self.replay_model(&base, k);
             return self.keep_built(path, built);
         }
+        if path.starts_with(LIVE) {
+            // a live copy replaced since it was asked for: not a file, and
+            // not an error to keep
+            return Err(format!("{}: newer weights have come", path.display()));
+        }
         let loaded = checkpoint::load(path, &candle_core::Device::Cpu)
             .map(|(m, _)| Arc::new(m))
             .map_err(|e| e.to_string());
@@ -157,7 +168,12 @@ impl ModelCache {
                         Ok(Arc::new((m.run.model, snaps)))
                     })
                     .map_err(|e| e.to_string());
-                self.lock().replays.insert(base.to_path_buf(), read.clone());
+                let mut inner = self.lock();
+                if inner.replays.len() >= REPLAYS {
+                    // (the replays read are tens of MB each: keep a few)
+                    inner.replays.clear();
+                }
+                inner.replays.insert(base.to_path_buf(), read.clone());
                 read
             }
         }?;
@@ -190,11 +206,15 @@ impl ModelCache {
         self.lock().loaded.insert(path, Ok(Arc::new(model)));
     }
 
-    /// Serve the model of `snapshot` under `path` (built when first asked for).
+    /// Serve the model of `snapshot` under `path` (built when first asked
+    /// for); another snapshot under the same path (a replay thinned out)
+    /// replaces the one there and the model built from it.
     pub fn insert_snapshot(&self, path: PathBuf, config: ModelConfig, snapshot: Arc<Snapshot>) {
         let mut inner = self.lock();
-        if inner.sources.contains_key(&path) {
-            return;
+        if let Some((_, s)) = inner.sources.get(&path) {
+            if Arc::ptr_eq(s, &snapshot) {
+                return;
+            }
         }
         inner.loaded.remove(&path);
         inner.sources.insert(path, (config, snapshot));
@@ -221,5 +241,41 @@ impl ModelCache {
         inner
             .loaded
             .retain(|p, _| !p.to_string_lossy().starts_with(prefix));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::replay::Moment;
+
+    #[test]
+    fn a_snapshot_served_again_under_its_path_replaces_the_old_one() {
+        // (a replay thinned out: snapshot k is another moment than before)
+        let config = ModelConfig::preset("shallow-64").unwrap();
+        let cache = ModelCache::default();
+        let path = snapshot_path(Path::new("run-1"), 3);
+        let x: Vec<f32> = (0..784).map(|i| (i % 5) as f32 / 5.0).collect();
+        let mut outputs = Vec::new();
+        for seed in [1, 2] {
+            let m = Autoencoder::new(&config, seed, &candle_core::Device::Cpu).unwrap();
+            let moment = Moment {
+                step: seed as usize,
+                epoch: 0.0,
+                val_loss: None,
+            };
+            let s = Arc::new(Snapshot::of(&m, moment).unwrap());
+            cache.insert_snapshot(path.clone(), config.clone(), s.clone());
+            cache.insert_snapshot(path.clone(), config.clone(), s); // the same: kept
+            outputs.push(cache.get(&path).unwrap().reconstruct(&x).unwrap());
+        }
+        assert_ne!(outputs[0], outputs[1]);
+        // a live copy gone since it was asked for is an error, not kept
+        let stale = Path::new("live/run-1/v0");
+        assert!(cache.get(stale).unwrap_err().contains("newer weights"));
+        assert!(!cache.lock().loaded.contains_key(stale));
+        // served paths not kept are forgotten
+        cache.retain_snapshots(|_| false);
+        assert!(cache.get(&path).is_err());
     }
 }

@@ -149,7 +149,11 @@ impl AelabApp {
                 }
             }
             Action::ImportModel(from) => match self.state.import_model(&from) {
-                Ok(to) => self.state.notify(format!("imported {}", to.display())),
+                Ok(to) => {
+                    // (it may replace a model of the same name, and its replay)
+                    self.compute.models.forget(&to);
+                    self.state.notify(format!("imported {}", to.display()))
+                }
                 Err(e) => self.state.notify(e),
             },
             Action::ShowView(v) => self.state.settings.view = v,

@@ -15,7 +15,7 @@ use super::images::{self, Tiles};
 use super::replay_bar::ModelReplay;
 use super::state::{AppState, DataStatus, View};
 use crate::analysis::filters::{self, Dictionary, DICTIONARY_IMAGES};
-use crate::analysis::{Compute, ModelCache, ModelRef, Pending};
+use crate::analysis::{Compute, ModelRef, Pending};
 use crate::data::IMAGE_SIDE;
 use crate::model::FeatureMaps;
 use crate::train::metrics::{self, ActivationStats};
@@ -26,6 +26,7 @@ pub const ACTIVATION_TEST_IMAGES: usize = 2000;
 type Acts = Pending<PathBuf, Result<ActivationStats, String>>;
 type Maps = Pending<(PathBuf, usize), Result<Vec<FeatureMaps>, String>>;
 type Dicts = Pending<PathBuf, Result<Dictionary, String>>;
+type Layers = Pending<PathBuf, Result<Vec<filters::FilterLayer>, String>>;
 
 /// Units the dictionary shows at the most (the most often firing).
 const DICTIONARY_UNITS: usize = 64;
@@ -63,17 +64,17 @@ pub struct FiltersView {
     pub input_index: usize,
     /// Each column's training replay.
     pub replay: [ModelReplay; 2],
+    /// Each column's filters being read.
+    layers: [Layers; 2],
 }
 
-/// A model's filters (from the views' cache: a library model, a live one
-/// or a snapshot) as tiles.
+/// A model's filters as tiles (`layers` from [`filters::filters`], read on
+/// the compute thread: a snapshot's model is built, a replay file read).
 pub fn load_filters(
     ctx: &egui::Context,
-    cache: &ModelCache,
     model: &ModelRef,
-) -> Result<LoadedFilters, String> {
-    let m = cache.get(&model.path)?;
-    let layers = filters::filters(&m)?;
+    layers: Vec<filters::FilterLayer>,
+) -> LoadedFilters {
     let mut tiles = Tiles::default();
     for l in &layers {
         for f in &l.filters {
@@ -81,7 +82,7 @@ pub fn load_filters(
             tiles.put(ctx, tiles.len(), "filter", img);
         }
     }
-    Ok(LoadedFilters {
+    LoadedFilters {
         preset: model.config.preset.clone(),
         description: model.config.describe(),
         side: layers.first().map_or(IMAGE_SIDE, |l| l.side),
@@ -90,7 +91,7 @@ pub fn load_filters(
             .map(|l| (l.label, l.filters.len()))
             .collect(),
         tiles,
-    })
+    }
 }
 
 impl FiltersView {
@@ -210,10 +211,29 @@ impl FiltersView {
         compute: &Compute,
     ) {
         let path = model.path.clone();
-        let loaded = self
-            .loaded
-            .entry(path.clone())
-            .or_insert_with(|| load_filters(col.ctx(), &compute.models, model));
+        if !self.loaded.contains_key(&path) {
+            let (cache, m) = (compute.models.clone(), model.clone());
+            self.layers[i].request(path.clone(), || {
+                compute.submit(&format!("filters-layers-{i}"), move || {
+                    filters::filters(&*cache.get(&m.path)?)
+                })
+            });
+            self.layers[i].poll();
+            match self.layers[i].value.take() {
+                Some((p, layers)) if p == path => {
+                    let loaded = layers.map(|l| load_filters(col.ctx(), model, l));
+                    self.loaded.insert(path.clone(), loaded);
+                }
+                other => {
+                    self.layers[i].value = other;
+                    col.spinner();
+                    return;
+                }
+            }
+        }
+        let Some(loaded) = self.loaded.get(&path) else {
+            return;
+        };
         if let Err(e) = loaded {
             col.colored_label(col.visuals().error_fg_color, e.as_str());
             return;

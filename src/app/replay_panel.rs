@@ -17,14 +17,35 @@ use crate::model::replay::Moment;
 
 #[derive(Default)]
 pub struct ReplayPanel {
-    /// The run shown (None: the active run, else the newest with a replay).
+    /// The run the user picked (None: the active run, else the newest with
+    /// a replay).
     pub run: Option<u64>,
+    /// The run shown this frame.
+    shown_run: Option<u64>,
     pub bar: ReplayBar,
     recon: Pending<PathBuf, Row>,
     gallery: Gallery,
     shown: Option<PathBuf>,
     /// The test images shown, and the data set they are from.
     images: Option<(Arc<Dataset>, Vec<f32>)>,
+}
+
+/// A run's replay, as a model whose [`ModelRef::at`] gives each snapshot,
+/// and the moments: in memory while it trains (or when it was not saved),
+/// else the saved model's, from its file.
+fn run_replay(state: &AppState, run: &Run) -> Option<(ModelRef, Vec<Moment>)> {
+    if !run.replay.is_empty() {
+        let moments = run.replay.iter().map(|s| s.moment.clone()).collect();
+        return Some((run.replay_ref(), moments));
+    }
+    let saved = run.checkpoint.as_ref()?;
+    let entry = state.library.iter().find(|e| &e.path == saved)?;
+    (!entry.replay.is_empty()).then(|| (ModelRef::of(entry), entry.replay.clone()))
+}
+
+/// Whether a run has a replay to show.
+fn has_replay(state: &AppState, run: &Run) -> bool {
+    run_replay(state, run).is_some()
 }
 
 /// The model at the right end of a run's bar: its latest weights while it
@@ -46,8 +67,8 @@ fn itself(state: &AppState, run: &Run, moments: &[Moment]) -> Option<ModelRef> {
 
 impl ReplayPanel {
     /// The run whose replay is shown.
-    fn chosen<'a>(&mut self, state: &'a AppState) -> Option<&'a Run> {
-        let with_replay = |r: &&Run| !r.replay.is_empty();
+    fn chosen<'a>(&self, state: &'a AppState) -> Option<&'a Run> {
+        let with_replay = |r: &&Run| has_replay(state, r);
         if let Some(r) = self.run.and_then(|id| state.run(id)).filter(with_replay) {
             return Some(r);
         }
@@ -58,10 +79,10 @@ impl ReplayPanel {
 
     /// The step of the snapshot shown, if one is (for the loss plot).
     pub fn step_shown(&self, state: &AppState) -> Option<(u64, usize)> {
-        let id = self.run?;
+        let id = self.shown_run?;
         let k = self.bar.at?;
-        let s = state.run(id)?.replay.get(k)?;
-        Some((id, s.moment.step))
+        let (_, moments) = run_replay(state, state.run(id)?)?;
+        Some((id, moments.get(k)?.step))
     }
 
     /// The reconstructions shown, once computed (and what of).
@@ -77,15 +98,20 @@ impl ReplayPanel {
         let Some(run) = self.chosen(state) else {
             return;
         };
-        self.run = Some(run.id);
+        if self.shown_run != Some(run.id) {
+            // another run: start from its model itself
+            self.shown_run = Some(run.id);
+            self.bar = ReplayBar::default();
+        }
+        let Some((base, moments)) = run_replay(state, run) else {
+            return;
+        };
         ui.separator();
         self.pick_run(ui, state, run.id);
-        let moments: Vec<Moment> = run.replay.iter().map(|s| s.moment.clone()).collect();
         self.bar.ui(ui, "train-replay", &moments);
         let Some(model) = itself(state, run, &moments) else {
             return;
         };
-        let base = run.replay_ref();
         let shown = self
             .bar
             .pick(&model, Some(&(base.clone(), moments.clone())));
@@ -139,7 +165,7 @@ impl ReplayPanel {
             egui::ComboBox::from_id_salt("replay-run")
                 .selected_text(selected)
                 .show_ui(ui, |ui| {
-                    for r in state.runs.iter().filter(|r| !r.replay.is_empty()) {
+                    for r in state.runs.iter().filter(|r| has_replay(state, r)) {
                         ui.selectable_value(&mut self.run, Some(r.id), text(r));
                     }
                 })

@@ -229,7 +229,9 @@ impl Run {
     /// changes with every copy, so the views compute again.
     pub fn live_ref(&self) -> Option<ModelRef> {
         let (version, snapshot) = self.live.as_ref()?;
-        matches!(self.status, RunStatus::Running).then(|| ModelRef {
+        // (while it is evaluated too: the views keep it until it is saved)
+        let training = matches!(self.status, RunStatus::Running | RunStatus::Evaluating);
+        training.then(|| ModelRef {
             path: PathBuf::from(format!("live/run-{}/v{version}", self.id)),
             label: format!(
                 "{} · training #{}, {}",
@@ -667,6 +669,13 @@ impl AppState {
                 if let Some(path) = &result.checkpoint {
                     self.library.retain(|e| &e.path != path);
                     let entry = LibraryEntry::new(path.clone(), result.manifest.clone());
+                    if let Some(run) = self.run_mut(id) {
+                        if !entry.replay.is_empty() {
+                            // its replay is on disk now: served from there
+                            run.replay.clear();
+                        }
+                        run.live = None;
+                    }
                     self.library.push(entry);
                     self.sort_library();
                 }

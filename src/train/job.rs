@@ -139,17 +139,19 @@ pub fn run(
             }
             _ => Ok(()),
         };
-        let saved = made
-            .and_then(|()| checkpoint::save(&p, &model, &manifest).map_err(|e| e.to_string()))
-            .and_then(|()| replay::save(&replay::path_for(&p), &replay).map_err(|e| e.to_string()));
-        match saved {
-            Ok(()) => checkpoint = Some(p),
-            Err(e) => {
-                save_error = Some(match save_error {
-                    Some(first) => format!("{first}; saving failed too: {e}"),
-                    None => e,
-                })
-            }
+        let saved =
+            made.and_then(|()| checkpoint::save(&p, &model, &manifest).map_err(|e| e.to_string()));
+        // (a replay that cannot be written leaves the checkpoint saved)
+        let saved = saved.and_then(|()| {
+            checkpoint = Some(p.clone());
+            replay::save(&replay::path_for(&p), &replay)
+                .map_err(|e| format!("saving the training replay failed: {e}"))
+        });
+        if let Err(e) = saved {
+            save_error = Some(match save_error {
+                Some(first) => format!("{first}; saving failed too: {e}"),
+                None => e,
+            })
         }
     }
     Ok(Trained {
