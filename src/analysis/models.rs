@@ -76,6 +76,11 @@ type Replay = Result<Arc<(ModelConfig, Vec<Arc<Snapshot>>)>, String>;
 /// Where live models are served (`live/run-{id}/v{n}`).
 pub const LIVE: &str = "live";
 
+/// Whether `path` is a live model's (a training run's latest weights).
+pub fn is_live(path: &Path) -> bool {
+    path.starts_with(LIVE)
+}
+
 /// Replay files kept read at once.
 const REPLAYS: usize = 4;
 
@@ -111,6 +116,14 @@ pub fn snapshot_path(base: &Path, k: usize) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// The model of `snapshot`, a model of `config`'s kind.
+fn build(snapshot: &Snapshot, config: &ModelConfig) -> Loaded {
+    snapshot
+        .model(config)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
+}
+
 /// `(base, k)` of a [`snapshot_path`].
 fn split_snapshot_path(path: &Path) -> Option<(PathBuf, usize)> {
     let s = path.to_str()?;
@@ -132,17 +145,13 @@ impl ModelCache {
             inner.sources.get(path).cloned()
         };
         if let Some((config, snapshot)) = source {
-            let built = snapshot
-                .model(&config)
-                .map(Arc::new)
-                .map_err(|e| e.to_string());
-            return self.keep_built(path, built);
+            return self.keep_built(path, build(&snapshot, &config));
         }
         if let Some((base, k)) = split_snapshot_path(path) {
             let built = self.replay_model(&base, k);
             return self.keep_built(path, built);
         }
-        if path.starts_with(LIVE) {
+        if is_live(path) {
             // a live copy replaced since it was asked for: not a file, and
             // not an error to keep
             return Err(format!("{}: newer weights have come", path.display()));
@@ -181,10 +190,7 @@ impl ModelCache {
         let snapshot = snaps
             .get(k)
             .ok_or_else(|| format!("{}: the replay has no snapshot {k}", base.display()))?;
-        snapshot
-            .model(config)
-            .map(Arc::new)
-            .map_err(|e| e.to_string())
+        build(snapshot, config)
     }
 
     /// Keep a model built from a snapshot, dropping the oldest beyond
@@ -235,12 +241,9 @@ impl ModelCache {
         let mut inner = self.lock();
         inner.loaded.remove(path);
         inner.replays.remove(path);
-        let prefix = snapshot_path(path, 0);
-        let prefix = prefix.to_string_lossy();
-        let prefix = &prefix[..prefix.len() - 1];
         inner
             .loaded
-            .retain(|p, _| !p.to_string_lossy().starts_with(prefix));
+            .retain(|p, _| split_snapshot_path(p).is_none_or(|(base, _)| base != path));
     }
 }
 

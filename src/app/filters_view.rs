@@ -243,7 +243,7 @@ impl FiltersView {
         // latest kept snapshot (every epoch), not each copy every few
         // seconds: they would take cores from the training
         let analysed = match state.replay_of(model) {
-            Some((base, moments)) if state.live_models().contains(model) => {
+            Some((base, moments)) if crate::analysis::models::is_live(&model.path) => {
                 let k = moments.len() - 1;
                 base.at(k, &moments[k]).path
             }

@@ -30,22 +30,9 @@ pub struct ReplayPanel {
     images: Option<(Arc<Dataset>, Vec<f32>)>,
 }
 
-/// A run's replay, as a model whose [`ModelRef::at`] gives each snapshot,
-/// and the moments: in memory while it trains (or when it was not saved),
-/// else the saved model's, from its file.
-fn run_replay(state: &AppState, run: &Run) -> Option<(ModelRef, Vec<Moment>)> {
-    if !run.replay.is_empty() {
-        let moments = run.replay.iter().map(|s| s.moment.clone()).collect();
-        return Some((run.replay_ref(), moments));
-    }
-    let saved = run.checkpoint.as_ref()?;
-    let entry = state.library.iter().find(|e| &e.path == saved)?;
-    (!entry.replay.is_empty()).then(|| (ModelRef::of(entry), entry.replay.clone()))
-}
-
 /// Whether a run has a replay to show.
 fn has_replay(state: &AppState, run: &Run) -> bool {
-    run_replay(state, run).is_some()
+    state.run_replay(run).is_some()
 }
 
 /// The model at the right end of a run's bar: its latest weights while it
@@ -54,13 +41,7 @@ fn itself(state: &AppState, run: &Run, moments: &[Moment]) -> Option<ModelRef> {
     if let Some(live) = run.live_ref() {
         return Some(live);
     }
-    let saved = run.checkpoint.as_ref().and_then(|p| {
-        state
-            .library
-            .iter()
-            .find(|e| &e.path == p)
-            .map(ModelRef::of)
-    });
+    let saved = state.saved(run).map(ModelRef::of);
     let last = moments.len().checked_sub(1);
     saved.or_else(|| last.map(|k| run.replay_ref().at(k, &moments[k])))
 }
@@ -81,7 +62,7 @@ impl ReplayPanel {
     pub fn step_shown(&self, state: &AppState) -> Option<(u64, usize)> {
         let id = self.shown_run?;
         let k = self.bar.at?;
-        let (_, moments) = run_replay(state, state.run(id)?)?;
+        let (_, moments) = state.run_replay(state.run(id)?)?;
         Some((id, moments.get(k)?.step))
     }
 
@@ -103,7 +84,7 @@ impl ReplayPanel {
             self.shown_run = Some(run.id);
             self.bar = ReplayBar::default();
         }
-        let Some((base, moments)) = run_replay(state, run) else {
+        let Some((base, moments)) = state.run_replay(run) else {
             return;
         };
         ui.separator();

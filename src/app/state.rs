@@ -225,6 +225,22 @@ impl Run {
         }
     }
 
+    /// Where its live copies are served (`live/run-{id}`, each copy under
+    /// a version of its own).
+    fn live_base(&self) -> PathBuf {
+        Path::new(crate::analysis::models::LIVE).join(format!("run-{}", self.id))
+    }
+
+    /// Whether `path` is one of its models: a live copy or its replay.
+    fn serves(&self, path: &Path) -> bool {
+        path.starts_with(self.live_base()) || path == self.replay_ref().path
+    }
+
+    /// The moments of the snapshots its replay keeps in memory.
+    pub fn moments(&self) -> Vec<Moment> {
+        self.replay.iter().map(|s| s.moment.clone()).collect()
+    }
+
     /// Its model with the latest weights, while it trains: the path
     /// changes with every copy, so the views compute again.
     pub fn live_ref(&self) -> Option<ModelRef> {
@@ -232,7 +248,7 @@ impl Run {
         // (while it is evaluated too: the views keep it until it is saved)
         let training = matches!(self.status, RunStatus::Running | RunStatus::Evaluating);
         training.then(|| ModelRef {
-            path: PathBuf::from(format!("live/run-{}/v{version}", self.id)),
+            path: self.live_base().join(format!("v{version}")),
             label: format!(
                 "{} · training #{}, {}",
                 self.config.model.preset,
@@ -743,16 +759,24 @@ impl AppState {
         if let Some(e) = self.library.iter().find(|e| e.path == path) {
             return Some(ModelRef::of(e));
         }
-        let run = self.runs.iter().find(|r| {
-            path.starts_with(format!("live/run-{}", r.id)) || r.replay_ref().path == path
-        })?;
-        run.live_ref().or_else(|| {
-            let saved = run.checkpoint.as_ref()?;
-            self.library
-                .iter()
-                .find(|e| &e.path == saved)
-                .map(ModelRef::of)
-        })
+        let run = self.runs.iter().find(|r| r.serves(path))?;
+        run.live_ref().or_else(|| self.saved(run).map(ModelRef::of))
+    }
+
+    /// The library's entry of the file `run` was saved to.
+    pub fn saved(&self, run: &Run) -> Option<&LibraryEntry> {
+        let path = run.checkpoint.as_ref()?;
+        self.library.iter().find(|e| &e.path == path)
+    }
+
+    /// A run's replay (see [`Self::replay_of`]): in memory while it trains
+    /// (or when it was not saved), else its saved model's, from the file.
+    pub fn run_replay(&self, run: &Run) -> Option<(ModelRef, Vec<Moment>)> {
+        if !run.replay.is_empty() {
+            return Some((run.replay_ref(), run.moments()));
+        }
+        let entry = self.saved(run)?;
+        (!entry.replay.is_empty()).then(|| (ModelRef::of(entry), entry.replay.clone()))
     }
 
     /// The models being trained, with their latest weights.
@@ -765,14 +789,11 @@ impl AppState {
     /// a library model's stored replay, or a run's in memory (a live
     /// model's, or one not saved).
     pub fn replay_of(&self, model: &ModelRef) -> Option<(ModelRef, Vec<Moment>)> {
-        let moments = |r: &Run| r.replay.iter().map(|s| s.moment.clone()).collect();
         if let Some(e) = self.library.iter().find(|e| e.path == model.path) {
             return (!e.replay.is_empty()).then(|| (model.clone(), e.replay.clone()));
         }
-        let run = self.runs.iter().find(|r| {
-            r.live_ref().is_some_and(|l| l.path == model.path) || r.replay_ref().path == model.path
-        })?;
-        (!run.replay.is_empty()).then(|| (run.replay_ref(), moments(run)))
+        let run = self.runs.iter().find(|r| r.serves(&model.path))?;
+        self.run_replay(run)
     }
 
     /// Every snapshot held in memory, under the path it is served from:

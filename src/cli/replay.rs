@@ -29,7 +29,6 @@ pub struct ReplayArgs {
 
 pub fn run(common: &Common, a: ReplayArgs) -> anyhow::Result<()> {
     let manifest = checkpoint::read_manifest(&a.file)?;
-    let entry = LibraryEntry::new(a.file.clone(), manifest);
     let replay_path = snapshots::path_for(&a.file);
     // the moments, or why the replay cannot be read
     let moments = snapshots::read_moments(&replay_path)?;
@@ -38,6 +37,11 @@ pub fn run(common: &Common, a: ReplayArgs) -> anyhow::Result<()> {
         "{}: the replay holds no snapshot",
         replay_path.display()
     );
+    let entry = LibraryEntry {
+        path: a.file.clone(),
+        manifest,
+        replay: moments.clone(),
+    };
     let ds = super::load_dataset(common, entry.manifest.run.dataset)?;
     let images = replay::images(&ds.test);
     let cache = ModelCache::default();

@@ -69,6 +69,38 @@ impl Ctx<'_> {
         ))
     }
 
+    /// Two figures of a step's `models`: their validation MSE per epoch
+    /// (`{key}_loss`) and their reconstructions of the shown digits
+    /// (`{key}_reconstructions`, "Reconstructions by `by`"); `kind` names
+    /// them ("shallow autoencoders", "![shallow loss]").
+    fn loss_and_reconstructions(
+        &self,
+        w: &mut Writer,
+        models: &[&Trained],
+        key: &str,
+        kind: &str,
+        by: &str,
+    ) -> anyhow::Result<()> {
+        let series: Vec<_> = models
+            .iter()
+            .map(|t| epoch_series(&t.summary.preset, &t.manifest.history.val_loss))
+            .collect();
+        let title = format!("{kind} autoencoders: validation MSE per epoch");
+        let f = w.png(
+            &format!("{key}_loss"),
+            &line_plot(&title, "epoch", "MSE", &series, true),
+        )?;
+        let _ = writeln!(w.md, "![{kind} loss]({f})\n");
+        let mut rows = vec![GridRow::digits("original", &self.show_x, vec![])];
+        for t in models {
+            rows.push(self.rec_row(t, &self.show_x, &self.show_x)?);
+        }
+        let grid = image_grid(&format!("Reconstructions by {by}"), &rows, 42);
+        let f = w.png(&format!("{key}_reconstructions"), &grid)?;
+        let _ = writeln!(w.md, "![{kind} reconstructions]({f})\n");
+        Ok(())
+    }
+
     fn heading(&self, w: &mut Writer, step: usize) {
         let _ = writeln!(w.md, "## Q{}. {}\n", step + 1, STEPS[step].title);
     }
@@ -266,29 +298,7 @@ pub(super) fn q1_versus(w: &mut Writer, c: &Ctx) -> anyhow::Result<()> {
 pub(super) fn q2(w: &mut Writer, c: &Ctx) -> anyhow::Result<Vec<OodSummary>> {
     c.heading(w, 1);
     let shallow = c.step(1);
-    let f = w.png(
-        "q2_shallow_loss",
-        &line_plot(
-            "shallow autoencoders: validation MSE per epoch",
-            "epoch",
-            "MSE",
-            &shallow
-                .iter()
-                .map(|t| epoch_series(&t.summary.preset, &t.manifest.history.val_loss))
-                .collect::<Vec<_>>(),
-            true,
-        ),
-    )?;
-    let _ = writeln!(w.md, "![shallow loss]({f})\n");
-    let mut rows = vec![GridRow::digits("original", &c.show_x, vec![])];
-    for t in &shallow {
-        rows.push(c.rec_row(t, &c.show_x, &c.show_x)?);
-    }
-    let f = w.png(
-        "q2_shallow_reconstructions",
-        &image_grid("Reconstructions by hidden size", &rows, 42),
-    )?;
-    let _ = writeln!(w.md, "![shallow reconstructions]({f})\n");
+    c.loss_and_reconstructions(w, &shallow, "q2_shallow", "shallow", "hidden size")?;
     table(
         &mut w.md,
         &["model", "params", "hidden units", "test MSE", "SSIM"],
@@ -666,29 +676,7 @@ pub(super) fn q5(w: &mut Writer, c: &Ctx) -> anyhow::Result<Option<ConvWinner>> 
          Transposed convolutions instead learn how to spread each value over the larger map.\n"
     );
     let conv = c.step(4);
-    let f = w.png(
-        "q5_conv_loss",
-        &line_plot(
-            "conv autoencoders: validation MSE per epoch",
-            "epoch",
-            "MSE",
-            &conv
-                .iter()
-                .map(|t| epoch_series(&t.summary.preset, &t.manifest.history.val_loss))
-                .collect::<Vec<_>>(),
-            true,
-        ),
-    )?;
-    let _ = writeln!(w.md, "![conv loss]({f})\n");
-    let mut rows = vec![GridRow::digits("original", &c.show_x, vec![])];
-    for t in &conv {
-        rows.push(c.rec_row(t, &c.show_x, &c.show_x)?);
-    }
-    let f = w.png(
-        "q5_conv_reconstructions",
-        &image_grid("Reconstructions by decoder", &rows, 42),
-    )?;
-    let _ = writeln!(w.md, "![conv reconstructions]({f})\n");
+    c.loss_and_reconstructions(w, &conv, "q5_conv", "conv", "decoder")?;
     let mut krows = Vec::new();
     for t in &conv {
         let layers = filters::filters(&t.model).map_err(anyhow::Error::msg)?;
