@@ -14,7 +14,6 @@ JSON object per model.
     python scripts/pytorch_conv_reference.py --data ../shared/data --models conv-unpool conv-both --batch 32
 """
 import argparse
-import gzip
 import json
 import os
 import time
@@ -24,12 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-def read_idx(path):
-    raw = gzip.open(path, "rb").read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+from idx import read_idx
 
 
 class ConvUnpool(nn.Module):

@@ -11,7 +11,6 @@ code dimensions (KL > 0.01 nats) and the training samples/s.
     /work/venvs/torch/bin/python scripts/pytorch_vae_reference.py --data ../shared/data --latent 2 30 --epochs 10
 """
 import argparse
-import gzip
 import json
 import os
 import time
@@ -21,12 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-def read_idx(path):
-    raw = gzip.open(path, "rb").read()
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+from idx import read_idx
 
 
 class Vae(nn.Module):
