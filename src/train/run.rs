@@ -163,12 +163,33 @@ pub fn collapsed(previous_val: f64, val: f64, blank_mse: f64) -> bool {
         && val >= 0.99 * previous_val
 }
 
-/// Copy the rows `idx` of `split` into `buf` scaled to [0, 1].
+/// Copy the rows `idx` of `split` into `buf` scaled to [0, 1]: in halves
+/// on two cores where the training run has them (a serial copy of a batch
+/// of 256 was a tenth of a dense step, with the other core idle), each
+/// half through [`scale_rows`].
 fn gather(split: &Split, idx: &[usize], buf: &mut Vec<f32>) {
-    buf.clear();
-    for &i in idx {
-        buf.extend(split.image(i).iter().map(|&p| p as f32 * (1.0 / 255.0)));
+    // (a buffer reused at the same size is not cleared again)
+    buf.resize(idx.len() * PIXELS, 0.0);
+    if idx.len() >= 64 && crate::par::can_split() {
+        let (ia, ib) = idx.split_at(idx.len() / 2);
+        let (oa, ob) = buf.split_at_mut(ia.len() * PIXELS);
+        crate::par::join(|| scale_rows(split, ia, oa), || scale_rows(split, ib, ob));
+    } else {
+        scale_rows(split, idx, buf);
     }
+}
+
+/// The rows `idx` of `split` into `out` (`idx.len() * 784` values) scaled
+/// to [0, 1], vectorised (with AVX2 where the CPU has it).
+fn scale_rows(split: &Split, idx: &[usize], out: &mut [f32]) {
+    fn run(split: &Split, idx: &[usize], out: &mut [f32]) {
+        for (row, &i) in out.chunks_exact_mut(PIXELS).zip(idx) {
+            for (o, &p) in row.iter_mut().zip(split.image(i)) {
+                *o = p as f32 * (1.0 / 255.0);
+            }
+        }
+    }
+    avx2_or_plain!(run(split: &Split, idx: &[usize], out: &mut [f32]))
 }
 
 /// Validation: the model's own input noise (fixed seed), clean targets.
