@@ -265,6 +265,26 @@ pub(super) fn matmul_into(
     }
 }
 
+/// [`matmul_into`] where the operand `sparse` is mostly zeros (a layer's
+/// input batch): see [`super::sgemm::matmul_sparse`].
+#[allow(clippy::too_many_arguments)]
+pub(super) fn matmul_sparse_into(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: View,
+    b: View,
+    out: &mut [f32],
+    acc: bool,
+    sparse: super::sgemm::Sparse,
+) {
+    assert_eq!(out.len(), m * n);
+    // SAFETY: as in `matmul_into`
+    unsafe {
+        super::sgemm::matmul_sparse(m, k, n, a, b, out.as_mut_ptr(), n, acc, sparse);
+    }
+}
+
 pub(super) fn matmul_scratch(m: usize, k: usize, n: usize, a: View, b: View) -> Scratch {
     let mut out = Scratch::new(m * n);
     matmul_into(m, k, n, a, b, &mut out, false);

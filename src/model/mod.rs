@@ -329,6 +329,8 @@ impl Autoencoder {
         let op = denseops::Linear {
             act,
             sink: sink.map(|s| (s.clone(), wi, bi)),
+            // (not computed from other tensors: the model's input)
+            sparse_input: !x.track_op(),
         };
         if self.fused() {
             x.contiguous()?.apply_op3(w, b, op)

@@ -24,6 +24,18 @@
 
 use std::cell::RefCell;
 
+#[cfg(target_arch = "x86_64")]
+mod skip;
+#[cfg(target_arch = "x86_64")]
+pub use skip::Sparse;
+/// Which operand of a product is mostly zeros (see [`matmul_sparse`]).
+#[cfg(not(target_arch = "x86_64"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sparse {
+    A,
+    B,
+}
+
 /// Below this many numbers along the vectors, [`gemm_into`] is faster
 /// (for the few-row products that [`dots`] does not take: operands not
 /// contiguous along `k`).
@@ -136,6 +148,32 @@ pub unsafe fn matmul(
     }
 }
 
+/// [`matmul`] where the operand `sparse` is mostly zeros (a layer's input
+/// batch): on CPUs without AVX-512, the terms where it is zero are left
+/// out when that pays (see `skip`); the same product either way.
+///
+/// # Safety
+/// As for [`matmul`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matmul_sparse(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: View,
+    b: View,
+    out: *mut f32,
+    ldo: usize,
+    acc: bool,
+    sparse: Sparse,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if !crate::cpu::has_avx512() && skip::matmul(m, k, n, a, b, out, ldo, acc, sparse) {
+        return;
+    }
+    let _ = sparse;
+    matmul(m, k, n, a, b, out, ldo, acc)
+}
+
 /// The product in register tiles of the kernel `K`: vectors along `n`
 /// (plan N) or, when that costs less, along `m` with the product computed
 /// as its transpose (plan T); split in two halves on two cores when large.
@@ -187,16 +225,25 @@ unsafe fn tiled<K: Kernel>(
             t.resize(m * n, 0.0);
         }
         run_split::<K>(n, m, k, b.t(), a.t(), t.as_mut_ptr(), m, false);
-        for i0 in (0..m).step_by(16) {
-            for j in 0..n {
-                let src = &t[j * m..][i0..(i0 + 16).min(m)];
-                for (di, &v) in src.iter().enumerate() {
-                    let o = out.add((i0 + di) * ldo + j);
-                    *o = if acc { *o + v } else { v };
-                }
+        store_transposed(&t, m, n, out, ldo, acc);
+        TRANSPOSED.with(|b| *b.borrow_mut() = t);
+    }
+}
+
+/// `out [m, n] (+)= t^T`, `t` holding `n` rows of `m`.
+///
+/// # Safety
+/// `out` must be valid for reads and writes as `m x n` at row stride
+/// `ldo`, and `t` hold at least `n * m` numbers.
+unsafe fn store_transposed(t: &[f32], m: usize, n: usize, out: *mut f32, ldo: usize, acc: bool) {
+    for i0 in (0..m).step_by(16) {
+        for j in 0..n {
+            let src = &t[j * m..][i0..(i0 + 16).min(m)];
+            for (di, &v) in src.iter().enumerate() {
+                let o = out.add((i0 + di) * ldo + j);
+                *o = if acc { *o + v } else { v };
             }
         }
-        TRANSPOSED.with(|b| *b.borrow_mut() = t);
     }
 }
 
@@ -1044,7 +1091,7 @@ mod avx2 {
 mod tests {
     use super::*;
 
-    fn naive(m: usize, k: usize, n: usize, a: View, b: View) -> Vec<f64> {
+    pub(super) fn naive(m: usize, k: usize, n: usize, a: View, b: View) -> Vec<f64> {
         let mut out = vec![0f64; m * n];
         for i in 0..m {
             for j in 0..n {
@@ -1063,7 +1110,7 @@ mod tests {
         out
     }
 
-    fn data(len: usize, seed: u64) -> Vec<f32> {
+    pub(super) fn data(len: usize, seed: u64) -> Vec<f32> {
         let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         (0..len)
             .map(|_| {
@@ -1075,7 +1122,7 @@ mod tests {
             .collect()
     }
 
-    fn view(d: &[f32], rows: usize, cols: usize, transposed: bool) -> View {
+    pub(super) fn view(d: &[f32], rows: usize, cols: usize, transposed: bool) -> View {
         if transposed {
             // stored as [cols, rows]
             View::cols(d, rows)
