@@ -26,6 +26,7 @@ use std::cell::RefCell;
 
 #[cfg(target_arch = "x86_64")]
 mod skip;
+mod transpose;
 #[cfg(target_arch = "x86_64")]
 pub use skip::Sparse;
 /// Which operand of a product is mostly zeros (see [`matmul_sparse`]).
@@ -236,15 +237,9 @@ unsafe fn tiled<K: Kernel>(
 /// `out` must be valid for reads and writes as `m x n` at row stride
 /// `ldo`, and `t` hold at least `n * m` numbers.
 unsafe fn store_transposed(t: &[f32], m: usize, n: usize, out: *mut f32, ldo: usize, acc: bool) {
-    for i0 in (0..m).step_by(16) {
-        for j in 0..n {
-            let src = &t[j * m..][i0..(i0 + 16).min(m)];
-            for (di, &v) in src.iter().enumerate() {
-                let o = out.add((i0 + di) * ldo + j);
-                *o = if acc { *o + v } else { v };
-            }
-        }
-    }
+    assert!(t.len() >= n * m);
+    // SAFETY: `t` is n x m (checked), `out` m x n at stride ldo (the caller's)
+    unsafe { transpose::transpose(t.as_ptr(), m, n, m, out, ldo, acc) }
 }
 
 /// A register-tiled kernel for [`tiled`]: tiles of `MR` rows (broadcast
@@ -550,20 +545,12 @@ unsafe fn run<K: Kernel>(
 /// # Safety
 /// `v` must be valid for reads as a `k x n` matrix.
 unsafe fn pack_rows(v: View, k: usize, n: usize, dst: &mut [f32]) {
-    if v.rs == 1 {
-        // a transpose: 16 columns at a time (each read contiguously), so
-        // every written row segment is one cache line
-        for j0 in (0..n).step_by(16) {
-            let w = 16.min(n - j0);
-            for p0 in (0..k).step_by(64) {
-                for j in j0..j0 + w {
-                    let src = v.ptr.offset(j as isize * v.cs);
-                    for p in p0..(p0 + 64).min(k) {
-                        *dst.get_unchecked_mut(p * n + j) = *src.add(p);
-                    }
-                }
-            }
-        }
+    if v.rs == 1 && v.cs > 0 {
+        // a transpose: v^T is n rows of k at stride cs
+        assert!(dst.len() >= k * n);
+        // SAFETY: v is valid for reads as k x n (the caller's), so v^T as
+        // n x k at stride cs; dst holds k x n (checked)
+        unsafe { transpose::transpose(v.ptr, v.cs as usize, n, k, dst.as_mut_ptr(), n, false) }
     } else {
         for p in 0..k {
             let src = v.ptr.offset(p as isize * v.rs);
