@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 use super::config::Activation;
-use super::convops::{matmul_into, matmul_sparse_into, slice, tensor, with_data, Scratch};
+use super::convops::{
+    matmul_into, matmul_new, matmul_sparse_into, slice, tensor, with_data, Scratch,
+};
 use super::sgemm::{Sparse, View};
 
 #[derive(Clone, Debug)]
@@ -158,14 +160,10 @@ impl CustomOp3 for Linear {
         let x = slice(s1, l1, self.name())?;
         let w = slice(s2, l2, self.name())?;
         let bias = slice(s3, l3, self.name())?;
-        let mut out = vec![0f32; b * n_out];
         // out [b, out] = x [b, in] x W^T [in, out]
         let (xm, wt) = (View::rows(x, n_in), View::cols(w, n_in));
-        if self.sparse_input {
-            matmul_sparse_into(b, n_in, n_out, xm, wt, &mut out, false, Sparse::A);
-        } else {
-            matmul_into(b, n_in, n_out, xm, wt, &mut out, false);
-        }
+        let sparse = self.sparse_input.then_some(Sparse::A);
+        let mut out = matmul_new(b, n_in, n_out, xm, wt, sparse);
         for row in out.chunks_exact_mut(n_out) {
             for (v, &bv) in row.iter_mut().zip(bias) {
                 *v = activate(*v + bv, self.act);
@@ -220,17 +218,14 @@ impl CustomOp3 for Linear {
                                 None
                             }
                             None => {
-                                let mut gw = vec![0f32; n_out * n_in];
-                                weight_grad(&mut gw);
-                                Some(gw)
+                                let sparse = self.sparse_input.then_some(Sparse::B);
+                                Some(matmul_new(n_out, b, n_in, dzt, xm, sparse))
                             }
                         };
                         // gx [b, in] = dz [b, out] x W [out, in]
                         let gx = need_x.then(|| {
-                            let mut gx = vec![0f32; b * n_in];
                             let (dzm, wm) = (View::rows(&dz, n_out), View::rows(wd, n_in));
-                            matmul_into(b, n_out, n_in, dzm, wm, &mut gx, false);
-                            gx
+                            matmul_new(b, n_out, n_in, dzm, wm, None)
                         });
                         Ok((gx, gw, gb))
                     })

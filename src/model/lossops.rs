@@ -88,12 +88,15 @@ fn mse_grad(z: &[f32], t: &[f32], k: f32) -> Vec<f32> {
     #[inline(always)]
     fn run(z: &[f32], t: &[f32], k: f32) -> Vec<f32> {
         // (a plain loop: `collect` would put it in a function of its own,
-        // compiled without the target features)
-        let mut out = vec![0f32; z.len()];
-        for ((o, &z), &t) in out.iter_mut().zip(z).zip(t) {
+        // compiled without the target features; and no zeroing pass first)
+        assert_eq!(z.len(), t.len());
+        let mut out = Vec::with_capacity(z.len());
+        for ((o, &z), &t) in out.spare_capacity_mut().iter_mut().zip(z).zip(t) {
             let y = sigmoid(z);
-            *o = k * (y - t) * y * (1.0 - y);
+            o.write(k * (y - t) * y * (1.0 - y));
         }
+        // SAFETY: the loop wrote all z.len() (= t.len()) of them
+        unsafe { out.set_len(z.len()) };
         out
     }
     avx2_or_plain!(run(z: &[f32], t: &[f32], k: f32) -> Vec<f32>)
