@@ -257,16 +257,11 @@ pub(super) fn matmul_into(
     out: &mut [f32],
     acc: bool,
 ) {
-    assert_eq!(out.len(), m * n);
-    // SAFETY: `out` is an m x n buffer (checked above); `a` and `b` come
-    // from slices whose lengths the callers size for these shapes.
-    unsafe {
-        super::sgemm::matmul(m, k, n, a, b, out.as_mut_ptr(), n, acc);
-    }
+    matmul_sparse_into(m, k, n, a, b, out, acc, None)
 }
 
-/// [`matmul_into`] where the operand `sparse` is mostly zeros (a layer's
-/// input batch): see [`super::sgemm::matmul_sparse`].
+/// [`matmul_into`] where the operand `sparse` names, if any, is mostly
+/// zeros (a layer's input batch): see [`super::sgemm::matmul_sparse`].
 #[allow(clippy::too_many_arguments)]
 pub(super) fn matmul_sparse_into(
     m: usize,
@@ -276,10 +271,11 @@ pub(super) fn matmul_sparse_into(
     b: View,
     out: &mut [f32],
     acc: bool,
-    sparse: super::sgemm::Sparse,
+    sparse: Option<super::sgemm::Sparse>,
 ) {
     assert_eq!(out.len(), m * n);
-    // SAFETY: as in `matmul_into`
+    // SAFETY: `out` is an m x n buffer (checked above); `a` and `b` come
+    // from slices whose lengths the callers size for these shapes.
     unsafe {
         super::sgemm::matmul_sparse(m, k, n, a, b, out.as_mut_ptr(), n, acc, sparse);
     }
@@ -304,11 +300,7 @@ pub(super) fn matmul_new(
     // reads any (each path stores its first block of depth, or zeros when
     // the depth is 0), so all are initialised when the length is set.
     unsafe {
-        let o = out.as_mut_ptr();
-        match sparse {
-            Some(side) => super::sgemm::matmul_sparse(m, k, n, a, b, o, n, false, side),
-            None => super::sgemm::matmul(m, k, n, a, b, o, n, false),
-        }
+        super::sgemm::matmul_sparse(m, k, n, a, b, out.as_mut_ptr(), n, false, sparse);
         out.set_len(m * n);
     }
     out

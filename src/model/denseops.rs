@@ -12,9 +12,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 use super::config::Activation;
-use super::convops::{
-    matmul_into, matmul_new, matmul_sparse_into, slice, tensor, with_data, Scratch,
-};
+use super::convops::{matmul_new, matmul_sparse_into, slice, tensor, with_data, Scratch};
 use super::sgemm::{Sparse, View};
 
 #[derive(Clone, Debug)]
@@ -204,23 +202,16 @@ impl CustomOp3 for Linear {
                         }
                         // gW [out, in] = dz^T [out, b] x x [b, in]
                         let (dzt, xm) = (View::cols(&dz, n_out), View::rows(xd, n_in));
-                        let weight_grad = |gw: &mut [f32]| {
-                            if self.sparse_input {
-                                matmul_sparse_into(n_out, b, n_in, dzt, xm, gw, false, Sparse::B)
-                            } else {
-                                matmul_into(n_out, b, n_in, dzt, xm, gw, false)
-                            }
-                        };
+                        let sparse = self.sparse_input.then_some(Sparse::B);
                         let gw = match &self.sink {
                             Some((sink, wi, bi)) => {
-                                sink.put(*wi, n_out * n_in, weight_grad);
+                                sink.put(*wi, n_out * n_in, |gw| {
+                                    matmul_sparse_into(n_out, b, n_in, dzt, xm, gw, false, sparse)
+                                });
                                 sink.put(*bi, n_out, |s| s.copy_from_slice(&gb));
                                 None
                             }
-                            None => {
-                                let sparse = self.sparse_input.then_some(Sparse::B);
-                                Some(matmul_new(n_out, b, n_in, dzt, xm, sparse))
-                            }
+                            None => Some(matmul_new(n_out, b, n_in, dzt, xm, sparse)),
                         };
                         // gx [b, in] = dz [b, out] x W [out, in]
                         let gx = need_x.then(|| {

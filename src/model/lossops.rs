@@ -18,18 +18,16 @@ pub struct Loss {
     pub kind: LossKind,
     /// Where the forward pass of an MSE loss leaves its gradient at the
     /// logits (the mean's, for an incoming gradient of 1), for the
-    /// backward pass to scale instead of computing every sigmoid again.
-    /// None: the loss is not differentiated (nothing kept).
-    kept: Option<Arc<Mutex<Vec<f32>>>>,
+    /// backward pass to scale instead of computing every sigmoid again
+    /// (the loss runs only in training, where it is always differentiated).
+    kept: Arc<Mutex<Vec<f32>>>,
 }
 
 impl Loss {
-    /// The loss of `kind`; `differentiated` when its backward pass will
-    /// run (the logits track their ops).
-    pub fn new(kind: LossKind, differentiated: bool) -> Loss {
+    pub fn new(kind: LossKind) -> Loss {
         Loss {
             kind,
-            kept: differentiated.then(Arc::default),
+            kept: Arc::default(),
         }
     }
 }
@@ -60,38 +58,6 @@ fn exp(x: f32) -> f32 {
     p * f32::from_bits(bits.wrapping_add(127) << 23)
 }
 
-/// The MSE sum and gradient loops, compiled for AVX2 + FMA when the CPU
-/// has them (the default build targets SSE2).
-fn mse_sum(z: &[f32], t: &[f32]) -> f64 {
-    #[inline(always)]
-    fn run(z: &[f32], t: &[f32]) -> f64 {
-        // sixteen f32 running sums (one per lane: a single sum is a chain
-        // of dependent additions the compiler may not reorder) over blocks
-        // of 1,024 numbers, each block's total then added in f64 (summing
-        // in f64 throughout converted every number: 3.4% of a
-        // shallow-256 b256 profile)
-        let mut total = 0f64;
-        for (zb, tb) in z.chunks(1024).zip(t.chunks(1024)) {
-            let mut lanes = [0f32; 16];
-            let (zc, tc) = (zb.chunks_exact(16), tb.chunks_exact(16));
-            let (zr, tr) = (zc.remainder(), tc.remainder());
-            for (z16, t16) in zc.zip(tc) {
-                for ((s, &z), &t) in lanes.iter_mut().zip(z16).zip(t16) {
-                    let d = sigmoid(z) - t;
-                    *s += d * d;
-                }
-            }
-            for (&z, &t) in zr.iter().zip(tr) {
-                let d = sigmoid(z) - t;
-                lanes[0] += d * d;
-            }
-            total += lanes.iter().map(|&v| v as f64).sum::<f64>();
-        }
-        total
-    }
-    avx2_or_plain!(run(z: &[f32], t: &[f32]) -> f64)
-}
-
 /// The logistic sigmoid of every value, in place, with the vectorisable
 /// exp (compiled for AVX2 + FMA when the CPU has them): reconstructions
 /// from logits, where candle's sigmoid makes a libm call per pixel.
@@ -106,7 +72,8 @@ pub fn sigmoid_in_place(v: &mut [f32]) {
 }
 
 /// The MSE sum and, into `grad`, its gradient at the logits scaled by `k`
-/// (the mean's: `2 / n`), in one pass: each sigmoid once.
+/// (the mean's: `2 / n`), in one pass (each sigmoid once), compiled for
+/// AVX2 + FMA when the CPU has them (the default build targets SSE2).
 fn mse_sum_and_grad(z: &[f32], t: &[f32], k: f32, grad: &mut Vec<f32>) -> f64 {
     #[inline(always)]
     fn run(z: &[f32], t: &[f32], k: f32, grad: &mut Vec<f32>) -> f64 {
@@ -114,8 +81,11 @@ fn mse_sum_and_grad(z: &[f32], t: &[f32], k: f32, grad: &mut Vec<f32>) -> f64 {
         grad.clear();
         grad.reserve(z.len());
         let out = &mut grad.spare_capacity_mut()[..z.len()];
-        // as `mse_sum`: sixteen f32 sums over blocks of 1,024, each block's
-        // total added in f64
+        // sixteen f32 running sums (one per lane: a single sum is a chain
+        // of dependent additions the compiler may not reorder) over blocks
+        // of 1,024 numbers, each block's total then added in f64 (summing
+        // in f64 throughout converted every number: 3.4% of a
+        // shallow-256 b256 profile)
         let mut total = 0f64;
         for ((zb, tb), ob) in z.chunks(1024).zip(t.chunks(1024)).zip(out.chunks_mut(1024)) {
             let mut lanes = [0f32; 16];
@@ -208,13 +178,12 @@ impl CustomOp2 for Loss {
         let z = slice(s1, l1, self.name())?;
         let t = slice(s2, l2, self.name())?;
         let n = z.len().max(1);
-        let sum: f64 = match (self.kind, &self.kept) {
-            (LossKind::Mse, Some(kept)) => {
-                let mut grad = kept.lock().unwrap_or_else(|e| e.into_inner());
+        let sum: f64 = match self.kind {
+            LossKind::Mse => {
+                let mut grad = self.kept.lock().unwrap_or_else(|e| e.into_inner());
                 mse_sum_and_grad(z, t, 2.0 / n as f32, &mut grad)
             }
-            (LossKind::Mse, None) => mse_sum(z, t),
-            (LossKind::Bce, _) => z
+            LossKind::Bce => z
                 .iter()
                 .zip(t)
                 .map(|(&z, &t)| (z.max(0.0) - z * t + (-z.abs()).exp().ln_1p()) as f64)
@@ -233,15 +202,14 @@ impl CustomOp2 for Loss {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let g = grad.to_scalar::<f32>()?;
         let n = logits.elem_count().max(1) as f32;
-        if let (LossKind::Mse, Some(kept)) = (self.kind, &self.kept) {
-            // the forward pass's gradient, for an incoming 1
-            let mut dz = std::mem::take(&mut *kept.lock().unwrap_or_else(|e| e.into_inner()));
-            if dz.len() == logits.elem_count() {
-                if g != 1.0 {
-                    dz.iter_mut().for_each(|d| *d *= g);
-                }
-                return Ok((Some(tensor(dz, logits.dims(), logits)?), None));
+        // the forward pass's gradient, for an incoming 1 (taken: a second
+        // backward pass computes it again below)
+        let mut dz = std::mem::take(&mut *self.kept.lock().unwrap_or_else(|e| e.into_inner()));
+        if self.kind == LossKind::Mse && dz.len() == logits.elem_count() {
+            if g != 1.0 {
+                dz.iter_mut().for_each(|d| *d *= g);
             }
+            return Ok((Some(tensor(dz, logits.dims(), logits)?), None));
         }
         let dz = with_data(logits, |z| {
             with_data(target, |t| {
@@ -304,25 +272,28 @@ mod tests {
 
     #[test]
     fn losses_match_candle_values_and_gradients() {
-        // (with the forward pass's gradient kept for the backward, and
-        // without: computed again; an odd length, for the vector tails)
-        for (kind, kept) in [
-            (LossKind::Mse, true),
-            (LossKind::Mse, false),
-            (LossKind::Bce, true),
-        ] {
+        // (an odd length, for the vector tails)
+        for kind in [LossKind::Mse, LossKind::Bce] {
             // logits spread over [-4, 4), targets in [0, 1)
             let z = Var::from_tensor(&(rand(&[7, 301], 1) * 4.0).unwrap()).unwrap();
             let t = ((rand(&[7, 301], 2) + 1.0).unwrap() * 0.5).unwrap();
-            let op = Loss::new(kind, kept);
+            let op = Loss::new(kind);
             let ours = z.apply_op2(&t, op.clone()).unwrap();
             let theirs = op.with_candle_ops(&z, &t).unwrap();
             assert!(max_abs_diff(&ours, &theirs) < 1e-6, "{kind:?} value");
-            // scaled, so the incoming gradient is not 1
-            let g1 = (&ours * 3.0).unwrap().backward().unwrap();
+            // scaled, so the incoming gradient is not 1; the first backward
+            // pass scales the forward pass's gradient, a second one (which
+            // finds it taken) computes it again
             let g2 = (&theirs * 3.0).unwrap().backward().unwrap();
-            let d = max_abs_diff(g1.get(&z).unwrap(), g2.get(&z).unwrap());
-            assert!(d < 1e-6, "{kind:?} kept={kept}: gradient differs by {d}");
+            let scaled = (&ours * 3.0).unwrap();
+            for pass in ["first", "second"] {
+                let g1 = scaled.backward().unwrap();
+                let d = max_abs_diff(g1.get(&z).unwrap(), g2.get(&z).unwrap());
+                assert!(
+                    d < 1e-6,
+                    "{kind:?} {pass} backward: gradient differs by {d}"
+                );
+            }
         }
     }
 }

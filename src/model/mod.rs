@@ -617,7 +617,7 @@ pub fn loss_parts(
     target: &Tensor,
     beta: f64,
 ) -> Result<LossParts> {
-    let op = lossops::Loss::new(config.loss, f.logits.track_op());
+    let op = lossops::Loss::new(config.loss);
     let rec = if target.device().is_cpu() {
         f.logits
             .contiguous()?

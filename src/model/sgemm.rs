@@ -149,9 +149,10 @@ pub unsafe fn matmul(
     }
 }
 
-/// [`matmul`] where the operand `sparse` is mostly zeros (a layer's input
-/// batch): on CPUs without AVX-512, the terms where it is zero are left
-/// out when that pays (see `skip`); the same product either way.
+/// [`matmul`] where the operand `sparse` names, if any, is mostly zeros (a
+/// layer's input batch): on CPUs without AVX-512, the terms where it is
+/// zero are left out when that pays (see `skip`); the same product either
+/// way.
 ///
 /// # Safety
 /// As for [`matmul`].
@@ -165,12 +166,15 @@ pub unsafe fn matmul_sparse(
     out: *mut f32,
     ldo: usize,
     acc: bool,
-    sparse: Sparse,
+    sparse: Option<Sparse>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if !crate::cpu::has_avx512() && skip::matmul(m, k, n, a, b, out, ldo, acc, sparse) {
-        return;
+    if let Some(side) = sparse {
+        if !crate::cpu::has_avx512() && skip::matmul(m, k, n, a, b, out, ldo, acc, side) {
+            return;
+        }
     }
+    #[cfg(not(target_arch = "x86_64"))]
     let _ = sparse;
     matmul(m, k, n, a, b, out, ldo, acc)
 }
@@ -1021,7 +1025,7 @@ mod avx2 {
     /// The CPU must have AVX2.
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn mask(lanes: usize) -> __m256i {
+    pub(super) unsafe fn mask(lanes: usize) -> __m256i {
         let index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes.min(8) as i32), index)
     }
@@ -1050,22 +1054,43 @@ mod avx2 {
         } else {
             depth::<M, V, true>(kc, sp, srs, scs, vt, ldv, masks)
         };
+        store(&c, nc, masks, o, ldo, add);
+    }
+
+    /// Stores the tile `c` (`M` rows of `V` vectors; its first `nc`
+    /// columns, `masks` those of each vector) at `o`, row stride `ldo`,
+    /// added to what is there when `add`.
+    ///
+    /// # Safety
+    /// `o` must be valid for reads and writes of `M` rows of `nc` floats
+    /// at stride `ldo`; the CPU has AVX2.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn store<const M: usize, const V: usize>(
+        c: &[[__m256; V]; M],
+        nc: usize,
+        masks: [__m256i; 2],
+        o: *mut f32,
+        ldo: usize,
+        add: bool,
+    ) {
+        let whole = nc == V * 8;
         for (r, cr) in c.iter().enumerate() {
             let row = o.add(r * ldo);
-            for x in 0..V {
+            for (x, &cx) in cr.iter().enumerate() {
                 let p = row.add(8 * x);
                 if whole {
                     let val = if add {
-                        _mm256_add_ps(cr[x], _mm256_loadu_ps(p))
+                        _mm256_add_ps(cx, _mm256_loadu_ps(p))
                     } else {
-                        cr[x]
+                        cx
                     };
                     _mm256_storeu_ps(p, val);
                 } else {
                     let val = if add {
-                        _mm256_add_ps(cr[x], _mm256_maskload_ps(p, masks[x]))
+                        _mm256_add_ps(cx, _mm256_maskload_ps(p, masks[x]))
                     } else {
-                        cr[x]
+                        cx
                     };
                     _mm256_maskstore_ps(p, masks[x], val);
                 }

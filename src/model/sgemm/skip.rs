@@ -22,7 +22,8 @@
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 
-use super::{grow, pack_rows, store_transposed, View};
+use super::avx2::{mask, store};
+use super::{grow, pack_rows, store_transposed, View, PACK, TRANSPOSED};
 
 /// Rows of a tile (broadcast side).
 const MR: usize = 6;
@@ -59,9 +60,9 @@ struct Lists {
 }
 
 thread_local! {
-    /// The lists, a packed vector operand, and a product computed
-    /// transposed before it is stored.
-    static BUFS: RefCell<(Lists, Vec<f32>, Vec<f32>)> = RefCell::default();
+    /// The lists (the packed vector operand and the product computed
+    /// transposed use the dense kernel's buffers).
+    static LISTS: RefCell<Lists> = RefCell::default();
 }
 
 /// `out [m, n] (+)= a x b` (as [`super::matmul`]) without the terms where
@@ -92,8 +93,9 @@ pub unsafe fn matmul(
     };
     // (taken out while in use: a thread that waits for its other half in a
     // rayon pool may run another part's product meanwhile)
-    let mut bufs = BUFS.with(|b| std::mem::take(&mut *b.borrow_mut()));
-    let (lists, packed, transposed) = &mut bufs;
+    let mut lists = LISTS.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    let mut packed = PACK.with(|b| std::mem::take(&mut b.borrow_mut()[0]));
+    let mut transposed = TRANSPOSED.with(|b| std::mem::take(&mut *b.borrow_mut()));
     let mut compute = || {
         // SAFETY: `v` is valid for reads as k x nv (the caller's a or b)
         let listed = unsafe { lists.build(v, k, nv) };
@@ -103,9 +105,9 @@ pub unsafe fn matmul(
         let (vp, ldv) = if v.cs == 1 {
             (v.ptr, v.rs)
         } else {
-            grow(packed, k * nv);
+            grow(&mut packed, k * nv);
             // SAFETY: as above; `packed` holds k x nv
-            unsafe { pack_rows(v, k, nv, packed) };
+            unsafe { pack_rows(v, k, nv, &mut packed) };
             (packed.as_ptr(), nv as isize)
         };
         let product = Product {
@@ -113,25 +115,27 @@ pub unsafe fn matmul(
             vp,
             ldv,
             ms,
-            lists,
+            lists: &lists,
         };
         let split = m * n * k >= SPLIT_MADDS && crate::par::can_split();
         match sparse {
             // SAFETY: `out` is m x n = ms x nv at stride ldo
             Sparse::B => unsafe { product.run(nv, split, Out(out), ldo, acc) },
             Sparse::A => {
-                grow(transposed, ms * nv);
+                grow(&mut transposed, ms * nv);
                 // SAFETY: `transposed` holds ms x nv = n x m; `out` m x n
                 unsafe {
                     product.run(nv, split, Out(transposed.as_mut_ptr()), nv, false);
-                    store_transposed(transposed, m, n, out, ldo, acc);
+                    store_transposed(&transposed, m, n, out, ldo, acc);
                 }
             }
         }
         true
     };
     let took = compute();
-    BUFS.with(|b| *b.borrow_mut() = bufs);
+    LISTS.with(|b| *b.borrow_mut() = lists);
+    PACK.with(|b| b.borrow_mut()[0] = packed);
+    TRANSPOSED.with(|b| *b.borrow_mut() = transposed);
     took
 }
 
@@ -175,17 +179,6 @@ impl Lists {
     fn of(&self, strip: usize) -> &[u32] {
         &self.rows[self.starts[strip]..self.starts[strip + 1]]
     }
-}
-
-/// Lanes below `lanes` set (all ones), the others clear.
-///
-/// # Safety
-/// The CPU must have AVX2.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn mask(lanes: usize) -> __m256i {
-    let index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes.min(8) as i32), index)
 }
 
 /// Whether any of 8 floats (the lanes of `mask`) is nonzero.
@@ -284,7 +277,7 @@ impl Product<'_> {
         }
     }
 
-    /// The strips `range`, each against every tile of 12 rows (the strip
+    /// The strips `range`, each against every tile of `MR` rows (the strip
     /// stays in the first-level cache while it meets them).
     ///
     /// # Safety
@@ -379,30 +372,9 @@ unsafe fn kernel<const M: usize, const V: usize>(
     ldo: usize,
     add: bool,
 ) {
-    let whole = nc == 8 * V;
     let masks = [mask(nc), mask(nc.saturating_sub(8))];
     let c = depth::<M, V>(rows, sp, srs, scs, vp);
-    for (r, cr) in c.iter().enumerate() {
-        let row = o.add(r * ldo);
-        for (x, &cx) in cr.iter().enumerate() {
-            let p = row.add(8 * x);
-            if whole {
-                let val = if add {
-                    _mm256_add_ps(cx, _mm256_loadu_ps(p))
-                } else {
-                    cx
-                };
-                _mm256_storeu_ps(p, val);
-            } else {
-                let val = if add {
-                    _mm256_add_ps(cx, _mm256_maskload_ps(p, masks[x]))
-                } else {
-                    cx
-                };
-                _mm256_maskstore_ps(p, masks[x], val);
-            }
-        }
-    }
+    store(&c, nc, masks, o, ldo, add);
 }
 
 /// The tile's sums over the depths `rows`, kept in registers: the strip's
