@@ -1,6 +1,6 @@
 //! The layers of the convolutional autoencoders as fused candle custom ops
 //! for the CPU: 3x3 convolution and transposed convolution (bias and an
-//! optional ReLU folded in), 2x2 max-pooling (ceil mode) and max-unpooling.
+//! optional ReLU folded in); the pooling is in [`super::poolops`].
 //!
 //! Each runs forward and backward as one im2col/col2im pass plus a single
 //! matrix product over the whole batch, on plain buffers, where candle's CPU
@@ -11,7 +11,7 @@
 //! gradients.
 
 use super::sgemm::View;
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Storage};
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Shape, Storage};
 use candle_core::{Result, Tensor};
 use std::cell::RefCell;
 
@@ -377,7 +377,8 @@ fn bias_act(out: &mut [f32], bias: &[f32], b: usize, p: usize, relu: bool) {
 }
 
 /// The gradient at the pre-activation (`grad` masked where the ReLU output
-/// is zero) and the bias gradient, both from `[b, c, p]` tensors.
+/// is zero) and the bias gradient, both from `[b, c, p]` tensors, in one
+/// pass (compiled for AVX2 where the CPU has it).
 fn grad_pre_act(
     grad: &[f32],
     out: &[f32],
@@ -386,25 +387,45 @@ fn grad_pre_act(
     p: usize,
     relu: bool,
 ) -> (Scratch, Vec<f32>) {
-    let mut g = Scratch::new(grad.len());
-    g.copy_from_slice(grad);
-    if relu {
-        for (gv, &o) in g.iter_mut().zip(out) {
-            if o <= 0.0 {
-                *gv = 0.0;
+    #[inline(always)]
+    fn run(grad: &[f32], out: &[f32], g: &mut [f32], gb: &mut [f32], p: usize, relu: bool) {
+        let c = gb.len();
+        let planes = grad.chunks_exact(p).zip(out.chunks_exact(p));
+        for (i, ((gp, op), dst)) in planes.zip(g.chunks_exact_mut(p)).enumerate() {
+            let pass = |gv: f32, o: f32| if !relu || o > 0.0 { gv } else { 0.0 };
+            // eight running sums: one would be a chain of dependent adds
+            let mut lanes = [0f32; 8];
+            let mut dst8 = dst.chunks_exact_mut(8);
+            for ((g8, o8), d8) in gp.chunks_exact(8).zip(op.chunks_exact(8)).zip(&mut dst8) {
+                for l in 0..8 {
+                    d8[l] = pass(g8[l], o8[l]);
+                    lanes[l] += d8[l];
+                }
             }
+            let tail = p - p % 8;
+            for ((&gv, &o), d) in gp[tail..]
+                .iter()
+                .zip(&op[tail..])
+                .zip(dst8.into_remainder())
+            {
+                *d = pass(gv, o);
+                lanes[0] += *d;
+            }
+            gb[i % c] += lanes.iter().sum::<f32>();
         }
     }
+    let mut g = Scratch::new(grad.len());
     let mut gb = vec![0f32; c];
-    for n in 0..b {
-        for (ci, s) in gb.iter_mut().enumerate() {
-            *s += g[(n * c + ci) * p..][..p].iter().sum::<f32>();
-        }
+    debug_assert_eq!(grad.len(), b * c * p);
+    let (gs, gbs) = (&mut g[..], &mut gb[..]);
+    fn dispatch(grad: &[f32], out: &[f32], gs: &mut [f32], gbs: &mut [f32], p: usize, relu: bool) {
+        avx2_or_plain!(run(grad: &[f32], out: &[f32], gs: &mut [f32], gbs: &mut [f32], p: usize, relu: bool))
     }
+    dispatch(grad, out, gs, gbs, p, relu);
     (g, gb)
 }
 
-fn dims4(l: &Layout, what: &str) -> Result<(usize, usize, usize, usize)> {
+pub(super) fn dims4(l: &Layout, what: &str) -> Result<(usize, usize, usize, usize)> {
     match l.shape().dims() {
         &[b, c, h, w] => Ok((b, c, h, w)),
         d => bail!("{what}: expected a [b, c, h, w] input, got {d:?}"),
@@ -650,201 +671,6 @@ impl Conv3x3 {
     }
 }
 
-/// Visits the 2x2 windows (stride 2, ceil mode: the last window of an odd
-/// side is clipped) of an `h x w` plane in order: `f(output index, first
-/// input index, window height, window width)`.
-#[inline(always)]
-fn for_windows(h: usize, w: usize, mut f: impl FnMut(usize, usize, usize, usize)) {
-    let wo = w.div_ceil(2);
-    for yo in 0..h.div_ceil(2) {
-        let wh = if 2 * yo + 1 < h { 2 } else { 1 };
-        for xo in 0..wo {
-            let ww = if 2 * xo + 1 < w { 2 } else { 1 };
-            f(yo * wo + xo, 2 * yo * w + 2 * xo, wh, ww);
-        }
-    }
-}
-
-/// The maxima of the 2x2 windows (stride 2, ceil mode) of an `h x w`
-/// plane into `out [ceil(h/2) * ceil(w/2)]`, row pair by row pair, without
-/// branches on the data.
-fn pool_plane(plane: &[f32], h: usize, w: usize, out: &mut [f32]) {
-    let wo = w.div_ceil(2);
-    for (yo, orow) in out.chunks_exact_mut(wo).enumerate() {
-        let r0 = &plane[2 * yo * w..][..w];
-        // a clipped last window reads its one row twice
-        let r1 = if 2 * yo + 1 < h {
-            &plane[(2 * yo + 1) * w..][..w]
-        } else {
-            r0
-        };
-        // (`max` compiles to one instruction; `f32::max`'s NaN rule to four)
-        let max = |a: f32, b: f32| if a > b { a } else { b };
-        for ((o, a), b) in orow
-            .iter_mut()
-            .zip(r0.chunks_exact(2))
-            .zip(r1.chunks_exact(2))
-        {
-            *o = max(max(a[0], a[1]), max(b[0], b[1]));
-        }
-        if w % 2 == 1 {
-            orow[wo - 1] = max(r0[w - 1], r1[w - 1]);
-        }
-    }
-}
-
-/// The maximum of a window and the index of its first maximum.
-#[inline(always)]
-fn window_max(plane: &[f32], w: usize, i0: usize, wh: usize, ww: usize) -> (f32, usize) {
-    let mut best = (plane[i0], i0);
-    for dy in 0..wh {
-        for dx in 0..ww {
-            let i = i0 + dy * w + dx;
-            if plane[i] > best.0 {
-                best = (plane[i], i);
-            }
-        }
-    }
-    best
-}
-
-/// The index of the first maximum of a window (row-major), with selects
-/// rather than branches: which position wins is data, and a mispredicted
-/// branch per pixel cost more than the rest of unpooling.
-#[inline(always)]
-fn first_max(plane: &[f32], w: usize, i0: usize, wh: usize, ww: usize) -> usize {
-    if wh == 2 && ww == 2 {
-        let (a, b) = (plane[i0], plane[i0 + 1]);
-        let (c, d) = (plane[i0 + w], plane[i0 + w + 1]);
-        // the later of two equal values never replaces the earlier
-        let (top, ti) = if b > a { (b, i0 + 1) } else { (a, i0) };
-        let (bot, bi) = if d > c { (d, i0 + w + 1) } else { (c, i0 + w) };
-        if bot > top {
-            bi
-        } else {
-            ti
-        }
-    } else {
-        window_max(plane, w, i0, wh, ww).1
-    }
-}
-
-/// 2x2 max-pooling with stride 2 in ceil mode; the gradient goes to the
-/// first maximum of each window.
-#[derive(Clone, Copy, Debug)]
-pub struct MaxPool2;
-
-impl CustomOp1 for MaxPool2 {
-    fn name(&self) -> &'static str {
-        "fused-max-pool2"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (b, c, h, w) = dims4(l, self.name())?;
-        let x = slice(s, l, self.name())?;
-        let (ho, wo) = (h.div_ceil(2), w.div_ceil(2));
-        let mut out = vec![0f32; b * c * ho * wo];
-        for (plane, o) in x.chunks_exact(h * w).zip(out.chunks_exact_mut(ho * wo)) {
-            pool_plane(plane, h, w, o);
-        }
-        Ok((CpuStorage::F32(out), Shape::from((b, c, ho, wo))))
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let (b, c, h, w) = arg.dims4()?;
-        let (ho, wo) = (h.div_ceil(2), w.div_ceil(2));
-        let gx = with_data(arg, |x| {
-            with_data(grad, |gd| {
-                let mut gx = vec![0f32; b * c * h * w];
-                for ((gplane, plane), gp) in gx
-                    .chunks_exact_mut(h * w)
-                    .zip(x.chunks_exact(h * w))
-                    .zip(gd.chunks_exact(ho * wo))
-                {
-                    for_windows(h, w, |j, i0, wh, ww| {
-                        gplane[window_max(plane, w, i0, wh, ww).1] += gp[j];
-                    });
-                }
-                Ok(gx)
-            })
-        })?;
-        Ok(Some(tensor(gx, &[b, c, h, w], arg)?))
-    }
-}
-
-/// Max-unpooling as `torch.nn.MaxUnpool2d` does it: each value of
-/// `y [b, c, ceil(h/2), ceil(w/2)]` goes to the position that max-pooling
-/// `pre [b, c, h, w]` picked, the first maximum of its 2x2 window in
-/// row-major order, and zeros go everywhere else; `pre` is a constant for
-/// the gradient.
-#[derive(Clone, Copy, Debug)]
-pub struct Unpool2;
-
-impl CustomOp2 for Unpool2 {
-    fn name(&self) -> &'static str {
-        "fused-max-unpool2"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (b, c, hs, ws) = dims4(l1, self.name())?;
-        let (b2, c2, h, w) = dims4(l2, self.name())?;
-        if (b, c, hs, ws) != (b2, c2, h.div_ceil(2), w.div_ceil(2)) {
-            bail!(
-                "{}: values {:?} do not fit switches {:?}",
-                self.name(),
-                l1.shape(),
-                l2.shape()
-            );
-        }
-        let y = slice(s1, l1, self.name())?;
-        let pre = slice(s2, l2, self.name())?;
-        let mut out = vec![0f32; b * c * h * w];
-        for ((plane, o), yp) in pre
-            .chunks_exact(h * w)
-            .zip(out.chunks_exact_mut(h * w))
-            .zip(y.chunks_exact(hs * ws))
-        {
-            for_windows(h, w, |j, i0, wh, ww| {
-                o[first_max(plane, w, i0, wh, ww)] = yp[j];
-            });
-        }
-        Ok((CpuStorage::F32(out), Shape::from((b, c, h, w))))
-    }
-
-    fn bwd(
-        &self,
-        y: &Tensor,
-        pre: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (b, c, hs, ws) = y.dims4()?;
-        let (_, _, h, w) = pre.dims4()?;
-        let gy = with_data(pre, |pre| {
-            with_data(grad, |gd| {
-                let mut gy = vec![0f32; b * c * hs * ws];
-                for ((gyp, plane), gp) in gy
-                    .chunks_exact_mut(hs * ws)
-                    .zip(pre.chunks_exact(h * w))
-                    .zip(gd.chunks_exact(h * w))
-                {
-                    for_windows(h, w, |j, i0, wh, ww| {
-                        gyp[j] = gp[first_max(plane, w, i0, wh, ww)];
-                    });
-                }
-                Ok(gy)
-            })
-        })?;
-        Ok((Some(tensor(gy, &[b, c, hs, ws], y)?), None))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -921,108 +747,6 @@ mod tests {
                     &format!("case {i} {name} gradient"),
                 );
             }
-        }
-    }
-
-    /// The gradient of max-pooling by its definition: each window's
-    /// gradient goes to its first maximum (row-major). The same map is
-    /// max-unpooling by its definition, with `grad` as the values.
-    fn pool_gradient(x: &[f32], h: usize, grad: &[f32]) -> Vec<f32> {
-        let ho = h.div_ceil(2);
-        let mut out = vec![0f32; x.len()];
-        for p in 0..x.len() / (h * h) {
-            for yo in 0..ho {
-                for xo in 0..ho {
-                    let mut best: Option<(usize, f32)> = None;
-                    for (y, xx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-                        let (y, xx) = (2 * yo + y, 2 * xo + xx);
-                        if y < h && xx < h {
-                            let i = p * h * h + y * h + xx;
-                            if best.is_none_or(|(_, v)| x[i] > v) {
-                                best = Some((i, x[i]));
-                            }
-                        }
-                    }
-                    out[best.unwrap().0] += grad[p * ho * ho + yo * ho + xo];
-                }
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn pooling_and_unpooling_match_their_definitions() {
-        for h in [28, 14, 7] {
-            // ReLU outputs: many exact zeros (ties), as in the model.
-            let pre = Var::from_tensor(&rand(&[2, 3, h, h], h as u64).relu().unwrap()).unwrap();
-            let ours = pre.apply_op1(MaxPool2).unwrap();
-            let pad = h % 2;
-            let padded = pre
-                .pad_with_zeros(2, 0, pad)
-                .unwrap()
-                .pad_with_zeros(3, 0, pad)
-                .unwrap();
-            close(&ours, &padded.max_pool2d(2).unwrap(), "max-pool values");
-            let weights = rand(ours.dims(), 5);
-            let g = (&ours * &weights)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            let expected = pool_gradient(&flat(&pre), h, &flat(&weights));
-            assert_eq!(
-                flat(g.get(&pre).unwrap()),
-                expected,
-                "max-pool gradient, side {h}"
-            );
-
-            // the candle-op pooling (other devices) computes the same,
-            // gradient included, ties and all
-            let theirs = super::super::pool_with_candle_ops(&pre).unwrap();
-            close(&ours, &theirs, "candle-op max-pool values");
-            let g = (&theirs * &weights)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            assert_eq!(
-                flat(g.get(&pre).unwrap()),
-                expected,
-                "candle-op max-pool gradient, side {h}"
-            );
-
-            let y = Var::from_tensor(&rand(ours.dims(), 6)).unwrap();
-            let un = y.apply_op2(&pre.detach(), Unpool2).unwrap();
-            // by definition: each value at its window's first maximum
-            let expected = pool_gradient(&flat(&pre), h, &flat(&y));
-            let wrong = flat(&un)
-                .iter()
-                .zip(&expected)
-                .filter(|(a, b)| a != b)
-                .count();
-            assert_eq!(
-                wrong, 0,
-                "unpool values, side {h}: {wrong} positions differ"
-            );
-            let reference = super::super::unpool_with_candle_ops(&y, &pre).unwrap();
-            close(&un, &reference, "candle-op unpool values");
-            let weights = rand(un.dims(), 7);
-            let g1 = (&un * &weights)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            let g2 = (&reference * &weights)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            close(g1.get(&y).unwrap(), g2.get(&y).unwrap(), "unpool gradient");
         }
     }
 }

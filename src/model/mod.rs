@@ -10,6 +10,7 @@ mod convops;
 mod denseops;
 mod lossops;
 pub mod manifest;
+mod poolops;
 pub mod record;
 pub mod replay;
 pub mod sgemm;
@@ -389,7 +390,7 @@ impl Autoencoder {
     /// PyTorch.
     fn pool(&self, x: &Tensor) -> Result<Tensor> {
         if self.fused() {
-            return x.apply_op1(convops::MaxPool2);
+            return x.apply_op1(poolops::MaxPool2);
         }
         pool_with_candle_ops(x)
     }
@@ -400,7 +401,7 @@ impl Autoencoder {
     fn unpool(&self, y: &Tensor, pre: &Tensor) -> Result<Tensor> {
         let pre = pre.detach();
         if self.fused() {
-            return y.apply_op2(&pre, convops::Unpool2);
+            return y.apply_op2(&pre, poolops::Unpool2);
         }
         unpool_with_candle_ops(y, &pre)
     }

@@ -967,7 +967,7 @@ mod avx512 {
 /// broadcast in the 16 vector registers (the blocking of the BLIS and
 /// OpenBLAS Haswell kernels).
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+pub(crate) mod avx2 {
     use std::arch::x86_64::*;
 
     const MR: usize = 6;
@@ -1025,7 +1025,7 @@ mod avx2 {
     /// The CPU must have AVX2.
     #[inline]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn mask(lanes: usize) -> __m256i {
+    pub(crate) unsafe fn mask(lanes: usize) -> __m256i {
         let index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes.min(8) as i32), index)
     }
