@@ -462,6 +462,13 @@ impl Conv3x3 {
         }
     }
 
+    /// Whether the layer runs as a direct convolution
+    /// ([`super::convdirect`]) rather than im2col and a product.
+    fn direct(&self, g: Geom, cin: usize, cout: usize) -> bool {
+        let same = self.stride == 1 && self.pad == 1 && g.hs == g.hb && g.ws == g.wb;
+        !self.transposed && same && super::convdirect::suits(cin, cout)
+    }
+
     fn geom(&self, h: usize, w: usize) -> Geom {
         if self.transposed {
             Geom::transposed(h, w, self.stride, self.pad, self.out_pad)
@@ -494,8 +501,30 @@ impl Conv3x3 {
         } else {
             (g.hs, g.ws)
         };
-        let (p_in, p_out) = (h * w, ho * wo);
+        let p_out = ho * wo;
         let mut out = vec![0f32; b * cout * p_out];
+        if self.direct(g, cin, cout) {
+            super::convdirect::forward(x, (b, cin, h, w), weight, cout, &mut out);
+        } else {
+            self.forward_by_products(x, (b, cin, h * w), weight, cout, g, &mut out);
+        }
+        bias_act(&mut out, bias, b, p_out, self.relu);
+        (out, [b, cout, ho, wo])
+    }
+
+    /// The forward pass without bias into `out` (zeros: the transposed
+    /// convolution's col2im adds to it) as im2col (col2im for the
+    /// transposed convolution) and one product per chunk of images.
+    fn forward_by_products(
+        &self,
+        x: &[f32],
+        (b, cin, p_in): (usize, usize, usize),
+        weight: &[f32],
+        cout: usize,
+        g: Geom,
+        out: &mut [f32],
+    ) {
+        let p_out = out.len() / (b * cout);
         let rows = if self.transposed { cout } else { cin } * KK;
         let chunk = chunk_images(rows, g.small(), b);
         for n0 in (0..b).step_by(chunk) {
@@ -528,8 +557,6 @@ impl Conv3x3 {
                 channels_to_batch_into(&y, nb, cout, g.small(), out);
             }
         }
-        bias_act(&mut out, bias, b, p_out, self.relu);
-        (out, [b, cout, ho, wo])
     }
 }
 
@@ -629,6 +656,11 @@ impl Conv3x3 {
         };
         let mut gw = vec![0f32; cin * cout * KK];
         let mut gx = need_x.then(|| vec![0f32; b * cin * p_x]);
+        if self.direct(g, cin, cout) {
+            let dims = (b, cin, g.hb, g.wb);
+            super::convdirect::backward(x, dims, weight, cout, gy, &mut gw, gx.as_deref_mut());
+            return (gx, gw, gb);
+        }
         let chunk = chunk_images(cin.max(cout) * KK, g.small(), b);
         for n0 in (0..b).step_by(chunk) {
             let nb = chunk.min(b - n0);
@@ -698,6 +730,10 @@ mod tests {
             // (transposed, stride, pad, out_pad, relu, cin, cout, h)
             (false, 1, 1, 0, true, 1, 8, 28),
             (false, 1, 1, 0, false, 16, 8, 7),
+            // direct (one channel on a side), odd sizes too
+            (false, 1, 1, 0, false, 8, 1, 28),
+            (false, 1, 1, 0, true, 5, 1, 9),
+            (false, 1, 1, 0, true, 1, 3, 6),
             (false, 2, 1, 0, true, 3, 4, 9),
             (true, 2, 0, 0, true, 16, 16, 4),
             (true, 2, 1, 1, true, 16, 8, 7),
@@ -713,6 +749,9 @@ mod tests {
                 out_pad,
                 relu,
             };
+            // the cases with one channel on a side check the direct path
+            let direct = !transposed && stride == 1 && cin.min(cout) == 1;
+            assert_eq!(op.direct(op.geom(h, h), cin, cout), direct, "case {i}");
             let seed = i as u64 * 10;
             let x = Var::from_tensor(&rand(&[3, cin, h, h], seed)).unwrap();
             let wshape = if transposed {

@@ -6,6 +6,7 @@
 
 pub mod checkpoint;
 pub mod config;
+mod convdirect;
 mod convops;
 mod denseops;
 mod lossops;
