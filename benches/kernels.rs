@@ -104,6 +104,7 @@ fn training_step(c: &mut Criterion) {
         ("shallow-256", 32),
         ("shallow-256", 256),
         ("conv-deconv", 32),
+        ("conv-unpool", 32),
     ] {
         let cfg = ModelConfig::preset(preset).expect("a preset");
         let model = Autoencoder::new(&cfg, 1, &Device::Cpu).expect("a model");
