@@ -16,8 +16,10 @@
 
 use super::convops::Scratch;
 
-/// Whether a layer of `cin` -> `cout` channels runs here (it must be a
-/// stride-1, padding-1 convolution that keeps the size).
+/// Whether a layer of `cin` -> `cout` channels runs here: one channel on
+/// a side and at most 16 on the other (the taps are not blocked over
+/// channels, so wide layers are faster as products). It must be a
+/// stride-1, padding-1 convolution that keeps the size.
 pub(super) fn suits(cin: usize, cout: usize) -> bool {
     cin.min(cout) == 1 && cin.max(cout) <= 16
 }
@@ -61,8 +63,8 @@ impl Padded {
         }
     }
 
-    /// The wide grid's outputs `wide [n]` added to (or stored in) the
-    /// plane `out [h * w]`.
+    /// The wide grid's outputs `wide [n]` stored in the plane `out [h * w]`
+    /// (its two extra columns a row dropped).
     fn unpad(&self, wide: &[f32], out: &mut [f32]) {
         for (o, r) in out.chunks_exact_mut(self.w).zip(wide.chunks(self.w2)) {
             o.copy_from_slice(&r[..self.w]);
@@ -126,7 +128,6 @@ fn kernel(weight: &[f32], cin: usize, co: usize, ci: usize, flip: bool) -> [f32;
 
 /// `out [b, cout, h, w]` = the convolution of `x [b, cin, h, w]` by
 /// `weight [cout, cin, 3, 3]` (no bias).
-#[allow(clippy::too_many_arguments)]
 pub(super) fn forward(
     x: &[f32],
     (b, cin, h, w): (usize, usize, usize, usize),
@@ -160,7 +161,6 @@ pub(super) fn forward(
 /// The weight gradient `gw [cout, cin, 3, 3]` (added to) and, when asked,
 /// the input gradient `gx [b, cin, h, w]` (overwritten) from `gy
 /// [b, cout, h, w]`, the gradient at the pre-activation output.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn backward(
     x: &[f32],
     (b, cin, h, w): (usize, usize, usize, usize),

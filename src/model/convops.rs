@@ -727,20 +727,21 @@ mod tests {
     #[test]
     fn convolutions_match_candle_values_and_gradients() {
         let cases = [
-            // (transposed, stride, pad, out_pad, relu, cin, cout, h)
-            (false, 1, 1, 0, true, 1, 8, 28),
-            (false, 1, 1, 0, false, 16, 8, 7),
-            // direct (one channel on a side), odd sizes too
-            (false, 1, 1, 0, false, 8, 1, 28),
-            (false, 1, 1, 0, true, 5, 1, 9),
-            (false, 1, 1, 0, true, 1, 3, 6),
-            (false, 2, 1, 0, true, 3, 4, 9),
-            (true, 2, 0, 0, true, 16, 16, 4),
-            (true, 2, 1, 1, true, 16, 8, 7),
-            (true, 2, 1, 1, false, 8, 1, 14),
-            (true, 1, 1, 0, true, 16, 8, 14),
+            // (transposed, stride, pad, out_pad, relu, cin, cout, h, w)
+            (false, 1, 1, 0, true, 1, 8, 28, 28),
+            (false, 1, 1, 0, false, 16, 8, 7, 7),
+            // direct (one channel on a side), odd and unequal sides too
+            (false, 1, 1, 0, false, 8, 1, 28, 28),
+            (false, 1, 1, 0, true, 5, 1, 9, 13),
+            (false, 1, 1, 0, true, 1, 3, 6, 1),
+            (false, 2, 1, 0, true, 3, 4, 9, 9),
+            (true, 2, 0, 0, true, 16, 16, 4, 4),
+            (true, 2, 1, 1, true, 16, 8, 7, 7),
+            (true, 2, 1, 1, false, 8, 1, 14, 14),
+            (true, 1, 1, 0, true, 16, 8, 14, 14),
         ];
-        for (i, &(transposed, stride, pad, out_pad, relu, cin, cout, h)) in cases.iter().enumerate()
+        for (i, &(transposed, stride, pad, out_pad, relu, cin, cout, h, w)) in
+            cases.iter().enumerate()
         {
             let op = Conv3x3 {
                 transposed,
@@ -751,9 +752,9 @@ mod tests {
             };
             // the cases with one channel on a side check the direct path
             let direct = !transposed && stride == 1 && cin.min(cout) == 1;
-            assert_eq!(op.direct(op.geom(h, h), cin, cout), direct, "case {i}");
+            assert_eq!(op.direct(op.geom(h, w), cin, cout), direct, "case {i}");
             let seed = i as u64 * 10;
-            let x = Var::from_tensor(&rand(&[3, cin, h, h], seed)).unwrap();
+            let x = Var::from_tensor(&rand(&[3, cin, h, w], seed)).unwrap();
             let wshape = if transposed {
                 [cin, cout, 3, 3]
             } else {

@@ -5,10 +5,12 @@
 //! picks it. Max-pooling's gradient and max-unpooling both put each value
 //! at its window's switch and zeros at the window's other positions (one
 //! job, [`scatter_plane`]); max-unpooling's gradient reads each window's
-//! switch ([`gather_plane`]). Both write every position of their output
-//! and choose with selects rather than branches: which position wins is
-//! data, and a mispredicted branch per window cost more than the rest of
-//! unpooling. `Autoencoder` uses these on the CPU and candle's own ops on
+//! switch ([`gather_plane`]). Both write every position of their output.
+//! Which position wins is data, so the full windows take no branch on it
+//! (a mispredicted branch per window cost more than the rest of
+//! unpooling): AVX2 for the scatter, a loop the compiler vectorises for
+//! the gather. (With NaN in a window the pick may differ from PyTorch's;
+//! training stops at a non-finite loss.) `Autoencoder` uses these on the CPU and candle's own ops on
 //! other devices; the tests check both against the definition.
 
 use super::convops::{dims4, slice, tensor, with_data};
@@ -67,6 +69,13 @@ fn clipped_switch(r0: &[f32], r1: Option<&[f32]>, x: usize) -> (bool, bool) {
     )
 }
 
+/// The clipped windows of a row pair `w` wide: the last one of an odd
+/// width when the pair has both rows, else (an odd height's last row) all.
+fn clipped(both_rows: bool, w: usize) -> std::ops::Range<usize> {
+    let first = if both_rows { w / 2 } else { 0 };
+    first..w.div_ceil(2)
+}
+
 /// Each window's value of `vals [ceil(h/2) * ceil(w/2)]` at the switch of
 /// the same window of `pre [h * w]`, zeros elsewhere, into `out [h * w]`
 /// (every position written).
@@ -81,8 +90,7 @@ fn scatter_plane(pre: &[f32], h: usize, w: usize, vals: &[f32], out: &mut [f32])
             let done = wide_scatter(r0, r1, v, o0, o1);
             plain_scatter(r0, r1, v, o0, o1, done);
         }
-        let clipped = if r1.is_none() { 0..wo } else { w / 2..wo };
-        for xo in clipped {
+        for xo in clipped(r1.is_some(), w) {
             let x = 2 * xo;
             let (low, right) = clipped_switch(r0, r1, x);
             let v = v[xo];
@@ -126,8 +134,7 @@ fn gather_plane(pre: &[f32], h: usize, w: usize, grad: &[f32], out: &mut [f32]) 
                 *o = if low { bottom } else { top };
             }
         }
-        let clipped = if r1.is_none() { 0..wo } else { w / 2..wo };
-        for xo in clipped {
+        for xo in clipped(r1.is_some(), w) {
             o[xo] = pick(clipped_switch(r0, r1, 2 * xo), g0, g1, 2 * xo);
         }
     }
@@ -263,17 +270,20 @@ mod wide {
             let k = (n - x).min(8);
             // SAFETY: `mask` needs AVX2 (the caller's promise); the masks
             // cover the `2 k` floats of the rows and `k` values left from
-            // window `x`, all within the caller's bounds.
+            // window `x`, all within the caller's bounds. The second half's
+            // pointers (`p + 8`) may lie past a short row's end, so they are
+            // formed with `wrapping_add`; their mask is then empty, and a
+            // masked-off lane is never read or written.
             unsafe {
                 let (lo, hi, m) = (mask(2 * k), mask((2 * k).saturating_sub(8)), mask(k));
                 let p = 2 * x;
                 let (a, b) = split(
                     _mm256_maskload_ps(r.0.add(p), lo),
-                    _mm256_maskload_ps(r.0.add(p + 8), hi),
+                    _mm256_maskload_ps(r.0.wrapping_add(p + 8), hi),
                 );
                 let (c, d) = split(
                     _mm256_maskload_ps(r.1.add(p), lo),
-                    _mm256_maskload_ps(r.1.add(p + 8), hi),
+                    _mm256_maskload_ps(r.1.wrapping_add(p + 8), hi),
                 );
                 let v = reorder(_mm256_maskload_ps(v.add(x), m));
                 // as `switch`: ties go to the first (`max` as vmaxps)
@@ -287,7 +297,7 @@ mod wide {
                 for (row, vals) in [(o.0, top), (o.1, bottom)] {
                     let (e, f) = merge(_mm256_andnot_ps(right, vals), _mm256_and_ps(right, vals));
                     _mm256_maskstore_ps(row.add(p), lo, e);
-                    _mm256_maskstore_ps(row.add(p + 8), hi, f);
+                    _mm256_maskstore_ps(row.wrapping_add(p + 8), hi, f);
                 }
             }
         }
@@ -407,23 +417,23 @@ mod tests {
     /// The gradient of max-pooling by its definition: each window's
     /// gradient goes to its first maximum (row-major). The same map is
     /// max-unpooling by its definition, with `grad` as the values.
-    fn pool_gradient(x: &[f32], h: usize, grad: &[f32]) -> Vec<f32> {
-        let ho = h.div_ceil(2);
+    fn pool_gradient(x: &[f32], (h, w): (usize, usize), grad: &[f32]) -> Vec<f32> {
+        let (ho, wo) = (h.div_ceil(2), w.div_ceil(2));
         let mut out = vec![0f32; x.len()];
-        for p in 0..x.len() / (h * h) {
+        for p in 0..x.len() / (h * w) {
             for yo in 0..ho {
-                for xo in 0..ho {
+                for xo in 0..wo {
                     let mut best: Option<(usize, f32)> = None;
                     for (y, xx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
                         let (y, xx) = (2 * yo + y, 2 * xo + xx);
-                        if y < h && xx < h {
-                            let i = p * h * h + y * h + xx;
+                        if y < h && xx < w {
+                            let i = p * h * w + y * w + xx;
                             if best.is_none_or(|(_, v)| x[i] > v) {
                                 best = Some((i, x[i]));
                             }
                         }
                     }
-                    out[best.unwrap().0] += grad[p * ho * ho + yo * ho + xo];
+                    out[best.unwrap().0] += grad[p * ho * wo + yo * wo + xo];
                 }
             }
         }
@@ -432,15 +442,26 @@ mod tests {
 
     #[test]
     fn pooling_and_unpooling_match_their_definitions() {
-        for h in [28, 14, 7] {
+        // the model's sides, then odd, one-wide and one-tall planes (the
+        // clipped windows of ceil mode) and rows longer than 8 windows
+        for (h, w) in [
+            (28, 28),
+            (14, 14),
+            (7, 7),
+            (5, 9),
+            (1, 6),
+            (6, 1),
+            (1, 1),
+            (3, 35),
+        ] {
             // ReLU outputs: many exact zeros (ties), as in the model.
-            let pre = Var::from_tensor(&rand(&[2, 3, h, h], h as u64).relu().unwrap()).unwrap();
+            let seed = (h * 100 + w) as u64;
+            let pre = Var::from_tensor(&rand(&[2, 3, h, w], seed).relu().unwrap()).unwrap();
             let ours = pre.apply_op1(MaxPool2).unwrap();
-            let pad = h % 2;
             let padded = pre
-                .pad_with_zeros(2, 0, pad)
+                .pad_with_zeros(2, 0, h % 2)
                 .unwrap()
-                .pad_with_zeros(3, 0, pad)
+                .pad_with_zeros(3, 0, w % 2)
                 .unwrap();
             same(&ours, &padded.max_pool2d(2).unwrap(), "max-pool values");
             let weights = rand(ours.dims(), 5);
@@ -451,11 +472,11 @@ mod tests {
                 .backward()
                 .unwrap();
             let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            let expected = pool_gradient(&flat(&pre), h, &flat(&weights));
+            let expected = pool_gradient(&flat(&pre), (h, w), &flat(&weights));
             assert_eq!(
                 flat(g.get(&pre).unwrap()),
                 expected,
-                "max-pool gradient, side {h}"
+                "max-pool gradient, side {h}x{w}"
             );
 
             // the candle-op pooling (other devices) computes the same,
@@ -471,13 +492,13 @@ mod tests {
             assert_eq!(
                 flat(g.get(&pre).unwrap()),
                 expected,
-                "candle-op max-pool gradient, side {h}"
+                "candle-op max-pool gradient, side {h}x{w}"
             );
 
             let y = Var::from_tensor(&rand(ours.dims(), 6)).unwrap();
             let un = y.apply_op2(&pre.detach(), Unpool2).unwrap();
             // by definition: each value at its window's first maximum
-            let expected = pool_gradient(&flat(&pre), h, &flat(&y));
+            let expected = pool_gradient(&flat(&pre), (h, w), &flat(&y));
             let wrong = flat(&un)
                 .iter()
                 .zip(&expected)
@@ -485,7 +506,7 @@ mod tests {
                 .count();
             assert_eq!(
                 wrong, 0,
-                "unpool values, side {h}: {wrong} positions differ"
+                "unpool values, side {h}x{w}: {wrong} positions differ"
             );
             let reference = super::super::unpool_with_candle_ops(&y, &pre).unwrap();
             same(&un, &reference, "candle-op unpool values");
