@@ -2,29 +2,38 @@
 //! and the element-wise passes compiled twice (std only: the checkpoint
 //! fuzz target compiles this file for the random numbers).
 
-/// The end of a function whose work is `fn run(args) -> R`, a loop the
-/// compiler vectorises: calls a copy of `run` compiled for AVX2 + FMA when
-/// the CPU has them (the default build targets SSE2, without 8-lane
-/// vectors or fused multiply-adds), else `run` itself.
-/// `avx2_or_plain!(run(x: &[f32], k: f32) -> f64)`.
+/// `run(args)`, where `run` is a loop the compiler vectorises (marked
+/// `#[inline(always)]`, so that its copy below is compiled with the
+/// features): a copy of `run` compiled for AVX2 + FMA when the CPU has them
+/// (the default build targets SSE2, without 8-lane vectors or fused
+/// multiply-adds), else `run` itself. An expression, of `run`'s type:
+/// `let sum = avx2_or_plain!(run(x: &[f32], k: f32) -> f64);`.
 macro_rules! avx2_or_plain {
     ($run:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {{
+        /// `run`, compiled for AVX2 + FMA.
+        ///
+        /// # Safety
+        /// The CPU must have AVX2 and FMA.
         #[cfg(target_arch = "x86_64")]
-        {
-            /// `run`, compiled for AVX2 + FMA.
-            ///
-            /// # Safety
-            /// The CPU must have AVX2 and FMA.
-            #[target_feature(enable = "avx2,fma")]
-            unsafe fn fast($($arg: $ty),*) $(-> $ret)? {
-                $run($($arg),*)
-            }
-            if $crate::cpu::has_avx2() {
-                // SAFETY: the CPU has the features `fast` is compiled for
-                return unsafe { fast($($arg),*) };
-            }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn fast($($arg: $ty),*) $(-> $ret)? {
+            $run($($arg),*)
         }
-        $run($($arg),*)
+        /// `run` (no other CPU has the features).
+        ///
+        /// # Safety
+        /// None needed: the same as `run`.
+        #[cfg(not(target_arch = "x86_64"))]
+        unsafe fn fast($($arg: $ty),*) $(-> $ret)? {
+            $run($($arg),*)
+        }
+        if $crate::cpu::has_avx2() {
+            // SAFETY: `has_avx2` is true only on an x86-64 CPU with AVX2
+            // and FMA, the features `fast` is compiled for
+            unsafe { fast($($arg),*) }
+        } else {
+            $run($($arg),*)
+        }
     }};
 }
 

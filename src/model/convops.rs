@@ -418,10 +418,7 @@ fn grad_pre_act(
     let mut gb = vec![0f32; c];
     debug_assert_eq!(grad.len(), b * c * p);
     let (gs, gbs) = (&mut g[..], &mut gb[..]);
-    fn dispatch(grad: &[f32], out: &[f32], gs: &mut [f32], gbs: &mut [f32], p: usize, relu: bool) {
-        avx2_or_plain!(run(grad: &[f32], out: &[f32], gs: &mut [f32], gbs: &mut [f32], p: usize, relu: bool))
-    }
-    dispatch(grad, out, gs, gbs, p, relu);
+    avx2_or_plain!(run(grad: &[f32], out: &[f32], gs: &mut [f32], gbs: &mut [f32], p: usize, relu: bool));
     (g, gb)
 }
 

@@ -10,8 +10,9 @@
 //! (a mispredicted branch per window cost more than the rest of
 //! unpooling): AVX2 for the scatter, a loop the compiler vectorises for
 //! the gather. (With NaN in a window the pick may differ from PyTorch's;
-//! training stops at a non-finite loss.) `Autoencoder` uses these on the CPU and candle's own ops on
-//! other devices; the tests check both against the definition.
+//! training stops at a non-finite loss.) `Autoencoder` uses these on the
+//! CPU and candle's own ops on other devices; the tests check both against
+//! the definition.
 
 use super::convops::{dims4, slice, tensor, with_data};
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
@@ -37,11 +38,14 @@ fn switch(a: f32, b: f32, c: f32, d: f32) -> (bool, bool) {
     (low, if low { right_bottom } else { right_top })
 }
 
-/// `v` where `on`, else zero: as a bit mask, which compiles to no branch
-/// (a select became a branch per position).
+/// `v` where `on`, else zero.
 #[inline(always)]
 fn keep(on: bool, v: f32) -> f32 {
-    f32::from_bits(v.to_bits() & (on as u32).wrapping_neg())
+    if on {
+        v
+    } else {
+        0.0
+    }
 }
 
 /// Row `y` of an `h x w` plane, or `None` below the plane (the missing
@@ -317,11 +321,9 @@ fn gather(pre: &[f32], h: usize, w: usize, grad: &[f32]) -> Vec<f32> {
             gather_plane(p, h, w, g, o);
         }
     }
-    fn dispatch(pre: &[f32], h: usize, w: usize, grad: &[f32], o: &mut [f32]) {
-        avx2_or_plain!(run(pre: &[f32], h: usize, w: usize, grad: &[f32], o: &mut [f32]))
-    }
     let mut out = vec![0f32; pre.len() / (h * w) * h.div_ceil(2) * w.div_ceil(2)];
-    dispatch(pre, h, w, grad, &mut out);
+    let o = &mut out[..];
+    avx2_or_plain!(run(pre: &[f32], h: usize, w: usize, grad: &[f32], o: &mut [f32]));
     out
 }
 

@@ -182,6 +182,7 @@ fn gather(split: &Split, idx: &[usize], buf: &mut Vec<f32>) {
 /// The rows `idx` of `split` into `out` (`idx.len() * 784` values) scaled
 /// to [0, 1], vectorised (with AVX2 where the CPU has it).
 fn scale_rows(split: &Split, idx: &[usize], out: &mut [f32]) {
+    #[inline(always)]
     fn run(split: &Split, idx: &[usize], out: &mut [f32]) {
         for (row, &i) in out.chunks_exact_mut(PIXELS).zip(idx) {
             for (o, &p) in row.iter_mut().zip(split.image(i)) {
