@@ -1,36 +1,40 @@
 //! Products whose one operand is mostly zeros: a dense layer's input
 //! batch, in its forward pass (`x W^T`) and in its weight gradient
-//! (`dz^T x`). 81% of MNIST's pixels are 0, and in a batch of 128 digits
-//! 16 neighbouring pixels are all blank in 42% of the images, and 16
-//! images share a blank pixel at 47% of the pixels.
+//! (`dz^T x`). 81% of MNIST's pixels are 0.
 //!
-//! The sparse operand is made the vector side of the product (the forward
-//! pass is computed as its transpose), cut into strips of 16 columns, and
-//! each strip lists the depths `p` at which it is not all zero. A tile of
-//! 6 rows by one strip then runs over that list only, in the order of
-//! `p`: the terms it leaves out are exact zeros. The strip's listed rows
-//! are first copied together, so the tiles read them in order (scattered
-//! reads of them cost 6-9% more). When the lists hold more than
-//! [`MAX_SHARE`] of the depths, the caller's dense kernel is faster and
-//! nothing is computed here. AVX2 + FMA only (the tiles are 8 lanes; the
-//! AVX-512 kernel at twice the width is as fast as these lists).
+//! The sparse operand is the broadcast side of the product (the weight
+//! gradient is computed as its transpose), in groups of [`G`] neighbouring
+//! rows: two digits of the batch in the forward pass, two neighbouring
+//! pixels in the weight gradient. Each group lists the depths at which it
+//! is not all zero, with its values there, and its tiles run over that
+//! list only: the terms they leave out are exact zeros. In a batch of
+//! MNIST digits a pair of digits is blank at 71% of the pixels, and a
+//! pair of neighbouring pixels is blank in 78% of the digits, so a tile
+//! does 29% or 22% of the dense product's multiply-adds. (Grouping along
+//! the dense operand instead, 16 digits or 16 pixels to a strip, left
+//! 53% and 58%.) When the lists hold more than [`MAX_SHARE`] of the
+//! depths, the caller's dense kernel is faster and nothing is computed
+//! here. AVX2 + FMA only (the AVX-512 kernel, at twice the width, is
+//! about as fast as these lists).
 //!
-//! Measured on one core with 128 MNIST digits against 256 units: `x W^T`
-//! 515 -> 360 µs, `dz^T x` 545 -> 390 µs (against 1,000 units: 2,030 ->
-//! 1,470 and 2,190 -> 1,460 µs).
+//! Measured on one core with 128 MNIST digits against 256 units, dense ->
+//! strips of 16 -> these groups: `x W^T` 503 -> 349 -> 276 µs (that
+//! includes transposing `W`: about 75 µs), `dz^T x` 532 -> 382 -> 235 µs; against
+//! 1,000 units 1,963 -> 1,416 -> 948 and 2,137 -> 1,437 -> 798 µs.
 
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 
-use super::avx2::{mask, store};
-use super::{grow, pack_rows, store_transposed, View, PACK, TRANSPOSED};
+use super::avx2::mask;
+use super::{grow, pack_rows, View};
 
-/// Rows of a tile (broadcast side).
-const MR: usize = 6;
-/// Columns of a strip (two vectors). Tiles of 12 rows by one vector (8
-/// columns: 40% of the depths listed for a weight gradient instead of 58%)
-/// measured no faster, with 13 loads per 12 multiply-adds.
-const NR: usize = 16;
+/// Rows of the sparse side to a group (a tile's broadcast rows).
+const G: usize = 2;
+/// Vectors of 8 columns to a tile: 12 accumulators, two broadcasts and a
+/// loaded vector in the 16 vector registers.
+const V: usize = 6;
+/// Columns of a tile.
+const NC: usize = 8 * V;
 /// Above this share (in %) of listed depths the dense kernel is faster:
 /// with every depth listed, a listed tile runs at about 80% of its speed
 /// (the depths are read through the list, not blocked), and the lists cost
@@ -39,7 +43,7 @@ const MAX_SHARE: usize = 70;
 /// Smaller products are not worth the lists.
 const MIN_MADDS: usize = 1 << 18;
 /// Products of at least this many multiply-adds (before skipping) are split
-/// in two halves along the strips, on two cores when there are two.
+/// in two halves of the groups, on two cores when there are two.
 const SPLIT_MADDS: usize = 1 << 21;
 
 /// Which operand of `a x b` is mostly zeros.
@@ -49,20 +53,23 @@ pub enum Sparse {
     B,
 }
 
-/// For each strip of 16 columns of the vector operand, the depths at which
-/// it is not all zero: strip `j`'s are `rows[starts[j]..starts[j + 1]]`,
-/// ascending.
+/// For each group of [`G`] rows of the sparse side, the depths at which it
+/// is not all zero, ascending, and its `G` values at each: group `g`'s
+/// `lens[g]` entries start at `g * cap` (`cap` the depth).
 #[derive(Default)]
 struct Lists {
-    flags: Vec<u8>,
-    starts: Vec<usize>,
-    rows: Vec<u32>,
+    cap: usize,
+    lens: Vec<usize>,
+    depths: Vec<u32>,
+    values: Vec<f32>,
 }
 
 thread_local! {
-    /// The lists (the packed vector operand and the product computed
-    /// transposed use the dense kernel's buffers).
+    /// The lists.
     static LISTS: RefCell<Lists> = RefCell::default();
+    /// A tile's columns of the dense side, packed when they do not run
+    /// contiguously.
+    static COLUMNS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// `out [m, n] (+)= a x b` (as [`super::matmul`]) without the terms where
@@ -83,326 +90,465 @@ pub unsafe fn matmul(
     acc: bool,
     sparse: Sparse,
 ) -> bool {
-    if !crate::cpu::has_avx2() || m * n * k < MIN_MADDS {
+    // out' [ms, nv] = s [ms, k] x v [k, nv], s the sparse side: out' is
+    // out, or its transpose (b^T a^T) when b is the sparse one
+    let (s, v, ms, nv, layout) = match sparse {
+        Sparse::A => (a, b, m, n, Layout::Rows),
+        Sparse::B => (b.t(), a.t(), n, m, Layout::Transposed),
+    };
+    // (a batch is stored along its rows or its columns)
+    let contiguous = s.cs == 1 || s.rs == 1;
+    if !crate::cpu::has_avx2() || m * n * k < MIN_MADDS || !contiguous {
         return false;
     }
-    // s [ms, k] x v [k, nv], v the sparse side (out^T = b^T a^T when it is a)
-    let (s, v, ms, nv) = match sparse {
-        Sparse::B => (a, b, m, n),
-        Sparse::A => (b.t(), a.t(), n, m),
-    };
     // (taken out while in use: a thread that waits for its other half in a
     // rayon pool may run another part's product meanwhile)
     let mut lists = LISTS.with(|b| std::mem::take(&mut *b.borrow_mut()));
-    let mut packed = PACK.with(|b| std::mem::take(&mut b.borrow_mut()[0]));
-    let mut transposed = TRANSPOSED.with(|b| std::mem::take(&mut *b.borrow_mut()));
-    let mut compute = || {
-        // SAFETY: `v` is valid for reads as k x nv (the caller's a or b)
-        let listed = unsafe { lists.build(v, k, nv) };
-        if listed * 100 > MAX_SHARE * k * nv.div_ceil(NR) {
-            return false;
-        }
-        let (vp, ldv) = if v.cs == 1 {
-            (v.ptr, v.rs)
-        } else {
-            grow(&mut packed, k * nv);
-            // SAFETY: as above; `packed` holds k x nv
-            unsafe { pack_rows(v, k, nv, &mut packed) };
-            (packed.as_ptr(), nv as isize)
-        };
+    // SAFETY: `s` is valid for reads as ms x k (the caller's a or b^T)
+    let listed = unsafe { lists.build(s, ms, k) };
+    let took = listed * 100 <= MAX_SHARE * k * ms.div_ceil(G);
+    if took {
         let product = Product {
-            s,
-            vp,
-            ldv,
+            v,
+            k,
             ms,
+            nv,
             lists: &lists,
+            out: Out(out),
+            ldo,
+            acc,
+            layout,
         };
         let split = m * n * k >= SPLIT_MADDS && crate::par::can_split();
-        match sparse {
-            // SAFETY: `out` is m x n = ms x nv at stride ldo
-            Sparse::B => unsafe { product.run(nv, split, Out(out), ldo, acc) },
-            Sparse::A => {
-                grow(&mut transposed, ms * nv);
-                // SAFETY: `transposed` holds ms x nv = n x m; `out` m x n
-                unsafe {
-                    product.run(nv, split, Out(transposed.as_mut_ptr()), nv, false);
-                    store_transposed(&transposed, m, n, out, ldo, acc);
-                }
-            }
-        }
-        true
-    };
-    let took = compute();
+        // SAFETY: `out` is m x n at stride ldo, so out' is ms x nv in
+        // `layout`; `v` is valid for reads as k x nv
+        unsafe { product.run(split) };
+    }
     LISTS.with(|b| *b.borrow_mut() = lists);
-    PACK.with(|b| b.borrow_mut()[0] = packed);
-    TRANSPOSED.with(|b| *b.borrow_mut() = transposed);
     took
 }
 
 impl Lists {
-    /// The lists of `v` (`k x nv`); returns how many depths they hold in
+    /// The lists of `s` (`ms x k`); returns how many entries they hold in
     /// all.
     ///
     /// # Safety
-    /// `v` must be valid for reads as a `k x nv` matrix.
-    unsafe fn build(&mut self, v: View, k: usize, nv: usize) -> usize {
-        let strips = nv.div_ceil(NR);
-        self.flags.clear();
-        self.flags.resize(strips * k, 0);
-        // SAFETY: as this function's; the flags are strips x k
+    /// `s` must be valid for reads as an `ms x k` matrix, contiguous along
+    /// its depths or its rows; the CPU has AVX2.
+    unsafe fn build(&mut self, s: View, ms: usize, k: usize) -> usize {
+        let groups = ms.div_ceil(G);
+        self.cap = k;
+        self.lens.clear();
+        self.lens.resize(groups, 0);
+        // (every entry is written before it is read: no clearing)
+        grow(&mut self.values, groups * k * G);
+        if self.depths.len() < groups * k {
+            self.depths.resize(groups * k, 0);
+        }
+        // SAFETY: as this function's; the buffers hold groups x k entries
         unsafe {
-            if v.cs == 1 {
-                flag_rows(v, k, nv, &mut self.flags)
-            } else if v.rs == 1 {
-                flag_columns(v, k, nv, &mut self.flags)
+            if s.cs == 1 {
+                self.along_depth(s, ms, k);
             } else {
-                for p in 0..k {
-                    for j in 0..nv {
-                        if *v.ptr.offset(p as isize * v.rs + j as isize * v.cs) != 0.0 {
-                            self.flags[j / NR * k + p] = 1;
-                        }
-                    }
+                self.along_rows(s, ms, k);
+            }
+        }
+        self.lens.iter().sum()
+    }
+
+    /// Appends depth `p` and the group's values there to group `g`'s list.
+    ///
+    /// # Safety
+    /// `g` must be a group of the lists being built and `p` a depth that
+    /// its list does not hold yet (so the list has room).
+    #[inline(always)]
+    unsafe fn push(&mut self, g: usize, p: usize, vals: [f32; G]) {
+        // SAFETY: g < groups and lens[g] < cap (the caller's), so the entry
+        // lies within the buffers grown for groups x cap entries
+        unsafe {
+            let len = self.lens.get_unchecked_mut(g);
+            let e = g * self.cap + *len;
+            *len += 1;
+            *self.depths.get_unchecked_mut(e) = p as u32;
+            self.values
+                .as_mut_ptr()
+                .add(e * G)
+                .cast::<[f32; G]>()
+                .write_unaligned(vals);
+        }
+    }
+
+    /// The lists of `s` stored along its depths (`s.cs == 1`, a row-major
+    /// batch as `a`): each group's rows side by side, 8 depths at a time.
+    ///
+    /// # Safety
+    /// As for [`Self::build`], with the buffers grown for `s`.
+    #[target_feature(enable = "avx2")]
+    unsafe fn along_depth(&mut self, s: View, ms: usize, k: usize) {
+        for g in 0..ms.div_ceil(G) {
+            let rows = G.min(ms - g * G);
+            let base = s.ptr.offset((g * G) as isize * s.rs);
+            for p0 in (0..k).step_by(8) {
+                let lanes = mask(k - p0);
+                let mut x = [[0f32; 8]; G];
+                let mut any = _mm256_setzero_ps();
+                for (r, xr) in x.iter_mut().enumerate().take(rows) {
+                    let v = _mm256_maskload_ps(base.offset(r as isize * s.rs).add(p0), lanes);
+                    _mm256_storeu_ps(xr.as_mut_ptr(), v);
+                    any = _mm256_or_ps(any, _mm256_cmp_ps::<_CMP_NEQ_UQ>(v, _mm256_setzero_ps()));
+                }
+                let mut bits = _mm256_movemask_ps(any) as u32;
+                while bits != 0 {
+                    let d = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    // SAFETY: g < groups; each depth once
+                    self.push(g, p0 + d, std::array::from_fn(|r| x[r][d]));
                 }
             }
         }
-        self.starts.clear();
-        self.rows.clear();
-        for strip in self.flags.chunks_exact(k) {
-            self.starts.push(self.rows.len());
-            let listed = strip.iter().enumerate().filter(|(_, &f)| f != 0);
-            self.rows.extend(listed.map(|(p, _)| p as u32));
-        }
-        self.starts.push(self.rows.len());
-        self.rows.len()
     }
 
-    fn of(&self, strip: usize) -> &[u32] {
-        &self.rows[self.starts[strip]..self.starts[strip + 1]]
-    }
-}
-
-/// Whether any of 8 floats (the lanes of `mask`) is nonzero.
-///
-/// # Safety
-/// The lanes `mask` sets must be valid for reads at `p`; the CPU has AVX2.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn nonzero(p: *const f32, mask: __m256i) -> bool {
-    let x = _mm256_maskload_ps(p, mask);
-    _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(x, _mm256_setzero_ps())) != 0
-}
-
-/// The flags of `v` stored along its rows (`v.cs == 1`): each row's
-/// strips, 8 numbers at a time.
-///
-/// # Safety
-/// As for [`Lists::build`], with `flags` of `strips x k`; the CPU has AVX2.
-#[target_feature(enable = "avx2")]
-unsafe fn flag_rows(v: View, k: usize, nv: usize, flags: &mut [u8]) {
-    let full = mask(8);
-    for p in 0..k {
-        let row = v.ptr.offset(p as isize * v.rs);
-        for j in (0..nv).step_by(8) {
-            let lanes = if nv - j >= 8 { full } else { mask(nv - j) };
-            if nonzero(row.add(j), lanes) {
-                flags[j / NR * k + p] = 1;
+    /// The lists of `s` stored along its rows (`s.rs == 1`, the transpose
+    /// of a row-major batch as `b`): depth by depth, 8 rows (`8 / G`
+    /// groups) at a time.
+    ///
+    /// # Safety
+    /// As for [`Self::along_depth`].
+    #[target_feature(enable = "avx2")]
+    unsafe fn along_rows(&mut self, s: View, ms: usize, k: usize) {
+        const _: () = assert!(8 % G == 0);
+        // the lowest bit of each group's G bits
+        let firsts = (0..8).step_by(G).fold(0u32, |f, b| f | 1 << b);
+        for p in 0..k {
+            let col = s.ptr.offset(p as isize * s.cs);
+            for r0 in (0..ms).step_by(8) {
+                let v = _mm256_maskload_ps(col.add(r0), mask(ms - r0));
+                let nonzero =
+                    _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(v, _mm256_setzero_ps()));
+                let mut bits = (0..G).fold(0u32, |b, t| b | (nonzero as u32) >> t) & firsts;
+                if bits == 0 {
+                    continue;
+                }
+                let mut x = [0f32; 8];
+                _mm256_storeu_ps(x.as_mut_ptr(), v);
+                while bits != 0 {
+                    let d = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    // SAFETY: r0 + d < ms, so a group; each depth once
+                    self.push((r0 + d) / G, p, std::array::from_fn(|r| x[d + r]));
+                }
             }
         }
     }
+
+    /// Group `g`'s depths and values.
+    fn of(&self, g: usize) -> (&[u32], &[f32]) {
+        let (start, len) = (g * self.cap, self.lens[g]);
+        (
+            &self.depths[start..start + len],
+            &self.values[start * G..(start + len) * G],
+        )
+    }
 }
 
-/// The flags of `v` stored along its columns (`v.rs == 1`, the transpose
-/// of a row-major batch): 8 depths of a strip's columns at a time.
-///
-/// # Safety
-/// As for [`flag_rows`].
-#[target_feature(enable = "avx2")]
-unsafe fn flag_columns(v: View, k: usize, nv: usize, flags: &mut [u8]) {
-    for j0 in (0..nv).step_by(NR) {
-        let strip = &mut flags[j0 / NR * k..][..k];
-        for p0 in (0..k).step_by(8) {
-            let lanes = mask(k - p0);
-            let mut any = _mm256_setzero_ps();
-            for j in j0..(j0 + NR).min(nv) {
-                let x = _mm256_maskload_ps(v.ptr.offset(j as isize * v.cs).add(p0), lanes);
-                any = _mm256_or_ps(any, _mm256_cmp_ps::<_CMP_NEQ_UQ>(x, _mm256_setzero_ps()));
-            }
-            let bits = _mm256_movemask_ps(any);
-            for (d, f) in strip[p0..(p0 + 8).min(k)].iter_mut().enumerate() {
-                *f = ((bits >> d) & 1) as u8;
-            }
-        }
-    }
+/// How the product `out'` lies in the caller's `out`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// `out' = out`.
+    Rows,
+    /// `out' = out^T`: row `i` of `out'` is column `i` of `out`.
+    Transposed,
 }
 
 /// An output pointer handed to the other half of a split product.
 #[derive(Clone, Copy)]
 struct Out(*mut f32);
-// SAFETY: the halves write disjoint strips of the output, and
-// `par::join` returns only when both are done.
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
 
-/// `s [ms, k]` against the packed sparse operand `vp` (row stride `ldv`)
-/// and its lists.
+/// `out' [ms, nv]`: the lists of the sparse side against the dense side
+/// `v` (`k x nv`), stored into `out` (row stride `ldo`) in `layout`, added
+/// to what is there when `acc`.
 struct Product<'a> {
-    s: View,
-    vp: *const f32,
-    ldv: isize,
+    v: View,
+    k: usize,
     ms: usize,
+    nv: usize,
     lists: &'a Lists,
+    out: Out,
+    ldo: usize,
+    acc: bool,
+    layout: Layout,
 }
-// SAFETY: the halves only read `s`, `vp` and the lists.
+// SAFETY: the halves only read `v` and the lists, and write disjoint
+// parts of out' (`par::join` returns only when both are done).
 unsafe impl Sync for Product<'_> {}
 
 impl Product<'_> {
-    /// Every strip of the `nv` columns into `out` (row stride `ldo`): in
-    /// two halves of strips when `split`.
+    /// Every tile, in two halves when `split`: of the columns when the
+    /// dense side is packed (each half packs its own), else of the groups,
+    /// of equal listed work.
     ///
     /// # Safety
-    /// `out` must be valid for writes (and reads when `acc`) as `ms x nv`
-    /// at row stride `ldo`; `s` and `vp` as given to [`matmul`].
-    unsafe fn run(&self, nv: usize, split: bool, out: Out, ldo: usize, acc: bool) {
-        let strips = nv.div_ceil(NR);
-        if split && strips >= 2 {
-            let half = strips / 2;
-            crate::par::join(
-                // SAFETY: as this function's; the halves' strips are disjoint
-                || unsafe { self.strips(0..half, nv, out, ldo, acc) },
-                || unsafe { self.strips(half..strips, nv, out, ldo, acc) },
-            );
+    /// `out` must be valid for writes (and reads when `acc`) as out' in
+    /// `layout`, `v` for reads as `k x nv`.
+    unsafe fn run(&self, split: bool) {
+        let groups = self.lists.lens.len();
+        let chunks = self.nv.div_ceil(NC);
+        let all = (0..groups, 0..chunks);
+        let halves = if !split {
+            None
+        } else if self.v.cs != 1 && chunks >= 2 {
+            let mid = chunks / 2;
+            Some(((0..groups, 0..mid), (0..groups, mid..chunks)))
+        } else if groups >= 2 {
+            let half = self.lists.lens.iter().sum::<usize>() / 2;
+            let mut seen = 0;
+            let mid = self
+                .lists
+                .lens
+                .iter()
+                .position(|&len| {
+                    seen += len;
+                    seen >= half
+                })
+                .unwrap_or(0)
+                .clamp(1, groups - 1);
+            Some(((0..mid, 0..chunks), (mid..groups, 0..chunks)))
         } else {
+            None
+        };
+        match halves {
+            Some((one, other)) => {
+                crate::par::join(
+                    // SAFETY: as this function's; the halves' tiles are disjoint
+                    || unsafe { self.tiles(one) },
+                    || unsafe { self.tiles(other) },
+                );
+            }
             // SAFETY: as this function's
-            unsafe { self.strips(0..strips, nv, out, ldo, acc) }
+            None => unsafe { self.tiles(all) },
         }
     }
 
-    /// The strips `range`, each against every tile of `MR` rows (the strip
-    /// stays in the first-level cache while it meets them).
+    /// The tiles of the groups and the column chunks (of [`NC`]) given,
+    /// chunk by chunk: a chunk of the dense side stays in cache while the
+    /// groups meet it.
     ///
     /// # Safety
     /// As for [`Self::run`].
-    unsafe fn strips(
-        &self,
-        range: std::ops::Range<usize>,
-        nv: usize,
-        out: Out,
-        ldo: usize,
-        acc: bool,
-    ) {
-        let s = self.s;
-        // the strip's listed rows, copied together: the tiles then read
-        // them in order, one after the other
-        let mut compact = Vec::new();
-        for strip in range {
-            let j0 = strip * NR;
-            let nc = NR.min(nv - j0);
-            let rows = self.lists.of(strip);
-            compact.clear();
-            for &p in rows {
-                // SAFETY: row p, columns j0..j0 + nc of v
-                let row = unsafe {
-                    std::slice::from_raw_parts(self.vp.offset(p as isize * self.ldv).add(j0), nc)
+    unsafe fn tiles(&self, (groups, chunks): (std::ops::Range<usize>, std::ops::Range<usize>)) {
+        let mut packed = COLUMNS.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        for chunk in chunks {
+            let j0 = chunk * NC;
+            let nc = NC.min(self.nv - j0);
+            let columns = View {
+                ptr: self.v.ptr.wrapping_offset(j0 as isize * self.v.cs),
+                ..self.v
+            };
+            let (vp, ldv) = if self.v.cs == 1 {
+                (columns.ptr, columns.rs)
+            } else {
+                grow(&mut packed, self.k * nc);
+                // SAFETY: columns j0.. of v, k x nc; `packed` holds k x nc
+                unsafe { pack_rows(columns, self.k, nc, &mut packed) };
+                (packed.as_ptr(), nc as isize)
+            };
+            for g in groups.clone() {
+                let (depths, values) = self.lists.of(g);
+                let at = match self.layout {
+                    Layout::Rows => g * G * self.ldo + j0,
+                    Layout::Transposed => j0 * self.ldo + g * G,
                 };
-                compact.extend_from_slice(row);
-                compact.resize(compact.len() + NR - nc, 0.0);
+                let tile = Tile {
+                    nc,
+                    rows: G.min(self.ms - g * G),
+                    o: self.out.0.add(at),
+                    ldo: self.ldo,
+                    acc: self.acc,
+                    layout: self.layout,
+                };
+                // SAFETY: the tile's rows and columns lie within out' and
+                // the dense side, as the caller vouched
+                unsafe { tile.run(depths, values, vp, ldv) };
             }
-            for i0 in (0..self.ms).step_by(MR) {
-                let mr = MR.min(self.ms - i0);
-                let sp = s.ptr.offset(i0 as isize * s.rs);
-                let o = out.0.add(i0 * ldo + j0);
-                // SAFETY: rows i0.. of s, the compact strip, columns j0..
-                // of out, all within the shapes the caller vouched for
-                unsafe { tile(mr, nc, rows, sp, s.rs, s.cs, compact.as_ptr(), o, ldo, acc) };
+        }
+        COLUMNS.with(|b| *b.borrow_mut() = packed);
+    }
+}
+
+/// One tile of out': `rows <= G` rows by `nc <= NC` columns, its corner
+/// at `o`.
+struct Tile {
+    nc: usize,
+    rows: usize,
+    o: *mut f32,
+    ldo: usize,
+    acc: bool,
+    layout: Layout,
+}
+
+impl Tile {
+    /// The tile's sums over its group's list (`depths`, `values`) against
+    /// the dense side's columns from `vp`, stored.
+    ///
+    /// # Safety
+    /// `vp` must be valid for reads of `nc` numbers at each listed row
+    /// (stride `ldv`), `o` for the tile's writes; the CPU has AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run(&self, depths: &[u32], values: &[f32], vp: *const f32, ldv: isize) {
+        macro_rules! by_vectors {
+            ($($x:literal)*) => {
+                match self.nc.div_ceil(8) {
+                    $($x => {
+                        let c = if self.nc == 8 * $x {
+                            sums::<$x, false>(depths, values, vp, ldv, self.nc)
+                        } else {
+                            sums::<$x, true>(depths, values, vp, ldv, self.nc)
+                        };
+                        self.store(&c)
+                    })*
+                    _ => unreachable!("more columns than the tile"),
+                }
+            };
+        }
+        const _: () = assert!(V == 6);
+        by_vectors!(1 2 3 4 5 6)
+    }
+
+    /// Stores the sums `c` (`G` rows of `X` vectors).
+    ///
+    /// # Safety
+    /// As for [`Self::run`].
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn store<const X: usize>(&self, c: &[[__m256; X]; G]) {
+        let whole = self.nc == 8 * X;
+        match self.layout {
+            Layout::Transposed if whole && self.rows == G => {
+                transposed_pairs(c, self.o, self.ldo, self.acc)
+            }
+            Layout::Rows => {
+                let last = mask(self.nc - 8 * (X - 1));
+                for (r, cr) in c.iter().enumerate().take(self.rows) {
+                    let row = self.o.add(r * self.ldo);
+                    for (x, &cx) in cr.iter().enumerate() {
+                        let p = row.add(8 * x);
+                        if whole || x + 1 < X {
+                            let val = if self.acc {
+                                _mm256_add_ps(cx, _mm256_loadu_ps(p))
+                            } else {
+                                cx
+                            };
+                            _mm256_storeu_ps(p, val);
+                        } else {
+                            let val = if self.acc {
+                                _mm256_add_ps(cx, _mm256_maskload_ps(p, last))
+                            } else {
+                                cx
+                            };
+                            _mm256_maskstore_ps(p, last, val);
+                        }
+                    }
+                }
+            }
+            Layout::Transposed => {
+                // an edge tile (a short last group or a part of a vector)
+                let mut t = [[0f32; NC]; G];
+                for (tr, cr) in t.iter_mut().zip(c) {
+                    for (x, &cx) in cr.iter().enumerate() {
+                        _mm256_storeu_ps(tr.as_mut_ptr().add(8 * x), cx);
+                    }
+                }
+                for j in 0..self.nc {
+                    for (r, tr) in t.iter().enumerate().take(self.rows) {
+                        let p = self.o.add(j * self.ldo + r);
+                        *p = if self.acc { *p + tr[j] } else { tr[j] };
+                    }
+                }
             }
         }
     }
 }
 
-/// One `mr x nc` tile over the depths `rows`: `sp` the broadcast side's
-/// rows (element `(i, p)` at `sp + i * srs + p * scs`), `vp` the strip's
-/// listed rows copied together (`NR` numbers each, zero past `nc`), `o` the
-/// tile's corner in the output.
+/// Stores a whole tile of two rows transposed: each of its columns is a
+/// pair of numbers in a row of `out`.
 ///
 /// # Safety
-/// Those reads and writes must be valid for `mr <= MR` rows, `nc <= NR`
-/// columns and every depth in `rows` (and `vp` for `rows.len()` rows); the
-/// CPU has AVX2 and FMA.
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tile(
-    mr: usize,
-    nc: usize,
-    rows: &[u32],
-    sp: *const f32,
-    srs: isize,
-    scs: isize,
-    vp: *const f32,
+/// `o` must be valid for reads and writes of two numbers at each of `8 X`
+/// rows (stride `ldo`); the CPU has AVX2.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn transposed_pairs<const X: usize>(
+    c: &[[__m256; X]; G],
     o: *mut f32,
     ldo: usize,
-    add: bool,
+    acc: bool,
 ) {
-    macro_rules! by_rows {
-        ($($m:literal)*) => {
-            match (mr, nc > 8) {
-                $(($m, true) => kernel::<$m, 2>(nc, rows, sp, srs, scs, vp, o, ldo, add),
-                  ($m, false) => kernel::<$m, 1>(nc, rows, sp, srs, scs, vp, o, ldo, add),)*
-                _ => unreachable!("more rows than the tile"),
-            }
+    const _: () = assert!(G == 2);
+    let pair = |j: usize, q: __m128d, high: bool| {
+        let p = o.add(j * ldo) as *mut f64;
+        let q = if acc {
+            let there = if high {
+                _mm_loadh_pd(_mm_setzero_pd(), p)
+            } else {
+                _mm_load_sd(p)
+            };
+            _mm_castps_pd(_mm_add_ps(_mm_castpd_ps(q), _mm_castpd_ps(there)))
+        } else {
+            q
         };
+        if high {
+            _mm_storeh_pd(p, q)
+        } else {
+            _mm_store_sd(p, q)
+        }
+    };
+    for (x, (&c0, &c1)) in c[0].iter().zip(&c[1]).enumerate() {
+        // columns (0, 1) and (4, 5) of the vector, then (2, 3) and (6, 7)
+        let lo = _mm256_castps_pd(_mm256_unpacklo_ps(c0, c1));
+        let hi = _mm256_castps_pd(_mm256_unpackhi_ps(c0, c1));
+        let j = 8 * x;
+        for (q, j) in [
+            (_mm256_castpd256_pd128(lo), j),
+            (_mm256_castpd256_pd128(hi), j + 2),
+            (_mm256_extractf128_pd::<1>(lo), j + 4),
+            (_mm256_extractf128_pd::<1>(hi), j + 6),
+        ] {
+            pair(j, q, false);
+            pair(j + 1, q, true);
+        }
     }
-    const _: () = assert!(MR == 6 && NR == 16);
-    by_rows!(1 2 3 4 5 6)
 }
 
-/// [`tile`] for `M` rows of `V` vectors.
+/// A tile's sums over its group's list: at each listed depth, `X` vectors
+/// of the dense side's row (the last one masked to `nc` when `MASKED`)
+/// against the group's `G` values.
 ///
 /// # Safety
-/// As for [`tile`].
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn kernel<const M: usize, const V: usize>(
-    nc: usize,
-    rows: &[u32],
-    sp: *const f32,
-    srs: isize,
-    scs: isize,
-    vp: *const f32,
-    o: *mut f32,
-    ldo: usize,
-    add: bool,
-) {
-    let masks = [mask(nc), mask(nc.saturating_sub(8))];
-    let c = depth::<M, V>(rows, sp, srs, scs, vp);
-    store(&c, nc, masks, o, ldo, add);
-}
-
-/// The tile's sums over the depths `rows`, kept in registers: the strip's
-/// rows in order from `vp`, the broadcast side's at each listed depth.
-///
-/// # Safety
-/// As for [`tile`].
+/// As for [`Tile::run`], with `values` holding `G` per depth.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn depth<const M: usize, const V: usize>(
-    rows: &[u32],
-    sp: *const f32,
-    srs: isize,
-    scs: isize,
-    mut vp: *const f32,
-) -> [[__m256; V]; M] {
-    let mut c = [[_mm256_setzero_ps(); V]; M];
-    for &p in rows {
-        let mut v = [_mm256_setzero_ps(); V];
-        for (x, vx) in v.iter_mut().enumerate() {
-            *vx = _mm256_loadu_ps(vp.add(8 * x));
-        }
-        vp = vp.add(NR);
-        let sq = sp.offset(p as isize * scs);
-        for (r, cr) in c.iter_mut().enumerate() {
-            let a = _mm256_set1_ps(*sq.offset(r as isize * srs));
-            for x in 0..V {
-                cr[x] = _mm256_fmadd_ps(a, v[x], cr[x]);
+unsafe fn sums<const X: usize, const MASKED: bool>(
+    depths: &[u32],
+    values: &[f32],
+    vp: *const f32,
+    ldv: isize,
+    nc: usize,
+) -> [[__m256; X]; G] {
+    let last = mask(nc - 8 * (X - 1));
+    let mut c = [[_mm256_setzero_ps(); X]; G];
+    let mut val = values.as_ptr();
+    for &p in depths {
+        let row = vp.offset(p as isize * ldv);
+        let a: [__m256; G] = std::array::from_fn(|r| _mm256_set1_ps(*val.add(r)));
+        val = val.add(G);
+        for x in 0..X {
+            let v = if MASKED && x + 1 == X {
+                _mm256_maskload_ps(row.add(8 * x), last)
+            } else {
+                _mm256_loadu_ps(row.add(8 * x))
+            };
+            for (cr, &ar) in c.iter_mut().zip(&a) {
+                cr[x] = _mm256_fmadd_ps(ar, v, cr[x]);
             }
         }
     }
