@@ -18,8 +18,8 @@
 //! about as fast as these lists).
 //!
 //! Measured on one core with 128 MNIST digits against 256 units, dense ->
-//! strips of 16 -> these groups: `x W^T` 503 -> 349 -> 276 µs (that
-//! includes transposing `W`: about 75 µs), `dz^T x` 532 -> 382 -> 235 µs; against
+//! strips of 16 -> these groups: `x W^T` 503 -> 349 -> 276 µs (with
+//! `W` transposed), `dz^T x` 532 -> 382 -> 235 µs; against
 //! 1,000 units 1,963 -> 1,416 -> 948 and 2,137 -> 1,437 -> 798 µs.
 
 use std::arch::x86_64::*;
