@@ -285,7 +285,7 @@ unsafe impl Sync for Product<'_> {}
 impl Product<'_> {
     /// Every tile, in two halves when `split`: of the columns when the
     /// dense side is packed (each half packs its own), else of the groups,
-    /// of equal listed work.
+    /// of about equal listed work.
     ///
     /// # Safety
     /// `out` must be valid for writes (and reads when `acc`) as out' in
@@ -310,7 +310,7 @@ impl Product<'_> {
                     seen += len;
                     seen >= half
                 })
-                .unwrap_or(0)
+                .map_or(1, |g| g + 1)
                 .clamp(1, groups - 1);
             Some(((0..mid, 0..chunks), (mid..groups, 0..chunks)))
         } else {
@@ -321,6 +321,7 @@ impl Product<'_> {
                 crate::par::join(
                     // SAFETY: as this function's; the halves' tiles are disjoint
                     || unsafe { self.tiles(one) },
+                    // SAFETY: as the first half's
                     || unsafe { self.tiles(other) },
                 );
             }
@@ -474,7 +475,7 @@ impl Tile {
 ///
 /// # Safety
 /// `o` must be valid for reads and writes of two numbers at each of `8 X`
-/// rows (stride `ldo`); the CPU has AVX2.
+/// rows (stride `ldo`; no alignment needed); the CPU has AVX2.
 #[inline]
 #[target_feature(enable = "avx2")]
 unsafe fn transposed_pairs<const X: usize>(
@@ -484,23 +485,17 @@ unsafe fn transposed_pairs<const X: usize>(
     acc: bool,
 ) {
     const _: () = assert!(G == 2);
-    let pair = |j: usize, q: __m128d, high: bool| {
-        let p = o.add(j * ldo) as *mut f64;
+    // (64-bit loads and stores that need no alignment: a pair of floats
+    // is only 4-byte aligned)
+    let pair = |j: usize, q: __m128d| {
+        let p = o.add(j * ldo).cast::<u8>();
+        let q = _mm_castpd_ps(q);
         let q = if acc {
-            let there = if high {
-                _mm_loadh_pd(_mm_setzero_pd(), p)
-            } else {
-                _mm_load_sd(p)
-            };
-            _mm_castps_pd(_mm_add_ps(_mm_castpd_ps(q), _mm_castpd_ps(there)))
+            _mm_add_ps(q, _mm_castsi128_ps(_mm_loadu_si64(p)))
         } else {
             q
         };
-        if high {
-            _mm_storeh_pd(p, q)
-        } else {
-            _mm_store_sd(p, q)
-        }
+        _mm_storeu_si64(p, _mm_castps_si128(q));
     };
     for (x, (&c0, &c1)) in c[0].iter().zip(&c[1]).enumerate() {
         // columns (0, 1) and (4, 5) of the vector, then (2, 3) and (6, 7)
@@ -513,8 +508,8 @@ unsafe fn transposed_pairs<const X: usize>(
             (_mm256_extractf128_pd::<1>(lo), j + 4),
             (_mm256_extractf128_pd::<1>(hi), j + 6),
         ] {
-            pair(j, q, false);
-            pair(j + 1, q, true);
+            pair(j, q);
+            pair(j + 1, _mm_unpackhi_pd(q, q));
         }
     }
 }
@@ -562,12 +557,14 @@ mod tests {
 
     /// A `rows x cols` operand (stored transposed when `transposed`, as
     /// [`view`] reads it) that is zero but for blocks of 13 x 11 in a
-    /// diagonal pattern, a quarter of it: as a digit's blank margins.
+    /// diagonal pattern, a quarter of it: as a digit's blank margins. Some
+    /// pairs of rows and of columns are zero throughout (groups with empty
+    /// lists, as the corner pixels of every digit).
     fn sparse(rows: usize, cols: usize, transposed: bool, seed: u64) -> Vec<f32> {
         let mut d = data(rows * cols, seed);
         for r in 0..rows {
             for c in 0..cols {
-                if (r / 13 + c / 11) % 4 != 0 {
+                if (r / 13 + c / 11) % 4 != 0 || r / 2 % 7 == 3 || c / 2 % 5 == 2 {
                     d[if transposed {
                         c * rows + r
                     } else {
@@ -584,13 +581,15 @@ mod tests {
         if !crate::cpu::has_avx2() {
             return;
         }
-        // a layer's forward pass and weight gradient, odd sizes (partial
-        // tiles and strips), the input on either side of the product
+        // a layer's forward pass and weight gradient, odd sizes (a short
+        // last group, partial vectors and column chunks), the input on
+        // either side of the product; the last is large enough to split
         let shapes = [
             (128, 784, 256),
             (256, 128, 784),
             (37, 300, 75),
             (61, 129, 100),
+            (129, 300, 101),
         ];
         let run = || {
             for (si, &(m, k, n)) in shapes.iter().enumerate() {
@@ -635,7 +634,13 @@ mod tests {
             }
         };
         run();
-        // split along the strips on two cores
+        // split along the column chunks or the groups on two cores: by a
+        // helper thread, and in a rayon pool
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap()
+            .install(run);
         let _helper = crate::par::Helper::start(|| {}).unwrap();
         run();
     }
