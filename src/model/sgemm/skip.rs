@@ -64,8 +64,9 @@ pub enum Sparse {
 /// For each group of [`G`] rows of the sparse side, the depths at which it
 /// is not all zero, ascending, and its rows' values at each: group `g`'s
 /// `lens[g]` depths start at `depths[g * cap]`, its row `r`'s values at
-/// `values[(g * G + r) * cap]`. `cap` is the depth and 8 more: the lists
-/// are written 8 entries at a time, the ones past the end left over.
+/// `values[(g * G + r) * cap]`. `cap` is the depth and 8 more: along the
+/// depths the lists are written 8 entries at a time, the ones past the end
+/// left over.
 #[derive(Default)]
 struct Lists {
     cap: usize,
@@ -191,7 +192,9 @@ impl Lists {
     /// packed to the front of the vectors (no branch on which they are).
     ///
     /// # Safety
-    /// As for [`Self::build`], with the buffers grown for `s`.
+    /// As for [`Self::build`], with the buffers grown as it grows them:
+    /// `cap == k + 8`, `lens` of `ms.div_ceil(G)` groups, `depths` and
+    /// `values` of that many groups' `cap` and `G * cap` entries.
     #[target_feature(enable = "avx2")]
     unsafe fn along_depth(&mut self, s: View, ms: usize, k: usize) {
         let cap = self.cap;
@@ -220,7 +223,7 @@ impl Lists {
                 let bits = _mm256_movemask_ps(any) as usize;
                 let order = _mm256_loadu_si256(PACK_LANES[bits].as_ptr().cast());
                 let p = _mm256_add_epi32(_mm256_set1_epi32(p0 as i32), lanes);
-                // (len + 8 <= k + 8 = cap: within the group's lists)
+                // (len <= p0 <= k - 1, so len + 8 < cap: within the lists)
                 _mm256_storeu_si256(
                     depths.add(len).cast(),
                     _mm256_permutevar8x32_epi32(p, order),
@@ -602,12 +605,14 @@ mod tests {
     /// [`view`] reads it) that is zero but for blocks of 13 x 11 in a
     /// diagonal pattern, a quarter of it: as a digit's blank margins. Some
     /// pairs of rows and of columns are zero throughout (groups with empty
-    /// lists, as the corner pixels of every digit).
+    /// lists, as the corner pixels of every digit), and rows 2-3 and
+    /// columns 2-3 are nonzero throughout (groups that list every depth).
     fn sparse(rows: usize, cols: usize, transposed: bool, seed: u64) -> Vec<f32> {
         let mut d = data(rows * cols, seed);
         for r in 0..rows {
             for c in 0..cols {
-                if (r / 13 + c / 11) % 4 != 0 || r / 2 % 7 == 3 || c / 2 % 5 == 2 {
+                let blank = (r / 13 + c / 11) % 4 != 0 || r / 2 % 7 == 3 || c / 2 % 5 == 2;
+                if blank && r / 2 != 1 && c / 2 != 1 {
                     d[if transposed {
                         c * rows + r
                     } else {
