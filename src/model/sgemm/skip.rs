@@ -51,7 +51,8 @@ const MAX_SHARE: usize = 70;
 /// Smaller products are not worth the lists.
 const MIN_MADDS: usize = 1 << 18;
 /// Products of at least this many multiply-adds (before skipping) are split
-/// in two halves of the groups, on two cores when there are two.
+/// in two halves (of the column chunks or of the groups), on two cores when
+/// there are two.
 const SPLIT_MADDS: usize = 1 << 21;
 
 /// Which operand of `a x b` is mostly zeros.
