@@ -150,7 +150,7 @@ pub unsafe fn matmul(
 }
 
 /// [`matmul`] where the operand `sparse` names, if any, is mostly zeros (a
-/// layer's input batch): on CPUs without AVX-512, the terms where it is
+/// layer's input batch): on CPUs with AVX2, the terms where it is
 /// zero are left out when that pays (see `skip`); the same product either
 /// way.
 ///
@@ -170,7 +170,7 @@ pub unsafe fn matmul_sparse(
 ) {
     #[cfg(target_arch = "x86_64")]
     if let Some(side) = sparse {
-        if !crate::cpu::has_avx512() && skip::matmul(m, k, n, a, b, out, ldo, acc, side) {
+        if skip::matmul(m, k, n, a, b, out, ldo, acc, side) {
             return;
         }
     }
