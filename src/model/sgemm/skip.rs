@@ -14,9 +14,10 @@
 //! the dense operand instead, 16 digits or 16 pixels to a strip, left
 //! 53% and 58%.) When the lists hold more than [`MAX_SHARE`] of the
 //! depths, the caller's dense kernel is faster and nothing is computed
-//! here. The tiles are AVX2 + FMA; on a CPU with AVX-512 they still beat
-//! the dense kernel at twice their width from [`MIN_ROWS_WITH_AVX512`]
-//! rows of the batch on (128 digits against 256 units: 320 -> 270 µs).
+//! here, as for batches of fewer than [`MIN_ROWS`]. The tiles are AVX2 +
+//! FMA; on a CPU with AVX-512 they still beat the dense kernel at twice
+//! their width from [`MIN_ROWS_WITH_AVX512`] rows of the batch on (128
+//! digits against 256 units: 320 -> 270 µs).
 //!
 //! The lists are built without branching on which depths they take: 8
 //! depths at a time packed to the front of the vectors through a table
@@ -51,10 +52,24 @@ const NC: usize = 8 * V;
 const MAX_SHARE: usize = 70;
 /// Smaller products are not worth the lists.
 const MIN_MADDS: usize = 1 << 18;
-/// On a CPU with AVX-512 the dense kernel, at twice the width, is faster
-/// than these lists for a batch of fewer rows (one core, against 256
-/// units: 32 rows 77 µs dense, 90 listed; 64 rows 163 and 134 µs).
+/// Below this many rows of the batch the dense kernel is faster: the
+/// forward pass's packing of `W^T` and the tiles' set-up are not paid back
+/// (one core, against 256 units, dense / listed: 8 rows 40 / 47 µs, 16
+/// rows 62 / 63, 24 rows 109 / 73; one digit against 1,000 units 105 /
+/// 155 µs).
+const MIN_ROWS: usize = 24;
+/// The same on a CPU with AVX-512, whose dense kernel is twice as wide
+/// (32 rows 77 / 90 µs, 64 rows 163 / 134).
 const MIN_ROWS_WITH_AVX512: usize = 64;
+
+/// The fewest rows of the batch worth the lists on this CPU.
+fn min_rows() -> usize {
+    if crate::cpu::has_avx512() {
+        MIN_ROWS_WITH_AVX512
+    } else {
+        MIN_ROWS
+    }
+}
 /// Products of at least this many multiply-adds (before skipping) are split
 /// in two halves (of the column chunks or of the groups), on two cores when
 /// there are two.
@@ -139,8 +154,7 @@ pub unsafe fn matmul(
         Sparse::A => m,
         Sparse::B => k,
     };
-    let wide_enough = rows >= MIN_ROWS_WITH_AVX512 || !crate::cpu::has_avx512();
-    if !crate::cpu::has_avx2() || m * n * k < MIN_MADDS || !contiguous || !wide_enough {
+    if !crate::cpu::has_avx2() || m * n * k < MIN_MADDS || !contiguous || rows < min_rows() {
         return false;
     }
     // (taken out while in use: a thread that waits for its other half in a
@@ -672,9 +686,9 @@ mod tests {
                         // `out` holds m rows of stride ldo >= n
                         let took =
                             unsafe { matmul(m, k, n, a, b, out.as_mut_ptr(), ldo, acc, side) };
-                        // (with AVX-512, few rows go to the dense kernel)
+                        // (few rows go to the dense kernel)
                         let rows = if side == Sparse::A { m } else { k };
-                        let pays = rows >= MIN_ROWS_WITH_AVX512 || !crate::cpu::has_avx512();
+                        let pays = rows >= min_rows();
                         assert_eq!(took, pays, "{m}x{k}x{n} {side:?}: whether the lists pay");
                         if !took {
                             assert_eq!(out, start, "untouched when not taken");
@@ -725,5 +739,13 @@ mod tests {
         let v = View::rows(&small, 8);
         // SAFETY: 8 x 8 buffers
         assert!(!unsafe { matmul(8, 8, 8, v, v, out.as_mut_ptr(), 8, false, Sparse::B) });
+        // a few digits against a wide layer: a large product, too few rows
+        let (m, k, n) = (MIN_ROWS - 1, 784, 1000);
+        let (x, w) = (sparse(m, k, false, 4), data(k * n, 5));
+        let mut out = vec![1.5f32; m * n];
+        let (xm, wt) = (View::rows(&x, k), View::cols(&w, k));
+        // SAFETY: m x k, (n x k seen as) k x n and m x n buffers
+        let took = unsafe { matmul(m, k, n, xm, wt, out.as_mut_ptr(), n, false, Sparse::A) };
+        assert!(!took && out.iter().all(|&v| v == 1.5));
     }
 }
