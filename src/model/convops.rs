@@ -703,7 +703,7 @@ impl Conv3x3 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{max_abs_diff, rand_tensor as rand};
+    use crate::model::{max_abs_diff, rand_tensor as rand, weighted_grads};
     use candle_core::Var;
 
     fn close(a: &Tensor, b: &Tensor, what: &str) {
@@ -765,18 +765,8 @@ mod tests {
             close(&ours, &theirs, &format!("case {i} values"));
             // A loss that weighs every output differently.
             let weights = rand(ours.dims(), seed + 3);
-            let g1 = (ours * &weights)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            let g2 = (theirs * &weights)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
+            let g1 = weighted_grads(&ours, &weights);
+            let g2 = weighted_grads(&theirs, &weights);
             for (name, v) in [("input", &x), ("weight", &w), ("bias", &b)] {
                 close(
                     g1.get(v).unwrap(),

@@ -262,7 +262,7 @@ impl CustomOp3 for Linear {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{max_abs_diff, rand_tensor as rand};
+    use crate::model::{max_abs_diff, rand_tensor as rand, weighted_grads};
     use candle_core::Var;
 
     #[test]
@@ -288,18 +288,8 @@ mod tests {
             let theirs = op.with_candle_ops(&x, &w, &b).unwrap();
             assert!(max_abs_diff(&ours, &theirs) < 1e-5, "{act:?} values");
             let weights = rand(&[5, 11], seed + 3);
-            let g1 = (&ours * &weights)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            let g2 = (&theirs * &weights)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
+            let g1 = weighted_grads(&ours, &weights);
+            let g2 = weighted_grads(&theirs, &weights);
             for (name, v) in [("input", &x), ("weight", &w), ("bias", &b)] {
                 let d = max_abs_diff(g1.get(v).unwrap(), g2.get(v).unwrap());
                 assert!(d < 1e-5, "{act:?} {name} gradient differs by {d}");

@@ -671,6 +671,16 @@ pub(crate) fn rand_tensor(shape: &[usize], seed: u64) -> Tensor {
     Tensor::from_vec(v, shape, &Device::Cpu).expect("a shape and its values")
 }
 
+/// The gradients of `sum(t * weights)`: a loss that weighs every output of
+/// `t` differently (tests).
+#[cfg(test)]
+pub(crate) fn weighted_grads(t: &Tensor, weights: &Tensor) -> candle_core::backprop::GradStore {
+    (t * weights)
+        .and_then(|l| l.sum_all())
+        .and_then(|l| l.backward())
+        .expect("a weighting of the same shape")
+}
+
 /// Largest absolute difference between two tensors of the same shape (tests).
 #[cfg(test)]
 pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {

@@ -407,7 +407,7 @@ impl CustomOp2 for Unpool2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{max_abs_diff, rand_tensor as rand};
+    use crate::model::{max_abs_diff, rand_tensor as rand, weighted_grads};
     use candle_core::Var;
 
     /// Pooling only moves values: ours and the reference agree exactly.
@@ -467,12 +467,7 @@ mod tests {
                 .unwrap();
             same(&ours, &padded.max_pool2d(2).unwrap(), "max-pool values");
             let weights = rand(ours.dims(), 5);
-            let g = (&ours * &weights)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
+            let g = weighted_grads(&ours, &weights);
             let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             let expected = pool_gradient(&flat(&pre), (h, w), &flat(&weights));
             assert_eq!(
@@ -485,12 +480,7 @@ mod tests {
             // gradient included, ties and all
             let theirs = super::super::pool_with_candle_ops(&pre).unwrap();
             same(&ours, &theirs, "candle-op max-pool values");
-            let g = (&theirs * &weights)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
+            let g = weighted_grads(&theirs, &weights);
             assert_eq!(
                 flat(g.get(&pre).unwrap()),
                 expected,
@@ -513,18 +503,8 @@ mod tests {
             let reference = super::super::unpool_with_candle_ops(&y, &pre).unwrap();
             same(&un, &reference, "candle-op unpool values");
             let weights = rand(un.dims(), 7);
-            let g1 = (&un * &weights)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            let g2 = (&reference * &weights)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
+            let g1 = weighted_grads(&un, &weights);
+            let g2 = weighted_grads(&reference, &weights);
             same(g1.get(&y).unwrap(), g2.get(&y).unwrap(), "unpool gradient");
         }
     }
