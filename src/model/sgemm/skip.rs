@@ -143,17 +143,14 @@ pub unsafe fn matmul(
     sparse: Sparse,
 ) -> bool {
     // out' [ms, nv] = s [ms, k] x v [k, nv], s the sparse side: out' is
-    // out, or its transpose (b^T a^T) when b is the sparse one
-    let (s, v, ms, nv, layout) = match sparse {
-        Sparse::A => (a, b, m, n, Layout::Rows),
-        Sparse::B => (b.t(), a.t(), n, m, Layout::Transposed),
+    // out, or its transpose (b^T a^T) when b is the sparse one; `rows` the
+    // batch's
+    let (s, v, ms, nv, layout, rows) = match sparse {
+        Sparse::A => (a, b, m, n, Layout::Rows, m),
+        Sparse::B => (b.t(), a.t(), n, m, Layout::Transposed, k),
     };
     // (a batch is stored along its rows or its columns)
     let contiguous = s.cs == 1 || s.rs == 1;
-    let rows = match sparse {
-        Sparse::A => m,
-        Sparse::B => k,
-    };
     if !crate::cpu::has_avx2() || m * n * k < MIN_MADDS || !contiguous || rows < min_rows() {
         return false;
     }
@@ -170,7 +167,7 @@ pub unsafe fn matmul(
             ms,
             nv,
             lists: &lists,
-            out: Out(out),
+            out,
             ldo,
             acc,
             layout,
@@ -331,10 +328,6 @@ enum Layout {
     Transposed,
 }
 
-/// An output pointer handed to the other half of a split product.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-
 /// `out' [ms, nv]`: the lists of the sparse side against the dense side
 /// `v` (`k x nv`), stored into `out` (row stride `ldo`) in `layout`, added
 /// to what is there when `acc`.
@@ -344,7 +337,7 @@ struct Product<'a> {
     ms: usize,
     nv: usize,
     lists: &'a Lists,
-    out: Out,
+    out: *mut f32,
     ldo: usize,
     acc: bool,
     layout: Layout,
@@ -433,7 +426,7 @@ impl Product<'_> {
                 let tile = Tile {
                     nc,
                     rows: G.min(self.ms - g * G),
-                    o: self.out.0.add(at),
+                    o: self.out.add(at),
                     ldo: self.ldo,
                     acc: self.acc,
                     layout: self.layout,
